@@ -1,0 +1,153 @@
+"""grant-qual: wiring only. Settings → store → MTurk gateway → executor and service → Bolt app → start.
+
+`python app.py` runs Socket Mode when SLACK_APP_TOKEN is set, otherwise serves HTTP on PORT with Slack's
+requests at /slack/events, through waitress (a production WSGI server).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from types import FrameType
+
+from dotenv import load_dotenv
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.error import BoltError
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from sqlalchemy.engine import make_url
+from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
+
+from bot import slack
+from bot.config import Settings, SettingsError, load_settings
+from bot.executor import GrantExecutor
+from bot.logs import configure_logging
+from bot.mturk import MTurkGateway, create_mturk_client
+from bot.policy import AccessPolicy
+from bot.service import GrantService
+from bot.slack.messenger import SlackMessenger
+from bot.store import GrantStore, create_database_engine
+
+log = logging.getLogger("grant-qual")
+EVENTS_PATH = "/slack/events"
+
+
+@dataclass
+class GrantQual:
+    """The assembled application: everything `python app.py` and the tests start."""
+
+    settings: Settings
+    bolt: App
+    store: GrantStore
+    executor: GrantExecutor
+    service: GrantService
+    messenger: SlackMessenger
+
+    def wsgi(self) -> SlackRequestHandler:
+        return SlackRequestHandler(self.bolt, path=EVENTS_PATH)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown()
+
+
+def build(settings: Settings, *, lease: timedelta = timedelta(seconds=60)) -> GrantQual:
+    store = GrantStore(create_database_engine(settings.database_url))
+    store.create_schema()
+    gateway = MTurkGateway(create_mturk_client(settings), settings.mturk_env)
+    executor = GrantExecutor(store, gateway, max_concurrency=settings.mturk_max_concurrency, lease=lease)
+    policy = AccessPolicy(settings.requesters, settings.approvers, settings.allow_self_approval)
+    service = GrantService(store, gateway, executor, policy)
+    client = WebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=3),
+            ServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+    bolt = App(
+        client=client,
+        signing_secret=settings.slack_signing_secret,
+        process_before_response=False,
+        listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="listener"),
+    )
+    messenger = SlackMessenger(bolt.client, store, settings.approval_channel)
+    executor.observer = messenger
+    slack.register(bolt, service, messenger, max_workers=settings.max_workers_per_request)
+    return GrantQual(settings, bolt, store, executor, service, messenger)
+
+
+def http_server(
+    grant_qual: GrantQual, host: str = "0.0.0.0", port: int | None = None
+) -> BaseWSGIServer | MultiSocketServer:
+    return create_server(
+        grant_qual.wsgi(),
+        host=host,
+        port=grant_qual.settings.port if port is None else port,
+        threads=16,
+        ident="grant-qual",
+    )
+
+
+def describe(settings: Settings) -> str:
+    endpoint = (
+        settings.mturk_endpoint_url
+        or os.environ.get("AWS_ENDPOINT_URL_MTURK")
+        or "boto3 default (production)"
+    )
+    mode = "Socket Mode" if settings.socket_mode else f"HTTP on port {settings.port} at {EVENTS_PATH}"
+    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    return f"MTurk {settings.mturk_env.label} ({endpoint}); Slack {mode}; database {database}"
+
+
+def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    load_dotenv()
+    try:
+        settings = load_settings(os.environ)
+    except SettingsError as error:
+        print(f"grant-qual cannot start: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.secrets())
+    try:
+        grant_qual = build(settings)
+    except BoltError as error:
+        print(f"grant-qual cannot start: Slack refused SLACK_BOT_TOKEN ({error})", file=sys.stderr)
+        return 2
+    log.info("grant-qual starting: %s", describe(settings))
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    resumed = grant_qual.executor.resume_unfinished()
+    if resumed:
+        log.info("resuming unfinished grants: %s", resumed)
+    grant_qual.executor.start_recovery_loop()
+    try:
+        if settings.socket_mode:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            SocketModeHandler(grant_qual.bolt, settings.slack_app_token).start()
+        else:
+            http_server(grant_qual).run()
+    except KeyboardInterrupt:
+        log.info("stopping: finishing calls in flight")
+    finally:
+        grant_qual.shutdown()
+        log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

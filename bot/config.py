@@ -1,0 +1,172 @@
+"""Settings: read once from the environment (and `.env`), validated with one clear error line."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+README_HINT = "see the Settings section of README.md"
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+SANDBOX_ENDPOINT_URL = "https://mturk-requester-sandbox.us-east-1.amazonaws.com"
+PRODUCTION_ENDPOINT_URL = "https://mturk-requester.us-east-1.amazonaws.com"
+
+_SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+
+
+class MTurkEnvironment(StrEnum):
+    SANDBOX = "sandbox"
+    PRODUCTION = "production"
+
+    @property
+    def label(self) -> str:
+        """How every message names the environment: unmistakable, upper-case."""
+        return self.value.upper()
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message is one line meant for the operator."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    slack_bot_token: str
+    slack_signing_secret: str
+    slack_app_token: str | None
+    slack_api_url: str
+    requesters: frozenset[str]
+    approvers: frozenset[str]
+    approval_channel: str
+    allow_self_approval: bool
+    mturk_env: MTurkEnvironment
+    # None means "let boto3 decide": its default (production) or AWS_ENDPOINT_URL_MTURK.
+    mturk_endpoint_url: str | None
+    database_url: str
+    port: int
+    mturk_max_concurrency: int
+    mturk_max_tps: float
+    max_workers_per_request: int
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never reach a log line or a message."""
+        return tuple(s for s in (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token) if s)
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build Settings from an environment mapping, or raise SettingsError naming what is wrong."""
+    env = {key: value.strip() for key, value in environ.items()}
+    app_token = env.get("SLACK_APP_TOKEN") or None
+    required = ["SLACK_BOT_TOKEN", "GRANT_REQUESTERS", "GRANT_APPROVERS", "APPROVAL_CHANNEL"]
+    if app_token is None:
+        required.append("SLACK_SIGNING_SECRET")
+    missing = [name for name in required if not env.get(name)]
+    if missing:
+        raise SettingsError(f"missing setting(s) {', '.join(missing)} ({README_HINT})")
+    if env.get("SLACK_CLIENT_ID") and env.get("SLACK_CLIENT_SECRET"):
+        raise SettingsError(
+            "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are set, which would switch Bolt to OAuth mode; "
+            f"grant-qual uses SLACK_BOT_TOKEN, so unset them ({README_HINT})"
+        )
+    mturk_env = _parse_mturk_env(env.get("MTURK_ENV", "sandbox"))
+    return Settings(
+        slack_bot_token=_token(env, "SLACK_BOT_TOKEN", "xoxb-"),
+        slack_signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
+        slack_app_token=_token(env, "SLACK_APP_TOKEN", "xapp-") if app_token else None,
+        slack_api_url=_url(env, "SLACK_API_URL", DEFAULT_SLACK_API_URL, trailing_slash=True),
+        requesters=_user_ids(env, "GRANT_REQUESTERS"),
+        approvers=_user_ids(env, "GRANT_APPROVERS"),
+        approval_channel=_channel_id(env, "APPROVAL_CHANNEL"),
+        allow_self_approval=_bool(env, "ALLOW_SELF_APPROVAL", default=False),
+        mturk_env=mturk_env,
+        mturk_endpoint_url=_mturk_endpoint(env, mturk_env),
+        database_url=env.get("DATABASE_URL") or "sqlite:///grant-qual.db",
+        port=_int(env, "PORT", default=3000, low=1, high=65535),
+        mturk_max_concurrency=_int(env, "MTURK_MAX_CONCURRENCY", default=20, low=1, high=200),
+        mturk_max_tps=float(_int(env, "MTURK_MAX_TPS", default=200, low=1, high=10_000)),
+        max_workers_per_request=_int(env, "MAX_WORKERS_PER_REQUEST", default=10_000, low=1, high=100_000),
+    )
+
+
+def _mturk_endpoint(env: Mapping[str, str], mturk_env: MTurkEnvironment) -> str | None:
+    # An explicit override wins; boto3 reads AWS_ENDPOINT_URL_MTURK itself, so we must not mask it.
+    if env.get("MTURK_ENDPOINT_URL"):
+        return _url(env, "MTURK_ENDPOINT_URL", "", trailing_slash=False)
+    if env.get("AWS_ENDPOINT_URL_MTURK"):
+        return None
+    return SANDBOX_ENDPOINT_URL if mturk_env is MTurkEnvironment.SANDBOX else None
+
+
+def _parse_mturk_env(raw: str) -> MTurkEnvironment:
+    try:
+        return MTurkEnvironment(raw.lower())
+    except ValueError:
+        raise SettingsError(
+            f"MTURK_ENV must be 'sandbox' or 'production', not {raw!r} ({README_HINT})"
+        ) from None
+
+
+def _token(env: Mapping[str, str], name: str, prefix: str) -> str:
+    value = env[name]
+    if not value.startswith(prefix):
+        # Never echo the value: it may be a real secret pasted in the wrong place.
+        raise SettingsError(f"{name} must start with {prefix!r} ({README_HINT})")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str, *, trailing_slash: bool) -> str:
+    value = env.get(name) or default
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise SettingsError(f"{name} must be an http(s) URL, not {value!r} ({README_HINT})")
+    if trailing_slash and not value.endswith("/"):
+        value += "/"
+    return value
+
+
+def _user_ids(env: Mapping[str, str], name: str) -> frozenset[str]:
+    ids = [part.strip() for part in env[name].split(",") if part.strip()]
+    bad = [i for i in ids if not _SLACK_USER_ID.match(i)]
+    if bad or not ids:
+        raise SettingsError(
+            f"{name} must be comma-separated Slack user IDs like U012ABCDEF; bad: {', '.join(bad) or '(empty)'} "
+            f"({README_HINT})"
+        )
+    return frozenset(ids)
+
+
+def _channel_id(env: Mapping[str, str], name: str) -> str:
+    value = env[name]
+    if not _SLACK_CHANNEL_ID.match(value):
+        raise SettingsError(
+            f"{name} must be a Slack channel ID like C012ABCDEF, not {value!r} ({README_HINT})"
+        )
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = env.get(name, "").lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, not {raw!r} ({README_HINT})")
+
+
+def _int(env: Mapping[str, str], name: str, *, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r} ({README_HINT})") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, not {value} ({README_HINT})")
+    return value

@@ -1,0 +1,216 @@
+"""Carries out approved requests: claims one, grants its pending workers concurrently, records outcomes.
+
+One executor per process. The claim is a lease in the database, renewed while the grant runs, so a second
+replica never works on the same request and a process that dies leaves its unfinished workers to whoever
+claims the request after the lease expires. Outcomes are written in batches from the coordinating thread,
+so the hot path makes no database round-trip per call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from bot.mturk import MTurkAccessError, MTurkGateway
+from bot.requests import GrantRequest, RequestState, WorkerOutcome, WorkerStatus, WorkerTarget
+from bot.store import GrantStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GrantProgress:
+    granted: int
+    failed: int
+    remaining: int
+    elapsed_seconds: float
+
+    @property
+    def calls_per_second(self) -> float:
+        done = self.granted + self.failed
+        return done / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+
+
+class GrantObserver(Protocol):
+    """Told how a grant goes; the Slack layer implements it to update messages."""
+
+    def grant_progressed(self, request: GrantRequest, progress: GrantProgress) -> None: ...
+
+    def grant_finished(
+        self, request: GrantRequest, outcomes: list[WorkerOutcome], elapsed_seconds: float
+    ) -> None: ...
+
+
+class _SilentObserver:
+    def grant_progressed(self, request: GrantRequest, progress: GrantProgress) -> None:
+        pass
+
+    def grant_finished(
+        self, request: GrantRequest, outcomes: list[WorkerOutcome], elapsed_seconds: float
+    ) -> None:
+        pass
+
+
+class GrantExecutor:
+    def __init__(
+        self,
+        store: GrantStore,
+        gateway: MTurkGateway,
+        *,
+        max_concurrency: int,
+        lease: timedelta = timedelta(seconds=60),
+        flush_interval: float = 1.0,
+        flush_size: int = 500,
+    ) -> None:
+        self.store = store
+        self.gateway = gateway
+        self.observer: GrantObserver = _SilentObserver()
+        self.owner = f"{uuid.uuid4().hex[:12]}"
+        self._lease = lease
+        self._flush_interval = flush_interval
+        self._flush_size = flush_size
+        self._max_concurrency = max_concurrency
+        self._calls = ThreadPoolExecutor(max_concurrency, thread_name_prefix="mturk-call")
+        self._coordinators = ThreadPoolExecutor(4, thread_name_prefix="grant")
+        self._stopping = threading.Event()
+        self._recovery: threading.Thread | None = None
+
+    def submit(self, request_id: int) -> Future[RequestState | None]:
+        """Carry out an approved request in the background."""
+        return self._coordinators.submit(self._execute_logged, request_id)
+
+    def resume_unfinished(self) -> list[int]:
+        """Pick up approved requests that nobody is granting (a crash, or a replica that died)."""
+        ids = self.store.resumable_request_ids()
+        for request_id in ids:
+            self.submit(request_id)
+        return ids
+
+    def start_recovery_loop(self, interval: float | None = None) -> None:
+        """Every `interval` seconds, resume requests whose executor's lease has expired."""
+        period = interval if interval is not None else self._lease.total_seconds() / 2
+
+        def loop() -> None:
+            while not self._stopping.wait(period):
+                try:
+                    self.resume_unfinished()
+                except Exception:
+                    log.exception("recovery sweep failed; will try again")
+
+        self._recovery = threading.Thread(target=loop, name="grant-recovery", daemon=True)
+        self._recovery.start()
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop starting calls, record the ones in flight, and hand unfinished requests back at once."""
+        self._stopping.set()
+        self._coordinators.shutdown(wait=True, cancel_futures=False)
+        self._calls.shutdown(wait=True, cancel_futures=True)
+
+    def execute(self, request_id: int) -> RequestState | None:
+        """Grant every pending worker of the request; the final state if this call finished it."""
+        if self._stopping.is_set() or not self.store.claim(request_id, owner=self.owner, lease=self._lease):
+            return None
+        request = self.store.get(request_id)
+        assert request is not None
+        started = time.monotonic()
+        self._grant_pending(request, started)
+        state = self.store.finish(request_id, owner=self.owner)
+        if state is None:
+            # Stopped early, or lost the lease: the unfinished workers stay pending for the next claim.
+            self.store.release(request_id, owner=self.owner)
+            return None
+        finished = self.store.get(request_id)
+        assert finished is not None
+        self.observer.grant_finished(finished, self.store.outcomes(request_id), time.monotonic() - started)
+        return state
+
+    def _execute_logged(self, request_id: int) -> RequestState | None:
+        try:
+            return self.execute(request_id)
+        except Exception:
+            log.exception("grant of request #%s stopped; its pending workers will be resumed", request_id)
+            return None
+
+    def _grant_pending(self, request: GrantRequest, started: float) -> None:
+        targets = self.store.pending_workers(request.id)
+        counts = self.store.status_counts(request.id)
+        granted, failed = counts[WorkerStatus.GRANTED], counts[WorkerStatus.FAILED]
+        access_error: list[str] = []
+        calls = _CallWindow(self._calls, self._max_concurrency * 2)
+        buffer: list[WorkerOutcome] = []
+        last_flush = time.monotonic()
+        queue = iter(targets)
+        while True:
+            while not self._stopping.is_set() and calls.has_room():
+                target = next(queue, None)
+                if target is None:
+                    break
+                calls.start(self._grant_one, request, target, access_error)
+            if not calls.pending:
+                break
+            for outcome in calls.collect(timeout=self._flush_interval):
+                buffer.append(outcome)
+                granted += outcome.status is WorkerStatus.GRANTED
+                failed += outcome.status is WorkerStatus.FAILED
+            if len(buffer) >= self._flush_size or time.monotonic() - last_flush >= self._flush_interval:
+                if not self._flush(request, buffer):
+                    break
+                last_flush = time.monotonic()
+                progress = GrantProgress(
+                    granted, failed, request.worker_count - granted - failed, time.monotonic() - started
+                )
+                self.observer.grant_progressed(request, progress)
+        calls.drain(buffer)
+        self._flush(request, buffer)
+
+    def _flush(self, request: GrantRequest, buffer: list[WorkerOutcome]) -> bool:
+        """Record finished workers and renew the lease; False if another executor took the request over."""
+        self.store.record_outcomes(request.id, buffer)
+        buffer.clear()
+        return self.store.renew_lease(request.id, owner=self.owner, lease=self._lease)
+
+    def _grant_one(
+        self, request: GrantRequest, target: WorkerTarget, access_error: list[str]
+    ) -> WorkerOutcome:
+        if access_error:
+            return _failed(target, "AccessError", access_error[0])
+        try:
+            return self.gateway.grant(target, request.qualification_type_id, request.send_notification)
+        except MTurkAccessError as error:
+            access_error.append(str(error))
+            return _failed(target, "AccessError", str(error))
+
+
+class _CallWindow:
+    """At most `limit` calls in flight, so a 10,000-worker request never queues 10,000 futures at once."""
+
+    def __init__(self, pool: ThreadPoolExecutor, limit: int) -> None:
+        self._pool = pool
+        self._limit = limit
+        self.pending: set[Future[WorkerOutcome]] = set()
+
+    def has_room(self) -> bool:
+        return len(self.pending) < self._limit
+
+    def start(self, fn: object, *args: object) -> None:
+        self.pending.add(self._pool.submit(fn, *args))  # type: ignore[arg-type]
+
+    def collect(self, timeout: float) -> list[WorkerOutcome]:
+        done, self.pending = wait(self.pending, timeout=timeout, return_when=FIRST_COMPLETED)
+        return [future.result() for future in done]
+
+    def drain(self, into: list[WorkerOutcome]) -> None:
+        """Wait for calls already started: their outcome must be recorded, whatever made us stop."""
+        done, _ = wait(self.pending)
+        into.extend(future.result() for future in done)
+        self.pending = set()
+
+
+def _failed(target: WorkerTarget, code: str, message: str) -> WorkerOutcome:
+    return WorkerOutcome(target.worker_id, target.integer_value, WorkerStatus.FAILED, code, message)

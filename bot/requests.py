@@ -1,0 +1,267 @@
+"""The domain: what a grant request is, and turning what people type into a validated GrantSpec.
+
+Constraints follow botocore's MTurk service model for AssociateQualificationWithWorker, whose patterns and
+maxima boto3 does not check client-side: WorkerId `^A[A-Z0-9]+$` and QualificationTypeId `^[A-Z0-9]+$`,
+1 to 64 characters; IntegerValue is an Integer (32-bit signed on the wire).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+WORKER_ID_PATTERN = re.compile(r"A[A-Z0-9]{1,63}")
+QUALIFICATION_TYPE_ID_PATTERN = re.compile(r"[A-Z0-9]{1,64}")
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+MAX_REASON_CHARS = 3000
+_SEPARATORS = re.compile(r"[\s,;]+")
+_SHOWN_BAD_IDS = 10
+
+USAGE = (
+    "/grant-qual <QUALIFICATION_TYPE_ID> <WORKER_ID> [<WORKER_ID> ...] [value=<N>] [notify=no] "
+    "[reason=<text to end of line>]"
+)
+
+
+class Field(StrEnum):
+    """The parts of a request a validation error can point at (the modal maps them to its inputs)."""
+
+    QUALIFICATION_TYPE = "qualification_type"
+    WORKERS = "workers"
+    VALUE = "value"
+    NOTIFY = "notify"
+    REASON = "reason"
+    COMMAND = "command"
+
+
+class InvalidRequest(Exception):
+    """What the user typed cannot become a request; `errors` says what, per field, in the user's terms."""
+
+    def __init__(self, errors: dict[Field, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+class RequestState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    GRANTING = "granting"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in {RequestState.REJECTED, RequestState.DONE, RequestState.FAILED}
+
+
+class WorkerStatus(StrEnum):
+    PENDING = "pending"
+    GRANTED = "granted"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class WorkerTarget:
+    """One worker to grant, and the score to give (None: MTurk's default of 1)."""
+
+    worker_id: str
+    integer_value: int | None
+
+
+@dataclass(frozen=True)
+class GrantSpec:
+    """A validated request, before anyone approved it."""
+
+    qualification_type_id: str
+    workers: tuple[WorkerTarget, ...]
+    send_notification: bool = True
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class GrantRequest:
+    """A stored request and where it stands."""
+
+    id: int
+    requester_id: str
+    qualification_type_id: str
+    qualification_name: str | None
+    send_notification: bool
+    reason: str
+    mturk_env: str
+    state: RequestState
+    worker_count: int
+    created_at: datetime
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    channel_id: str | None = None
+    message_ts: str | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WorkerOutcome:
+    """What happened to one worker of a request; error text is MTurk's own words."""
+
+    worker_id: str
+    integer_value: int | None
+    status: WorkerStatus
+    error_code: str | None = None
+    error_message: str | None = None
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class HelpWanted:
+    """`/grant-qual help`."""
+
+
+@dataclass(frozen=True)
+class ModalWanted:
+    """`/grant-qual` with no text."""
+
+
+def split_worker_ids(text: str) -> list[str]:
+    """Worker IDs from any mix of newlines, commas and spaces, de-duplicated, first occurrence first."""
+    return list(dict.fromkeys(part for part in _SEPARATORS.split(text) if part))
+
+
+def worker_id_errors(worker_ids: Iterable[str]) -> str | None:
+    """A message naming each ID that cannot be an MTurk worker ID, or None when all can."""
+    bad = [w for w in worker_ids if not WORKER_ID_PATTERN.fullmatch(w)]
+    if not bad:
+        return None
+    shown = ", ".join(f"`{w[:64]}`" for w in bad[:_SHOWN_BAD_IDS])
+    more = f" and {len(bad) - _SHOWN_BAD_IDS} more" if len(bad) > _SHOWN_BAD_IDS else ""
+    return (
+        f"Not MTurk worker IDs: {shown}{more}. Worker IDs start with A and contain only capital letters "
+        "and digits (e.g. A1B2C3D4E5F6G7)."
+    )
+
+
+def parse_qualification_type_id(text: str) -> str:
+    value = text.strip()
+    if not value:
+        raise InvalidRequest({Field.QUALIFICATION_TYPE: "Enter the qualification type ID."})
+    if not QUALIFICATION_TYPE_ID_PATTERN.fullmatch(value):
+        raise InvalidRequest(
+            {
+                Field.QUALIFICATION_TYPE: f"`{value[:64]}` is not a qualification type ID: it has 1 to 64 "
+                "capital letters and digits, as shown on the requester site (e.g. 3X0ABC1DEF2GHIJKLMNO)."
+            }
+        )
+    return value
+
+
+def parse_integer_value(text: str | None) -> int | None:
+    """The score to grant; blank means MTurk's default (1)."""
+    if text is None or not text.strip():
+        return None
+    raw = text.strip()
+    if not re.fullmatch(r"[+-]?\d{1,10}", raw) or not INT32_MIN <= int(raw) <= INT32_MAX:
+        raise InvalidRequest(
+            {Field.VALUE: f"`{raw[:40]}` is not a whole number between {INT32_MIN} and {INT32_MAX}."}
+        )
+    return int(raw)
+
+
+def build_grant_spec(
+    *,
+    qualification_type_id: str,
+    worker_ids: list[str],
+    integer_value: str | None,
+    send_notification: bool,
+    reason: str,
+    max_workers: int,
+) -> GrantSpec:
+    """Validate every field at once, so the user sees all problems in one go."""
+    errors: dict[Field, str] = {}
+    qualification, value = "", None
+    try:
+        qualification = parse_qualification_type_id(qualification_type_id)
+    except InvalidRequest as e:
+        errors.update(e.errors)
+    try:
+        value = parse_integer_value(integer_value)
+    except InvalidRequest as e:
+        errors.update(e.errors)
+    if worker_error := _workers_error(worker_ids, max_workers):
+        errors[Field.WORKERS] = worker_error
+    if len(reason) > MAX_REASON_CHARS:
+        errors[Field.REASON] = f"The reason is {len(reason)} characters; keep it under {MAX_REASON_CHARS}."
+    if errors:
+        raise InvalidRequest(errors)
+    workers = tuple(WorkerTarget(w, value) for w in worker_ids)
+    return GrantSpec(qualification, workers, send_notification, reason.strip())
+
+
+def _workers_error(worker_ids: list[str], max_workers: int) -> str | None:
+    if not worker_ids:
+        return "Enter at least one worker ID."
+    if len(worker_ids) > max_workers:
+        return (
+            f"{len(worker_ids)} workers is more than the {max_workers} one request may hold; split the list."
+        )
+    return worker_id_errors(worker_ids)
+
+
+def parse_command_text(text: str, *, max_workers: int) -> GrantSpec | HelpWanted | ModalWanted:
+    """Parse `/grant-qual` text: empty opens the modal, `help` shows usage, anything else is a request."""
+    stripped = text.strip()
+    if not stripped:
+        return ModalWanted()
+    if stripped.lower() in {"help", "-h", "--help", "?"}:
+        return HelpWanted()
+    words, reason = _split_reason(stripped)
+    options = {"value": None, "notify": "yes"}
+    positional: list[str] = []
+    errors: dict[Field, str] = {}
+    for word in _SEPARATORS.split(words):
+        key, eq, val = word.partition("=")
+        if not word:
+            continue
+        if not eq:
+            positional.append(word)
+        elif key.lower() in options:
+            options[key.lower()] = val
+        else:
+            errors[Field.COMMAND] = f"Unknown option `{key[:30]}=`; options are value=, notify= and reason=."
+    notify = _parse_notify(options["notify"] or "", errors)
+    if not positional:
+        errors[Field.QUALIFICATION_TYPE] = "Give the qualification type ID first, then the worker IDs."
+    try:
+        spec = build_grant_spec(
+            qualification_type_id=positional[0] if positional else "",
+            worker_ids=list(dict.fromkeys(positional[1:])),
+            integer_value=options["value"],
+            send_notification=notify,
+            reason=reason,
+            max_workers=max_workers,
+        )
+    except InvalidRequest as e:
+        raise InvalidRequest({**e.errors, **errors}) from None
+    if errors:
+        raise InvalidRequest(errors)
+    return spec
+
+
+def _split_reason(text: str) -> tuple[str, str]:
+    """`reason=` takes the rest of its line; later lines are parsed as more words."""
+    match = re.search(r"(?:^|\s)reason=([^\n]*)", text, flags=re.IGNORECASE)
+    if not match:
+        return text, ""
+    return text[: match.start()] + "\n" + text[match.end() :], match.group(1).strip()
+
+
+def _parse_notify(raw: str, errors: dict[Field, str]) -> bool:
+    lowered = raw.lower()
+    if lowered in {"yes", "true", "on", "1", ""}:
+        return True
+    if lowered in {"no", "false", "off", "0"}:
+        return False
+    errors[Field.NOTIFY] = f"notify= takes yes or no, not `{raw[:20]}`."
+    return True

@@ -1,0 +1,99 @@
+"""The use cases: submit a grant request, decide on it. Plain Python over the store, gateway and executor."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.executor import GrantExecutor
+from bot.mturk import MTurkAccessError, MTurkGateway, MTurkUnavailable
+from bot.policy import AccessPolicy
+from bot.requests import Field, GrantRequest, GrantSpec, InvalidRequest
+from bot.store import GrantStore
+
+log = logging.getLogger(__name__)
+
+
+class NotAllowed(Exception):
+    """The user may not do this; the message says why."""
+
+
+class CannotSubmit(Exception):
+    """The request is valid but cannot be checked or stored right now; the message says why."""
+
+
+class DecisionResult(StrEnum):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    REFUSED = "refused"
+    ALREADY_DECIDED = "already_decided"
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True)
+class Decision:
+    result: DecisionResult
+    request: GrantRequest | None
+    message: str = ""
+
+
+class GrantService:
+    def __init__(
+        self,
+        store: GrantStore,
+        gateway: MTurkGateway,
+        executor: GrantExecutor,
+        policy: AccessPolicy,
+    ) -> None:
+        self.store = store
+        self.gateway = gateway
+        self.executor = executor
+        self.policy = policy
+
+    def ensure_may_request(self, user_id: str) -> None:
+        if refusal := self.policy.request_refusal(user_id):
+            raise NotAllowed(refusal)
+
+    def submit(self, user_id: str, spec: GrantSpec) -> GrantRequest:
+        """Store a pending request after checking who asks and that the qualification type is theirs to grant."""
+        self.ensure_may_request(user_id)
+        env = self.gateway.environment
+        try:
+            qualification = self.gateway.find_owned_type(spec.qualification_type_id)
+        except (MTurkAccessError, MTurkUnavailable) as error:
+            raise CannotSubmit(f"Could not check the qualification type with MTurk: {error}") from None
+        if qualification is None:
+            raise InvalidRequest(
+                {
+                    Field.QUALIFICATION_TYPE: f"`{spec.qualification_type_id}` is not a qualification type "
+                    f"created by this requester account in the {env.label}. Check the ID on the requester "
+                    "site (Manage → Qualification Types)."
+                }
+            )
+        request = self.store.create_request(
+            spec, requester_id=user_id, mturk_env=env.value, qualification_name=qualification.name
+        )
+        log.info(
+            "request #%s stored: %s workers, type %s",
+            request.id,
+            request.worker_count,
+            request.qualification_type_id,
+        )
+        return request
+
+    def decide(self, request_id: int, user_id: str, *, approve: bool) -> Decision:
+        """Approve or reject a pending request; only the first valid decision takes effect."""
+        request = self.store.get(request_id)
+        if request is None:
+            return Decision(DecisionResult.NOT_FOUND, None, f"Request #{request_id} does not exist.")
+        if refusal := self.policy.decision_refusal(user_id, request.requester_id):
+            return Decision(DecisionResult.REFUSED, request, refusal)
+        if not self.store.decide(request_id, user_id=user_id, approve=approve):
+            return Decision(DecisionResult.ALREADY_DECIDED, self.store.get(request_id))
+        decided = self.store.get(request_id)
+        log.info("request #%s %s by %s", request_id, "approved" if approve else "rejected", user_id)
+        if approve:
+            self.executor.submit(request_id)
+            return Decision(DecisionResult.APPROVED, decided)
+        return Decision(DecisionResult.REJECTED, decided)

@@ -1,0 +1,321 @@
+"""Block Kit builders: pure functions from domain objects to Slack payloads. No network calls here.
+
+Anything a person typed (reasons, IDs that failed validation, MTurk's error text, qualification names) is
+escaped or sent as plain_text, so it cannot ping, link or format, and is cut to Block Kit's limits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.config import MTurkEnvironment
+from bot.requests import USAGE, GrantRequest, WorkerOutcome, WorkerStatus
+
+APPROVE_ACTION = "approve_request"
+REJECT_ACTION = "reject_request"
+MODAL_CALLBACK = "grant_request_modal"
+SECTION_TEXT_LIMIT = 3000
+TEXT_INPUT_LIMIT = 3000
+SHOWN_WORKERS = 40
+SHOWN_FAILURES = 15
+
+Block = dict[str, Any]
+
+
+def escape(text: str) -> str:
+    """Slack's mrkdwn escaping: only &, < and > are special, and escaping them defuses mentions and links."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def environment_line(env: MTurkEnvironment | str) -> str:
+    env = MTurkEnvironment(env)
+    if env is MTurkEnvironment.PRODUCTION:
+        return ":rotating_light: *MTurk PRODUCTION* — real workers, real qualifications"
+    return ":test_tube: *MTurk SANDBOX* — test environment, no real workers affected"
+
+
+def environment_tag(env: MTurkEnvironment | str) -> str:
+    return f"[{MTurkEnvironment(env).label}]"
+
+
+def worker_list(worker_ids: Sequence[str], shown: int = SHOWN_WORKERS) -> str:
+    """The one place that formats a list of worker IDs: all of them, or the first ones and a count."""
+    listed = ", ".join(f"`{w}`" for w in worker_ids[:shown])
+    rest = len(worker_ids) - shown
+    return listed + (f" … and {rest} more" if rest > 0 else "")
+
+
+def value_text(values: set[int | None]) -> str:
+    if len(values) > 1:
+        return (
+            "per worker ("
+            + ", ".join(str(v) if v is not None else "1" for v in sorted(values, key=_num))
+            + ")"
+        )
+    value = next(iter(values), None)
+    return f"{value}" if value is not None else "1 (MTurk's default)"
+
+
+def _num(value: int | None) -> int:
+    return 1 if value is None else value
+
+
+def qualification_text(request: GrantRequest) -> str:
+    name = f" {escape(truncate(request.qualification_name, 100))}" if request.qualification_name else ""
+    return f"`{request.qualification_type_id}`{name}"
+
+
+def _mrkdwn(text: str) -> Block:
+    return {"type": "mrkdwn", "text": truncate(text, SECTION_TEXT_LIMIT)}
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": _mrkdwn(text)}
+
+
+def _context(text: str) -> Block:
+    return {"type": "context", "elements": [_mrkdwn(text)]}
+
+
+def request_message(
+    request: GrantRequest, workers: Sequence[WorkerOutcome], status: str | None = None
+) -> tuple[str, list[Block]]:
+    """The approval message: everything an approver must see, with buttons while the request is pending."""
+    worker_ids = [w.worker_id for w in workers]
+    blocks: list[Block] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": f"Qualification grant request #{request.id}"},
+        },
+        _section(environment_line(request.mturk_env)),
+        {
+            "type": "section",
+            "fields": [
+                _mrkdwn(f"*Requested by*\n<@{request.requester_id}>"),
+                _mrkdwn(f"*Qualification type*\n{qualification_text(request)}"),
+                _mrkdwn(f"*Value*\n{value_text({w.integer_value for w in workers})}"),
+                _mrkdwn(f"*Notify workers*\n{'Yes' if request.send_notification else 'No'}"),
+            ],
+        },
+        _section(f"*Workers ({request.worker_count})*\n{worker_list(worker_ids)}"),
+    ]
+    if request.reason:
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "plain_text", "text": truncate(f"Reason: {request.reason}", 3000)},
+            }
+        )
+    blocks.append(_context("Granting overwrites any score a worker already has for this qualification."))
+    if status:
+        blocks.append(_section(status))
+    else:
+        blocks.append(_decision_buttons(request))
+    text = (
+        f"{environment_tag(request.mturk_env)} Request #{request.id}: grant {request.qualification_type_id} "
+        f"to {request.worker_count} worker(s)"
+    )
+    return text, blocks
+
+
+def _decision_buttons(request: GrantRequest) -> Block:
+    env = MTurkEnvironment(request.mturk_env).label
+    return {
+        "type": "actions",
+        "block_id": f"decision-{request.id}",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": APPROVE_ACTION,
+                "text": {"type": "plain_text", "text": "Approve"},
+                "style": "primary",
+                "value": str(request.id),
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Grant now?"},
+                    "text": _mrkdwn(
+                        f"Grant {qualification_text(request)} to {request.worker_count} worker(s) in *{env}*? "
+                        "Existing scores are overwritten."
+                    ),
+                    "confirm": {"type": "plain_text", "text": "Approve and grant"},
+                    "deny": {"type": "plain_text", "text": "Cancel"},
+                },
+            },
+            {
+                "type": "button",
+                "action_id": REJECT_ACTION,
+                "text": {"type": "plain_text", "text": "Reject"},
+                "style": "danger",
+                "value": str(request.id),
+            },
+        ],
+    }
+
+
+def decided_status(request: GrantRequest, detail: str = "") -> str:
+    verb = {"rejected": ":no_entry: Rejected"}.get(request.state.value, ":white_check_mark: Approved")
+    return f"{verb} by <@{request.decided_by}> {slack_date(request.decided_at)}{detail}"
+
+
+def slack_date(moment: datetime | None) -> str:
+    """A date Slack shows in each reader's own time zone."""
+    if moment is None:
+        return ""
+    stamp = int(moment.timestamp())
+    return f"<!date^{stamp}^on {{date_short}} at {{time}}|{moment:%Y-%m-%d %H:%M} UTC>"
+
+
+def usage_text(env: MTurkEnvironment, max_workers: int) -> str:
+    return (
+        f"*Usage* ({environment_tag(env)}):\n`{USAGE}`\n"
+        "• `/grant-qual` alone opens a form.\n"
+        "• Worker IDs may be separated by spaces, commas or newlines; duplicates are dropped.\n"
+        "• `value=` is the score to give (a whole number); without it MTurk gives 1. "
+        "Granting overwrites a worker's existing score.\n"
+        "• `notify=no` grants without emailing the workers.\n"
+        f"• Up to {max_workers} workers per request; Slack limits typed text to about 3,000 characters, "
+        "so use the form's file upload for long lists.\n"
+        "Example: `/grant-qual 3X0ABC1DEF2GHIJKLMNO A1B2C3D4E5F6G7 A2B3C4D5E6F7G8 value=90 reason=passed screener`"
+    )
+
+
+def grant_modal(env: MTurkEnvironment, private_metadata: dict[str, str]) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": MODAL_CALLBACK,
+        "private_metadata": truncate(json.dumps(private_metadata), 3000),
+        "title": {"type": "plain_text", "text": "Grant qualification"},
+        "submit": {"type": "plain_text", "text": "Request approval"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            _section(environment_line(env)),
+            _text_input(
+                "qualification_type",
+                "Qualification type ID",
+                placeholder="3X0ABC1DEF2GHIJKLMNO",
+                hint="From the requester site: Manage → Qualification Types. It must be one you created.",
+            ),
+            _text_input(
+                "workers",
+                "Worker IDs",
+                multiline=True,
+                placeholder="A1B2C3D4E5F6G7, A2B3C4D5E6F7G8",
+                hint="Separate with newlines, commas or spaces; duplicates are dropped. "
+                "At most 3,000 characters (about 200 IDs).",
+            ),
+            _text_input(
+                "value",
+                "Score (integer value)",
+                optional=True,
+                placeholder="1",
+                hint="A whole number. Leave blank and MTurk gives 1. An existing score is overwritten.",
+            ),
+            {
+                "type": "input",
+                "block_id": "notify",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Notification"},
+                "element": {
+                    "type": "checkboxes",
+                    "action_id": "value",
+                    "options": [_NOTIFY_OPTION],
+                    "initial_options": [_NOTIFY_OPTION],
+                },
+            },
+            _text_input(
+                "reason",
+                "Reason",
+                optional=True,
+                multiline=True,
+                placeholder="Why these workers get this qualification (shown to the approver)",
+            ),
+        ],
+    }
+
+
+_NOTIFY_OPTION = {
+    "text": {"type": "plain_text", "text": "Email the workers that they received the qualification"},
+    "value": "notify",
+}
+
+
+def _text_input(
+    block_id: str,
+    label: str,
+    *,
+    optional: bool = False,
+    multiline: bool = False,
+    placeholder: str = "",
+    hint: str = "",
+) -> Block:
+    element: Block = {
+        "type": "plain_text_input",
+        "action_id": "value",
+        "multiline": multiline,
+        "max_length": TEXT_INPUT_LIMIT,
+    }
+    if placeholder:
+        element["placeholder"] = {"type": "plain_text", "text": placeholder}
+    block: Block = {
+        "type": "input",
+        "block_id": block_id,
+        "optional": optional,
+        "label": {"type": "plain_text", "text": label},
+        "element": element,
+    }
+    if hint:
+        block["hint"] = {"type": "plain_text", "text": hint}
+    return block
+
+
+def result_message(
+    request: GrantRequest, outcomes: Sequence[WorkerOutcome], elapsed: float
+) -> tuple[str, list[Block]]:
+    """The thread reply when a grant ends: what was granted, and each failure in MTurk's words with a hint."""
+    granted = [o for o in outcomes if o.status is WorkerStatus.GRANTED]
+    failed = [o for o in outcomes if o.status is WorkerStatus.FAILED]
+    tag = environment_tag(request.mturk_env)
+    what = f"{qualification_text(request)} (value {value_text({o.integer_value for o in outcomes})})"
+    notified = (
+        "Workers were notified by email." if request.send_notification else "Workers were not notified."
+    )
+    if not failed:
+        summary = (
+            f":white_check_mark: {tag} Granted {what} to all {len(granted)} worker(s) in {elapsed:.1f} s. "
+            f"{notified}"
+        )
+        return _plain(summary), [
+            _section(summary),
+            _section(f"*Granted*\n{worker_list([o.worker_id for o in granted])}"),
+        ]
+    summary = f":warning: {tag} Granted {what} to {len(granted)} of {len(outcomes)} worker(s); {len(failed)} failed."
+    blocks = [_section(summary)]
+    lines = [_failure_line(o) for o in failed[:SHOWN_FAILURES]]
+    if len(failed) > SHOWN_FAILURES:
+        lines.append(f"… and {len(failed) - SHOWN_FAILURES} more failed.")
+    blocks.append(_section("*Failed*\n" + "\n".join(lines)))
+    if granted:
+        blocks.append(_section(f"*Granted*\n{worker_list([o.worker_id for o in granted])}"))
+    return _plain(summary), blocks
+
+
+def _failure_line(outcome: WorkerOutcome) -> str:
+    message = escape(truncate(outcome.error_message or outcome.error_code or "unknown error", 300))
+    hint = f" — _{escape(outcome.hint)}_" if outcome.hint else ""
+    return f"• `{outcome.worker_id}`: {message}{hint}"
+
+
+def _plain(summary: str) -> str:
+    """Notification text without emoji codes or formatting marks."""
+    return summary.split(" ", 1)[1].replace("`", "").replace("*", "")
+
+
+def outcome_line(request: GrantRequest, outcomes: Sequence[WorkerOutcome]) -> str:
+    granted = sum(o.status is WorkerStatus.GRANTED for o in outcomes)
+    return f"granted {granted} of {len(outcomes)} worker(s)"

@@ -1,0 +1,47 @@
+"""/grant-qual: open the modal, show usage, or post a request typed on one line."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot.requests import HelpWanted, InvalidRequest, ModalWanted, parse_command_text
+from bot.service import CannotSubmit, GrantService, NotAllowed
+from bot.slack import blocks
+from bot.slack.messenger import SlackMessenger
+from bot.slack.submission import announce_request
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, service: GrantService, messenger: SlackMessenger, max_workers: int) -> None:
+    env = service.gateway.environment
+
+    @app.command("/grant-qual")
+    def grant_qual(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        ack()
+        user_id = str(command.get("user_id", ""))
+
+        def reply(text: str) -> None:
+            respond(text=text, response_type="ephemeral")
+
+        try:
+            service.ensure_may_request(user_id)
+            parsed = parse_command_text(str(command.get("text") or ""), max_workers=max_workers)
+            if isinstance(parsed, ModalWanted):
+                metadata = {"response_url": str(command.get("response_url", ""))}
+                client.views_open(trigger_id=command["trigger_id"], view=blocks.grant_modal(env, metadata))
+            elif isinstance(parsed, HelpWanted):
+                reply(blocks.usage_text(env, max_workers))
+            else:
+                announce_request(messenger, service.submit(user_id, parsed), reply)
+        except NotAllowed as refusal:
+            reply(f":no_entry: {refusal} Nothing was posted.")
+        except InvalidRequest as invalid:
+            problems = "\n".join(f"• {message}" for message in invalid.errors.values())
+            reply(f":x: Nothing was posted:\n{problems}\n\n{blocks.usage_text(env, max_workers)}")
+        except CannotSubmit as error:
+            reply(f":warning: Nothing was posted. {blocks.escape(str(error))} Try again in a minute.")

@@ -1,0 +1,87 @@
+"""The grant modal's submission: validate inline (response_action: errors), then post the request."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk.webhook import WebhookClient
+
+from bot.requests import Field, InvalidRequest, build_grant_spec, split_worker_ids
+from bot.service import CannotSubmit, GrantService, NotAllowed
+from bot.slack import blocks
+from bot.slack.messenger import SlackMessenger
+from bot.slack.submission import announce_request
+
+log = logging.getLogger(__name__)
+
+# Which modal input shows an error about each part of a request.
+FIELD_BLOCKS = {
+    Field.QUALIFICATION_TYPE: "qualification_type",
+    Field.WORKERS: "workers",
+    Field.VALUE: "value",
+    Field.NOTIFY: "notify",
+    Field.REASON: "reason",
+    Field.COMMAND: "qualification_type",
+}
+
+
+def register(app: App, service: GrantService, messenger: SlackMessenger, max_workers: int) -> None:
+    @app.view(blocks.MODAL_CALLBACK)
+    def grant_modal_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user_id = str(body.get("user", {}).get("id", ""))
+        values = view.get("state", {}).get("values", {})
+        try:
+            spec = build_grant_spec(
+                qualification_type_id=_text(values, "qualification_type"),
+                worker_ids=split_worker_ids(_text(values, "workers")),
+                integer_value=_text(values, "value"),
+                send_notification=_checked(values, "notify"),
+                reason=_text(values, "reason"),
+                max_workers=max_workers,
+            )
+            request = service.submit(user_id, spec)
+        except InvalidRequest as invalid:
+            ack(response_action="errors", errors=_inline_errors(invalid))
+            return
+        except (NotAllowed, CannotSubmit) as error:
+            ack(response_action="errors", errors={"qualification_type": str(error)})
+            return
+        ack()
+        announce_request(messenger, request, _reply_to(view, messenger, user_id))
+
+
+def _inline_errors(invalid: InvalidRequest) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for field, message in invalid.errors.items():
+        block = FIELD_BLOCKS[field]
+        errors[block] = f"{errors[block]} {message}" if block in errors else message
+    return errors
+
+
+def _text(values: dict[str, Any], block_id: str) -> str:
+    return str((values.get(block_id, {}).get("value", {}) or {}).get("value") or "")
+
+
+def _checked(values: dict[str, Any], block_id: str) -> bool:
+    return bool((values.get(block_id, {}).get("value", {}) or {}).get("selected_options"))
+
+
+def _reply_to(view: dict[str, Any], messenger: SlackMessenger, user_id: str) -> Any:
+    """Answer where /grant-qual was typed (its response_url), or by DM if that is gone."""
+    try:
+        response_url = json.loads(view.get("private_metadata") or "{}").get("response_url", "")
+    except (ValueError, AttributeError):
+        response_url = ""
+
+    def reply(text: str) -> None:
+        # private_metadata comes back only in requests signed by Slack, so the URL is the one we stored.
+        if response_url.startswith(("https://", "http://")):
+            response = WebhookClient(response_url).send(text=text, response_type="ephemeral")
+            if response.status_code == 200:
+                return
+        messenger.direct_message(user_id, text)
+
+    return reply

@@ -1,0 +1,370 @@
+"""The record: SQLAlchemy tables for requests and per-worker results, and their atomic state transitions.
+
+Every transition is one conditional UPDATE (compare-and-swap on `state`), so the first decision wins on any
+replica and a grant is claimed by exactly one executor at a time. Nothing about a request lives only in
+memory or in a Slack message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    and_,
+    bindparam,
+    case,
+    create_engine,
+    event,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from bot.requests import (
+    GrantRequest,
+    GrantSpec,
+    RequestState,
+    WorkerOutcome,
+    WorkerStatus,
+    WorkerTarget,
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC (SQLite has no time zones) and always hands back aware UTC datetimes."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.astimezone(UTC).replace(tzinfo=None) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+metadata = MetaData()
+
+grant_requests = Table(
+    "grant_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("requester_id", String(32), nullable=False),
+    Column("qualification_type_id", String(64), nullable=False),
+    Column("qualification_name", String(255)),
+    Column("send_notification", Boolean, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("mturk_env", String(16), nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("worker_count", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("decided_by", String(32)),
+    Column("decided_at", UtcDateTime),
+    Column("channel_id", String(32)),
+    Column("message_ts", String(32)),
+    Column("finished_at", UtcDateTime),
+    # The executor holding the grant, and until when; an expired lease means its process died.
+    Column("lease_owner", String(64)),
+    Column("lease_expires_at", UtcDateTime),
+)
+
+worker_grants = Table(
+    "worker_grants",
+    metadata,
+    Column("request_id", Integer, ForeignKey("grant_requests.id"), primary_key=True),
+    Column("worker_id", String(64), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("integer_value", Integer),
+    Column("status", String(16), nullable=False),
+    Column("error_code", String(128)),
+    Column("error_message", Text),
+    Column("hint", Text),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_database_engine(url: str) -> Engine:
+    """An engine for `url`; plain postgresql:// URLs use psycopg 3, SQLite gets WAL and a busy timeout."""
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+class GrantStore:
+    """Requests, decisions and per-worker outcomes, with compare-and-swap state transitions."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create_schema(self) -> None:
+        metadata.create_all(self.engine)
+
+    def create_request(
+        self, spec: GrantSpec, *, requester_id: str, mturk_env: str, qualification_name: str | None
+    ) -> GrantRequest:
+        created = now()
+        with self.engine.begin() as conn:
+            request_id = conn.execute(
+                insert(grant_requests).values(
+                    requester_id=requester_id,
+                    qualification_type_id=spec.qualification_type_id,
+                    qualification_name=qualification_name,
+                    send_notification=spec.send_notification,
+                    reason=spec.reason,
+                    mturk_env=mturk_env,
+                    state=RequestState.PENDING,
+                    worker_count=len(spec.workers),
+                    created_at=created,
+                )
+            ).inserted_primary_key[0]
+            conn.execute(
+                insert(worker_grants),
+                [
+                    {
+                        "request_id": request_id,
+                        "worker_id": w.worker_id,
+                        "position": i,
+                        "integer_value": w.integer_value,
+                        "status": WorkerStatus.PENDING,
+                        "updated_at": created,
+                    }
+                    for i, w in enumerate(spec.workers)
+                ],
+            )
+        request = self.get(request_id)
+        assert request is not None
+        return request
+
+    def get(self, request_id: int) -> GrantRequest | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(grant_requests).where(grant_requests.c.id == request_id))
+                .mappings()
+                .first()
+            )
+        return _to_request(row) if row else None
+
+    def attach_message(self, request_id: int, channel_id: str, message_ts: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(grant_requests)
+                .where(grant_requests.c.id == request_id)
+                .values(channel_id=channel_id, message_ts=message_ts)
+            )
+
+    def decide(self, request_id: int, *, user_id: str, approve: bool) -> bool:
+        """pending → approved or rejected; True only for the one caller whose decision took effect."""
+        target = RequestState.APPROVED if approve else RequestState.REJECTED
+        finished = None if approve else now()
+        return self._swap(
+            request_id,
+            (grant_requests.c.state == RequestState.PENDING,),
+            state=target,
+            decided_by=user_id,
+            decided_at=now(),
+            finished_at=finished,
+        )
+
+    def claim(self, request_id: int, *, owner: str, lease: timedelta) -> bool:
+        """approved → granting for `owner`, or take over a grant whose previous owner's lease expired."""
+        c = grant_requests.c
+        moment = now()
+        claimable = or_(
+            c.state == RequestState.APPROVED,
+            and_(c.state == RequestState.GRANTING, c.lease_expires_at < moment),
+        )
+        return self._swap(
+            request_id,
+            (claimable,),
+            state=RequestState.GRANTING,
+            lease_owner=owner,
+            lease_expires_at=moment + lease,
+        )
+
+    def renew_lease(self, request_id: int, *, owner: str, lease: timedelta) -> bool:
+        c = grant_requests.c
+        return self._swap(
+            request_id,
+            (c.state == RequestState.GRANTING, c.lease_owner == owner),
+            lease_expires_at=now() + lease,
+        )
+
+    def release(self, request_id: int, *, owner: str) -> None:
+        """Give up the lease at once (stopping cleanly), so the next claim need not wait for it to expire."""
+        c = grant_requests.c
+        self._swap(
+            request_id, (c.state == RequestState.GRANTING, c.lease_owner == owner), lease_expires_at=now()
+        )
+
+    def pending_workers(self, request_id: int) -> list[WorkerTarget]:
+        c = worker_grants.c
+        query = (
+            select(c.worker_id, c.integer_value)
+            .where(c.request_id == request_id, c.status == WorkerStatus.PENDING)
+            .order_by(c.position)
+        )
+        with self.engine.connect() as conn:
+            return [WorkerTarget(row.worker_id, row.integer_value) for row in conn.execute(query)]
+
+    def record_outcomes(self, request_id: int, outcomes: Sequence[WorkerOutcome]) -> None:
+        """Write a batch of finished workers in one transaction; a worker already final is left as it is."""
+        if not outcomes:
+            return
+        c = worker_grants.c
+        statement = (
+            update(worker_grants)
+            .where(
+                c.request_id == bindparam("b_request_id"),
+                c.worker_id == bindparam("b_worker_id"),
+                c.status == WorkerStatus.PENDING,
+            )
+            .values(
+                status=bindparam("b_status"),
+                error_code=bindparam("b_error_code"),
+                error_message=bindparam("b_error_message"),
+                hint=bindparam("b_hint"),
+                updated_at=bindparam("b_updated_at"),
+            )
+        )
+        moment = now()
+        rows = [
+            {
+                "b_request_id": request_id,
+                "b_worker_id": o.worker_id,
+                "b_status": o.status,
+                "b_error_code": o.error_code,
+                "b_error_message": o.error_message,
+                "b_hint": o.hint,
+                "b_updated_at": moment,
+            }
+            for o in outcomes
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(statement, rows)
+
+    def finish(self, request_id: int, *, owner: str) -> RequestState | None:
+        """granting → done (every worker granted) or failed (any failed), once no worker is pending.
+
+        Returns the final state for the one caller that made the transition, None for everyone else.
+        """
+        w, c = worker_grants.c, grant_requests.c
+        any_pending = exists().where(w.request_id == c.id, w.status == WorkerStatus.PENDING)
+        any_failed = exists().where(w.request_id == c.id, w.status == WorkerStatus.FAILED)
+        won = self._swap(
+            request_id,
+            (c.state == RequestState.GRANTING, c.lease_owner == owner, ~any_pending),
+            state=case((any_failed, RequestState.FAILED), else_=RequestState.DONE),
+            finished_at=now(),
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        if not won:
+            return None
+        request = self.get(request_id)
+        return request.state if request else None
+
+    def outcomes(self, request_id: int) -> list[WorkerOutcome]:
+        c = worker_grants.c
+        query = select(worker_grants).where(c.request_id == request_id).order_by(c.position)
+        with self.engine.connect() as conn:
+            return [_to_outcome(row) for row in conn.execute(query).mappings()]
+
+    def status_counts(self, request_id: int) -> dict[WorkerStatus, int]:
+        c = worker_grants.c
+        query = select(c.status, func.count()).where(c.request_id == request_id).group_by(c.status)
+        with self.engine.connect() as conn:
+            counts = {WorkerStatus(status): n for status, n in conn.execute(query)}
+        return {status: counts.get(status, 0) for status in WorkerStatus}
+
+    def resumable_request_ids(self) -> list[int]:
+        """Approved requests nobody is granting: never claimed, or claimed by a process that died."""
+        c = grant_requests.c
+        query = (
+            select(c.id)
+            .where(
+                or_(
+                    c.state == RequestState.APPROVED,
+                    and_(c.state == RequestState.GRANTING, c.lease_expires_at < now()),
+                )
+            )
+            .order_by(c.id)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def requests(self, states: Iterable[RequestState] | None = None) -> list[GrantRequest]:
+        query = select(grant_requests).order_by(grant_requests.c.id)
+        if states is not None:
+            query = query.where(grant_requests.c.state.in_(list(states)))
+        with self.engine.connect() as conn:
+            return [_to_request(row) for row in conn.execute(query).mappings()]
+
+    def _swap(self, request_id: int, conditions: tuple[Any, ...], **values: Any) -> bool:
+        statement = (
+            update(grant_requests).where(grant_requests.c.id == request_id, *conditions).values(**values)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount == 1
+
+
+def _to_request(row: Any) -> GrantRequest:
+    return GrantRequest(
+        id=row["id"],
+        requester_id=row["requester_id"],
+        qualification_type_id=row["qualification_type_id"],
+        qualification_name=row["qualification_name"],
+        send_notification=row["send_notification"],
+        reason=row["reason"],
+        mturk_env=row["mturk_env"],
+        state=RequestState(row["state"]),
+        worker_count=row["worker_count"],
+        created_at=row["created_at"],
+        decided_by=row["decided_by"],
+        decided_at=row["decided_at"],
+        channel_id=row["channel_id"],
+        message_ts=row["message_ts"],
+        finished_at=row["finished_at"],
+    )
+
+
+def _to_outcome(row: Any) -> WorkerOutcome:
+    return WorkerOutcome(
+        worker_id=row["worker_id"],
+        integer_value=row["integer_value"],
+        status=WorkerStatus(row["status"]),
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        hint=row["hint"],
+    )
