@@ -106,9 +106,7 @@ def _parse_mturk_env(raw: str) -> MTurkEnvironment:
     try:
         return MTurkEnvironment(raw.lower())
     except ValueError:
-        raise SettingsError(
-            f"MTURK_ENV must be 'sandbox' or 'production', not {raw!r} ({README_HINT})"
-        ) from None
+        raise SettingsError(f"MTURK_ENV must be 'sandbox' or 'production', not {raw!r} ({README_HINT})") from None
 
 
 def _token(env: Mapping[str, str], name: str, prefix: str) -> str:
@@ -142,9 +140,7 @@ def _user_ids(env: Mapping[str, str], name: str) -> frozenset[str]:
 def _channel_id(env: Mapping[str, str], name: str) -> str:
     value = env[name]
     if not _SLACK_CHANNEL_ID.match(value):
-        raise SettingsError(
-            f"{name} must be a Slack channel ID like C012ABCDEF, not {value!r} ({README_HINT})"
-        )
+        raise SettingsError(f"{name} must be a Slack channel ID like C012ABCDEF, not {value!r} ({README_HINT})")
     return value
 
 

@@ -42,18 +42,14 @@ class GrantObserver(Protocol):
 
     def grant_progressed(self, request: GrantRequest, progress: GrantProgress) -> None: ...
 
-    def grant_finished(
-        self, request: GrantRequest, outcomes: list[WorkerOutcome], elapsed_seconds: float
-    ) -> None: ...
+    def grant_finished(self, request: GrantRequest, outcomes: list[WorkerOutcome], elapsed_seconds: float) -> None: ...
 
 
 class _SilentObserver:
     def grant_progressed(self, request: GrantRequest, progress: GrantProgress) -> None:
         pass
 
-    def grant_finished(
-        self, request: GrantRequest, outcomes: list[WorkerOutcome], elapsed_seconds: float
-    ) -> None:
+    def grant_finished(self, request: GrantRequest, outcomes: list[WorkerOutcome], elapsed_seconds: float) -> None:
         pass
 
 
@@ -175,9 +171,7 @@ class GrantExecutor:
         buffer.clear()
         return self.store.renew_lease(request.id, owner=self.owner, lease=self._lease)
 
-    def _grant_one(
-        self, request: GrantRequest, target: WorkerTarget, access_error: list[str]
-    ) -> WorkerOutcome:
+    def _grant_one(self, request: GrantRequest, target: WorkerTarget, access_error: list[str]) -> WorkerOutcome:
         if access_error:
             return _failed(target, "AccessError", access_error[0])
         try:

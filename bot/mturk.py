@@ -128,9 +128,7 @@ class MTurkGateway:
         self._owned_types: dict[str, QualificationTypeInfo] = {}
         self._owned_types_at = 0.0
 
-    def grant(
-        self, target: WorkerTarget, qualification_type_id: str, send_notification: bool
-    ) -> WorkerOutcome:
+    def grant(self, target: WorkerTarget, qualification_type_id: str, send_notification: bool) -> WorkerOutcome:
         """Grant one worker, retrying transient failures with backoff; returns what happened."""
         params: dict[str, Any] = {
             "QualificationTypeId": qualification_type_id,
@@ -200,16 +198,12 @@ class MTurkGateway:
                 return f"This worker ID is not known in the {env}; was it a production ID?"
             return f"This worker ID is not known in {env}; check it for typos, or was it a sandbox ID?"
         if turk_code and turk_code.endswith("QualificationDoesNotExist"):
-            return (
-                f"Check the qualification type ID: it must exist in the {env} account these credentials use."
-            )
+            return f"Check the qualification type ID: it must exist in the {env} account these credentials use."
         if (turk_code and "NotOwned" in turk_code) or "not own" in message.lower():
             return "Only qualification types created by this requester account can be granted."
         return None
 
-    def find_owned_type(
-        self, qualification_type_id: str, *, max_age: float = 60.0
-    ) -> QualificationTypeInfo | None:
+    def find_owned_type(self, qualification_type_id: str, *, max_age: float = 60.0) -> QualificationTypeInfo | None:
         """The qualification type if this account created it, else None; raises if MTurk cannot say."""
         with self._types_lock:
             fresh = time.monotonic() - self._owned_types_at < max_age

@@ -22,7 +22,5 @@ class AccessPolicy:
         if user_id not in self.approvers:
             return "Only approvers listed in GRANT_APPROVERS can approve or reject requests."
         if user_id == requester_id and not self.allow_self_approval:
-            return (
-                "You cannot decide on your own request; another approver has to (ALLOW_SELF_APPROVAL is off)."
-            )
+            return "You cannot decide on your own request; another approver has to (ALLOW_SELF_APPROVAL is off)."
         return None

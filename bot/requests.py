@@ -163,9 +163,7 @@ def parse_integer_value(text: str | None) -> int | None:
         return None
     raw = text.strip()
     if not re.fullmatch(r"[+-]?\d{1,10}", raw) or not INT32_MIN <= int(raw) <= INT32_MAX:
-        raise InvalidRequest(
-            {Field.VALUE: f"`{raw[:40]}` is not a whole number between {INT32_MIN} and {INT32_MAX}."}
-        )
+        raise InvalidRequest({Field.VALUE: f"`{raw[:40]}` is not a whole number between {INT32_MIN} and {INT32_MAX}."})
     return int(raw)
 
 
@@ -203,9 +201,7 @@ def _workers_error(worker_ids: list[str], max_workers: int) -> str | None:
     if not worker_ids:
         return "Enter at least one worker ID."
     if len(worker_ids) > max_workers:
-        return (
-            f"{len(worker_ids)} workers is more than the {max_workers} one request may hold; split the list."
-        )
+        return f"{len(worker_ids)} workers is more than the {max_workers} one request may hold; split the list."
     return worker_id_errors(worker_ids)
 
 

@@ -169,11 +169,7 @@ class GrantStore:
 
     def get(self, request_id: int) -> GrantRequest | None:
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(select(grant_requests).where(grant_requests.c.id == request_id))
-                .mappings()
-                .first()
-            )
+            row = conn.execute(select(grant_requests).where(grant_requests.c.id == request_id)).mappings().first()
         return _to_request(row) if row else None
 
     def attach_message(self, request_id: int, channel_id: str, message_ts: str) -> None:
@@ -224,9 +220,7 @@ class GrantStore:
     def release(self, request_id: int, *, owner: str) -> None:
         """Give up the lease at once (stopping cleanly), so the next claim need not wait for it to expire."""
         c = grant_requests.c
-        self._swap(
-            request_id, (c.state == RequestState.GRANTING, c.lease_owner == owner), lease_expires_at=now()
-        )
+        self._swap(request_id, (c.state == RequestState.GRANTING, c.lease_owner == owner), lease_expires_at=now())
 
     def pending_workers(self, request_id: int) -> list[WorkerTarget]:
         c = worker_grants.c
@@ -332,9 +326,7 @@ class GrantStore:
             return [_to_request(row) for row in conn.execute(query).mappings()]
 
     def _swap(self, request_id: int, conditions: tuple[Any, ...], **values: Any) -> bool:
-        statement = (
-            update(grant_requests).where(grant_requests.c.id == request_id, *conditions).values(**values)
-        )
+        statement = update(grant_requests).where(grant_requests.c.id == request_id, *conditions).values(**values)
         with self.engine.begin() as conn:
             return conn.execute(statement).rowcount == 1
 

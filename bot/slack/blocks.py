@@ -54,11 +54,7 @@ def worker_list(worker_ids: Sequence[str], shown: int = SHOWN_WORKERS) -> str:
 
 def value_text(values: set[int | None]) -> str:
     if len(values) > 1:
-        return (
-            "per worker ("
-            + ", ".join(str(v) if v is not None else "1" for v in sorted(values, key=_num))
-            + ")"
-        )
+        return "per worker (" + ", ".join(str(v) if v is not None else "1" for v in sorted(values, key=_num)) + ")"
     value = next(iter(values), None)
     return f"{value}" if value is not None else "1 (MTurk's default)"
 
@@ -274,21 +270,16 @@ def _text_input(
     return block
 
 
-def result_message(
-    request: GrantRequest, outcomes: Sequence[WorkerOutcome], elapsed: float
-) -> tuple[str, list[Block]]:
+def result_message(request: GrantRequest, outcomes: Sequence[WorkerOutcome], elapsed: float) -> tuple[str, list[Block]]:
     """The thread reply when a grant ends: what was granted, and each failure in MTurk's words with a hint."""
     granted = [o for o in outcomes if o.status is WorkerStatus.GRANTED]
     failed = [o for o in outcomes if o.status is WorkerStatus.FAILED]
     tag = environment_tag(request.mturk_env)
     what = f"{qualification_text(request)} (value {value_text({o.integer_value for o in outcomes})})"
-    notified = (
-        "Workers were notified by email." if request.send_notification else "Workers were not notified."
-    )
+    notified = "Workers were notified by email." if request.send_notification else "Workers were not notified."
     if not failed:
         summary = (
-            f":white_check_mark: {tag} Granted {what} to all {len(granted)} worker(s) in {elapsed:.1f} s. "
-            f"{notified}"
+            f":white_check_mark: {tag} Granted {what} to all {len(granted)} worker(s) in {elapsed:.1f} s. {notified}"
         )
         return _plain(summary), [
             _section(summary),

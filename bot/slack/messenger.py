@@ -28,9 +28,7 @@ class SlackMessenger:
     def post_request(self, request: GrantRequest) -> str | None:
         """Post a new request for approval; returns a permalink to it (None if it could not be linked)."""
         text, message_blocks = blocks.request_message(request, self.store.outcomes(request.id))
-        response = self.client.chat_postMessage(
-            channel=self.approval_channel, text=text, blocks=message_blocks
-        )
+        response = self.client.chat_postMessage(channel=self.approval_channel, text=text, blocks=message_blocks)
         channel, ts = response["channel"], response["ts"]
         self.store.attach_message(request.id, channel, ts)
         return self.permalink(channel, ts)
@@ -78,9 +76,7 @@ class SlackMessenger:
     def request_rejected(self, request: GrantRequest) -> None:
         self.show_decision(request)
         tag = blocks.environment_tag(request.mturk_env)
-        self.post_in_thread(
-            request, f"{tag} :no_entry: Rejected by <@{request.decided_by}>. Nothing was granted."
-        )
+        self.post_in_thread(request, f"{tag} :no_entry: Rejected by <@{request.decided_by}>. Nothing was granted.")
         link = self._link(request)
         self.direct_message(
             request.requester_id,
@@ -99,9 +95,7 @@ class SlackMessenger:
             f"({progress.calls_per_second:.0f}/s)",
         )
 
-    def grant_finished(
-        self, request: GrantRequest, outcomes: list[WorkerOutcome], elapsed_seconds: float
-    ) -> None:
+    def grant_finished(self, request: GrantRequest, outcomes: list[WorkerOutcome], elapsed_seconds: float) -> None:
         line = blocks.outcome_line(request, outcomes)
         self.show_decision(request, f" — {line}")
         text, result_blocks = blocks.result_message(request, outcomes, elapsed_seconds)

@@ -1,0 +1,166 @@
+"""Fixtures: the fakes on loopback, and the real app served over HTTP by waitress, pointed at them."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from app import GrantQual, build, http_server
+from bot.config import load_settings
+from bot.store import create_database_engine
+from tests.fakes import FakeMTurk, FakeSlack
+from tests.slack_sender import SlackSender
+
+SIGNING_SECRET = "test-signing-secret-0123456789"
+BOT_TOKEN = "xoxb-test-token"
+REQUESTER, APPROVER, APPROVER_2, OUTSIDER = "U0REQUEST", "U0APPROVE", "U0APPROVE2", "U0OUTSIDE"
+CHANNEL = "C0APPROVALS"
+QUAL = "3QUALTYPE00000000001"
+QUAL_NAME = "Passed screener"
+WORKERS = ["A1WORKER0000001", "A1WORKER0000002", "A1WORKER0000003"]
+
+
+@pytest.fixture(autouse=True)
+def aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """boto3's standard chain finds the fake's keys in the environment, and nothing from the machine."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", FakeMTurk.ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FakeMTurk.SECRET_KEY)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_MTURK"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def fake_mturk() -> Iterator[FakeMTurk]:
+    with FakeMTurk() as fake:
+        fake.add_type(QUAL, QUAL_NAME)
+        yield fake
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    with FakeSlack(bot_token=BOT_TOKEN) as fake:
+        yield fake
+
+
+def app_environment(
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, **overrides: str
+) -> dict[str, str]:
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "GRANT_REQUESTERS": f"{REQUESTER},{APPROVER}",
+        "GRANT_APPROVERS": f"{APPROVER},{APPROVER_2}",
+        "APPROVAL_CHANNEL": CHANNEL,
+        "MTURK_ENDPOINT_URL": fake_mturk.url,
+        "DATABASE_URL": database_url,
+    }
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class RunningApp:
+    grant_qual: GrantQual
+    sender: SlackSender
+    slack: FakeSlack
+    mturk: FakeMTurk
+    url: str
+    _stop: Callable[[], None]
+
+    def stop(self) -> None:
+        self._stop()
+
+    # Conveniences that read like what a user does.
+    def request(self, text: str, user: str = REQUESTER, **options: Any) -> Any:
+        return self.sender.command(user, text, **options)
+
+    def approval_message(self, request_id: int = 1, timeout: float = 10.0) -> dict[str, Any]:
+        def find() -> dict[str, Any] | None:
+            request = self.grant_qual.store.get(request_id)
+            if request is None or request.message_ts is None:
+                return None
+            return self.slack.message(CHANNEL, request.message_ts)
+
+        return self.slack.wait_for(find, timeout=timeout)
+
+    def click(self, user: str, action: str, request_id: int = 1, **options: Any) -> Any:
+        message = self.approval_message(request_id)
+        return self.sender.click(user, action, str(request_id), message_ts=message["ts"], **options)
+
+    def thread(self, request_id: int = 1) -> list[dict[str, Any]]:
+        request = self.grant_qual.store.get(request_id)
+        assert request is not None and request.message_ts is not None
+        return self.slack.thread_replies(CHANNEL, request.message_ts)
+
+    def wait_final(self, request_id: int = 1, timeout: float = 20.0) -> Any:
+        def final() -> Any:
+            request = self.grant_qual.store.get(request_id)
+            return request if request and request.state.is_final and self.thread(request_id) else None
+
+        return self.slack.wait_for(final, timeout=timeout)
+
+
+def start_app(
+    fake_slack: FakeSlack,
+    fake_mturk: FakeMTurk,
+    database_url: str,
+    *,
+    lease: timedelta = timedelta(seconds=60),
+    **overrides: str,
+) -> RunningApp:
+    settings = load_settings(app_environment(fake_slack, fake_mturk, database_url, **overrides))
+    grant_qual = build(settings, lease=lease)
+    server = http_server(grant_qual, host="127.0.0.1", port=0)
+    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.effective_port}/slack/events"  # type: ignore[union-attr]
+
+    def stop() -> None:
+        server.close()
+        grant_qual.shutdown()
+        grant_qual.store.engine.dispose()
+
+    sender = SlackSender(url, SIGNING_SECRET, fake_slack.response_url(""))
+    return RunningApp(grant_qual, sender, fake_slack, fake_mturk, url, stop)
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'grant-qual.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema in the PostgreSQL of TEST_DATABASE_URL (skipped when it is not set)."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = create_database_engine(base)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base else "?"
+    yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture
+def app(fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str) -> Iterator[RunningApp]:
+    running = start_app(fake_slack, fake_mturk, database_url)
+    yield running
+    running.stop()

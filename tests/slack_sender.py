@@ -1,0 +1,190 @@
+"""Sends requests to the app exactly as Slack does: form-encoded bodies signed with the signing secret."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+TEAM_ID = "T0001"
+_counter = itertools.count(1)
+
+
+@dataclass
+class SlackResponse:
+    status: int
+    body: str
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    base = b"v0:" + timestamp.encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+class SlackSender:
+    def __init__(self, events_url: str, signing_secret: str, response_base: str) -> None:
+        self.events_url = events_url
+        self.signing_secret = signing_secret
+        self.response_base = response_base  # fake Slack's respond/ prefix, for response_url
+
+    def post(
+        self,
+        form: dict[str, str],
+        *,
+        timestamp: int | None = None,
+        secret: str | None = None,
+        sign: bool = True,
+        retry_num: int | None = None,
+    ) -> SlackResponse:
+        body = urllib.parse.urlencode(form).encode()
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if sign:
+            headers["X-Slack-Request-Timestamp"] = ts
+            headers["X-Slack-Signature"] = signature(secret or self.signing_secret, ts, body)
+        if retry_num is not None:
+            headers["X-Slack-Retry-Num"] = str(retry_num)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        request = urllib.request.Request(self.events_url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return SlackResponse(response.status, response.read().decode())
+        except urllib.error.HTTPError as error:
+            return SlackResponse(error.code, error.read().decode())
+
+    def command(self, user_id: str, text: str, *, response_key: str | None = None, **options: Any) -> SlackResponse:
+        key = response_key or f"cmd-{next(_counter)}"
+        form = {
+            "token": "deprecated-verification-token",
+            "team_id": TEAM_ID,
+            "team_domain": "lab",
+            "channel_id": "C0WORK",
+            "channel_name": "work",
+            "user_id": user_id,
+            "user_name": user_id.lower(),
+            "command": "/grant-qual",
+            "text": text,
+            "api_app_id": "A0APP",
+            "response_url": f"{self.response_base}{key}",
+            "trigger_id": f"trigger-{next(_counter)}",
+        }
+        return self.post(form, **options)
+
+    def click(
+        self,
+        user_id: str,
+        action_id: str,
+        value: str,
+        *,
+        message_ts: str = "1.0",
+        channel_id: str = "C0APPROVALS",
+        response_key: str | None = None,
+        **options: Any,
+    ) -> SlackResponse:
+        key = response_key or f"click-{next(_counter)}"
+        payload = {
+            "type": "block_actions",
+            "team": {"id": TEAM_ID, "domain": "lab"},
+            "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM_ID},
+            "api_app_id": "A0APP",
+            "token": "deprecated-verification-token",
+            "container": {
+                "type": "message",
+                "message_ts": message_ts,
+                "channel_id": channel_id,
+                "is_ephemeral": False,
+            },
+            "trigger_id": f"trigger-{next(_counter)}",
+            "channel": {"id": channel_id, "name": "approvals"},
+            "message": {"type": "message", "ts": message_ts, "text": "request"},
+            "response_url": f"{self.response_base}{key}",
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": f"decision-{value}",
+                    "text": {"type": "plain_text", "text": action_id},
+                    "value": value,
+                    "type": "button",
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        return self.post({"payload": json.dumps(payload)}, **options)
+
+    def submit_view(
+        self,
+        user_id: str,
+        values: dict[str, Any],
+        *,
+        private_metadata: str = "{}",
+        callback_id: str = "grant_request_modal",
+        **options: Any,
+    ) -> SlackResponse:
+        payload = {
+            "type": "view_submission",
+            "team": {"id": TEAM_ID, "domain": "lab"},
+            "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM_ID},
+            "api_app_id": "A0APP",
+            "token": "deprecated-verification-token",
+            "trigger_id": f"trigger-{next(_counter)}",
+            "view": {
+                "id": f"V{next(_counter):08d}",
+                "team_id": TEAM_ID,
+                "type": "modal",
+                "callback_id": callback_id,
+                "private_metadata": private_metadata,
+                "state": {"values": values},
+                "hash": "1.abc",
+            },
+            "response_urls": [],
+        }
+        return self.post({"payload": json.dumps(payload)}, **options)
+
+
+def modal_values(
+    qualification: str = "", workers: str = "", value: str = "", notify: bool = True, reason: str = ""
+) -> dict[str, Any]:
+    """view.state.values as Slack sends them for the grant modal."""
+
+    def text(v: str) -> dict[str, Any]:
+        return {"value": {"type": "plain_text_input", "value": v or None}}
+
+    selected = [{"text": {"type": "plain_text", "text": "Email"}, "value": "notify"}] if notify else []
+    return {
+        "qualification_type": text(qualification),
+        "workers": text(workers),
+        "value": text(value),
+        "notify": {"value": {"type": "checkboxes", "selected_options": selected}},
+        "reason": text(reason),
+    }
+
+
+def message_text(message: dict[str, Any] | None) -> str:
+    """All the text a person would read in a message or response: its text and every block's text."""
+    if not message:
+        return ""
+    parts: list[str] = [str(message.get("text") or "")]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("text"), str):
+                parts.append(node["text"])
+            for value in node.values():
+                if isinstance(value, dict | list):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(message.get("blocks") or [])
+    return "\n".join(parts)

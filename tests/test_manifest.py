@@ -1,0 +1,30 @@
+"""manifest.yml creates the app as it is: valid against Slack's schema, with what the code uses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT.parent / "shared" / "reference" / "slack-app-manifest.schema.1.0.0.json"
+
+
+def load_manifest() -> dict:
+    return yaml.safe_load((ROOT / "manifest.yml").read_text())
+
+
+def test_manifest_matches_slack_schema() -> None:
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.validate(load_manifest(), schema)
+
+
+def test_manifest_declares_command_interactivity_socket_mode_and_minimal_scopes() -> None:
+    manifest = load_manifest()
+    (command,) = manifest["features"]["slash_commands"]
+    assert command["command"] == "/grant-qual" and command["description"] and command["usage_hint"]
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    assert manifest["settings"]["socket_mode_enabled"] is True
+    assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == ["chat:write", "commands"]

@@ -1,0 +1,82 @@
+"""Settings: defaults, and one clear line naming what is missing or malformed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import SANDBOX_ENDPOINT_URL, MTurkEnvironment, SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = {
+    "SLACK_BOT_TOKEN": "xoxb-1",
+    "SLACK_SIGNING_SECRET": "s",
+    "GRANT_REQUESTERS": "U01, U02",
+    "GRANT_APPROVERS": "U03",
+    "APPROVAL_CHANNEL": "C01",
+}
+
+
+def test_defaults() -> None:
+    settings = load_settings(BASE)
+    assert settings.mturk_env is MTurkEnvironment.SANDBOX
+    assert settings.mturk_endpoint_url == SANDBOX_ENDPOINT_URL
+    assert settings.slack_api_url == "https://slack.com/api/"
+    assert settings.requesters == {"U01", "U02"} and not settings.allow_self_approval
+    assert settings.database_url == "sqlite:///grant-qual.db" and settings.port == 3000
+    assert not settings.socket_mode
+
+
+def test_endpoint_overrides_are_respected() -> None:
+    assert load_settings({**BASE, "MTURK_ENV": "production"}).mturk_endpoint_url is None
+    assert (
+        load_settings({**BASE, "MTURK_ENDPOINT_URL": "http://127.0.0.1:9"}).mturk_endpoint_url == "http://127.0.0.1:9"
+    )
+    # boto3 reads AWS_ENDPOINT_URL_MTURK itself; the app must not mask it with the sandbox URL.
+    assert load_settings({**BASE, "AWS_ENDPOINT_URL_MTURK": "http://127.0.0.1:9"}).mturk_endpoint_url is None
+
+
+def test_socket_mode_needs_no_signing_secret() -> None:
+    env = {k: v for k, v in BASE.items() if k != "SLACK_SIGNING_SECRET"}
+    assert load_settings({**env, "SLACK_APP_TOKEN": "xapp-1"}).socket_mode
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"GRANT_APPROVERS": ""}, "missing setting(s) GRANT_APPROVERS"),
+        ({"GRANT_APPROVERS": "alice"}, "GRANT_APPROVERS must be comma-separated Slack user IDs"),
+        ({"APPROVAL_CHANNEL": "#approvals"}, "APPROVAL_CHANNEL must be a Slack channel ID"),
+        ({"MTURK_ENV": "prod"}, "MTURK_ENV must be 'sandbox' or 'production'"),
+        ({"ALLOW_SELF_APPROVAL": "sometimes"}, "ALLOW_SELF_APPROVAL must be true or false"),
+        ({"PORT": "http"}, "PORT must be a whole number"),
+        ({"SLACK_BOT_TOKEN": "xoxp-user-token"}, "SLACK_BOT_TOKEN must start with 'xoxb-'"),
+        ({"SLACK_CLIENT_ID": "1", "SLACK_CLIENT_SECRET": "2"}, "OAuth mode"),
+    ],
+)
+def test_malformed_settings_are_named(change: dict[str, str], fragment: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**BASE, **change})
+    assert fragment in str(caught.value) and "README" in str(caught.value)
+    assert "xoxp-user-token" not in str(caught.value)
+
+
+def test_python_app_py_without_settings_prints_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GRANT_", "APPROVAL_", "MTURK_"))}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "app.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "SLACK_BOT_TOKEN" in lines[0] and "GRANT_REQUESTERS" in lines[0] and "SLACK_SIGNING_SECRET" in lines[0]
+    assert "README" in lines[0] and "Traceback" not in result.stderr
