@@ -28,14 +28,16 @@ from slack_sdk.http_retry.builtin_handlers import (
 from sqlalchemy.engine import make_url
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
-from bot import slack
 from bot.config import Settings, SettingsError, load_settings
 from bot.executor import GrantExecutor
 from bot.logs import configure_logging
 from bot.mturk import MTurkGateway, create_mturk_client
 from bot.policy import AccessPolicy
 from bot.service import GrantService
+from bot.slack import SlackContext, register
+from bot.slack.delivery import EventDelivery
 from bot.slack.messenger import SlackMessenger
+from bot.slack.progress import SlackGrantObserver
 from bot.store import GrantStore, create_database_engine
 
 log = logging.getLogger("grant-qual")
@@ -52,18 +54,30 @@ class GrantQual:
     executor: GrantExecutor
     service: GrantService
     messenger: SlackMessenger
+    delivery: EventDelivery
 
     def wsgi(self) -> SlackRequestHandler:
         return SlackRequestHandler(self.bolt, path=EVENTS_PATH)
 
+    def start_background_work(self) -> None:
+        """Resume what a previous process left (grants, undelivered events) and keep sweeping for it."""
+        resumed = self.executor.resume_unfinished()
+        if resumed:
+            log.info("resuming unfinished grants: %s", resumed)
+        self.executor.start_recovery_loop()
+        self.delivery.start()
+
     def shutdown(self) -> None:
+        """Stop taking work, record calls in flight, then tell Slack what can still be told."""
         self.executor.shutdown()
+        self.delivery.stop()
 
 
-def build(settings: Settings, *, lease: timedelta = timedelta(seconds=60)) -> GrantQual:
+def build(settings: Settings) -> GrantQual:
     store = GrantStore(create_database_engine(settings.database_url))
-    store.create_schema()
+    store.upgrade_schema()
     gateway = MTurkGateway(create_mturk_client(settings), settings.mturk_env)
+    lease = timedelta(seconds=settings.lease_seconds)
     executor = GrantExecutor(store, gateway, max_concurrency=settings.mturk_max_concurrency, lease=lease)
     policy = AccessPolicy(settings.requesters, settings.approvers, settings.allow_self_approval)
     service = GrantService(store, gateway, executor, policy)
@@ -83,9 +97,10 @@ def build(settings: Settings, *, lease: timedelta = timedelta(seconds=60)) -> Gr
         listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="listener"),
     )
     messenger = SlackMessenger(bolt.client, store, settings.approval_channel)
-    executor.observer = messenger
-    slack.register(bolt, service, messenger, max_workers=settings.max_workers_per_request)
-    return GrantQual(settings, bolt, store, executor, service, messenger)
+    delivery = EventDelivery(store, messenger)
+    executor.observer = SlackGrantObserver(messenger, delivery)
+    register(bolt, SlackContext(service, messenger, delivery, settings.max_workers_per_request))
+    return GrantQual(settings, bolt, store, executor, service, messenger, delivery)
 
 
 def http_server(
@@ -126,10 +141,7 @@ def main() -> int:
         return 2
     log.info("grant-qual starting: %s", describe(settings))
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    resumed = grant_qual.executor.resume_unfinished()
-    if resumed:
-        log.info("resuming unfinished grants: %s", resumed)
-    grant_qual.executor.start_recovery_loop()
+    grant_qual.start_background_work()
     try:
         if settings.socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler

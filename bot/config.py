@@ -48,6 +48,8 @@ class Settings:
     mturk_max_concurrency: int
     mturk_max_tps: float
     max_workers_per_request: int
+    # How long a grant whose process died waits before another process (or a restart) resumes it.
+    lease_seconds: int
 
     @property
     def socket_mode(self) -> bool:
@@ -90,6 +92,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         mturk_max_concurrency=_int(env, "MTURK_MAX_CONCURRENCY", default=20, low=1, high=200),
         mturk_max_tps=float(_int(env, "MTURK_MAX_TPS", default=200, low=1, high=10_000)),
         max_workers_per_request=_int(env, "MAX_WORKERS_PER_REQUEST", default=10_000, low=1, high=100_000),
+        lease_seconds=_int(env, "GRANT_LEASE_SECONDS", default=30, low=2, high=3600),
     )
 
 

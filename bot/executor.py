@@ -42,14 +42,14 @@ class GrantObserver(Protocol):
 
     def grant_progressed(self, request: GrantRequest, progress: GrantProgress) -> None: ...
 
-    def grant_finished(self, request: GrantRequest, outcomes: list[WorkerOutcome], elapsed_seconds: float) -> None: ...
+    def grant_finished(self, request: GrantRequest) -> None: ...
 
 
 class _SilentObserver:
     def grant_progressed(self, request: GrantRequest, progress: GrantProgress) -> None:
         pass
 
-    def grant_finished(self, request: GrantRequest, outcomes: list[WorkerOutcome], elapsed_seconds: float) -> None:
+    def grant_finished(self, request: GrantRequest) -> None:
         pass
 
 
@@ -72,6 +72,7 @@ class GrantExecutor:
         self._flush_interval = flush_interval
         self._flush_size = flush_size
         self._max_concurrency = max_concurrency
+        self._dispatch_chunk = max(100, 4 * max_concurrency)
         self._calls = ThreadPoolExecutor(max_concurrency, thread_name_prefix="mturk-call")
         self._coordinators = ThreadPoolExecutor(4, thread_name_prefix="grant")
         self._stopping = threading.Event()
@@ -123,7 +124,7 @@ class GrantExecutor:
             return None
         finished = self.store.get(request_id)
         assert finished is not None
-        self.observer.grant_finished(finished, self.store.outcomes(request_id), time.monotonic() - started)
+        self.observer.grant_finished(finished)
         return state
 
     def _execute_logged(self, request_id: int) -> RequestState | None:
@@ -135,19 +136,24 @@ class GrantExecutor:
 
     def _grant_pending(self, request: GrantRequest, started: float) -> None:
         targets = self.store.pending_workers(request.id)
+        in_doubt = self.store.in_doubt_worker_ids(request.id)
         counts = self.store.status_counts(request.id)
         granted, failed = counts[WorkerStatus.GRANTED], counts[WorkerStatus.FAILED]
         access_error: list[str] = []
         calls = _CallWindow(self._calls, self._max_concurrency * 2)
         buffer: list[WorkerOutcome] = []
         last_flush = time.monotonic()
-        queue = iter(targets)
+        next_index, dispatched_until = 0, 0
         while True:
-            while not self._stopping.is_set() and calls.has_room():
-                target = next(queue, None)
-                if target is None:
-                    break
-                calls.start(self._grant_one, request, target, access_error)
+            while not self._stopping.is_set() and calls.has_room() and next_index < len(targets):
+                if next_index >= dispatched_until:
+                    # Mark a chunk ahead in one statement: after a crash, only these are in doubt.
+                    dispatched_until = next_index + self._dispatch_chunk
+                    chunk = targets[next_index:dispatched_until]
+                    self.store.mark_dispatched(request.id, [t.worker_id for t in chunk])
+                target = targets[next_index]
+                next_index += 1
+                calls.start(self._grant_one, request, target, target.worker_id in in_doubt, access_error)
             if not calls.pending:
                 break
             for outcome in calls.collect(timeout=self._flush_interval):
@@ -171,10 +177,15 @@ class GrantExecutor:
         buffer.clear()
         return self.store.renew_lease(request.id, owner=self.owner, lease=self._lease)
 
-    def _grant_one(self, request: GrantRequest, target: WorkerTarget, access_error: list[str]) -> WorkerOutcome:
+    def _grant_one(
+        self, request: GrantRequest, target: WorkerTarget, in_doubt: bool, access_error: list[str]
+    ) -> WorkerOutcome:
         if access_error:
             return _failed(target, "AccessError", access_error[0])
         try:
+            if in_doubt and self.gateway.holds(target, request.qualification_type_id):
+                # The call made before a crash reached MTurk: record it rather than grant (and notify) twice.
+                return WorkerOutcome(target.worker_id, target.integer_value, WorkerStatus.GRANTED)
             return self.gateway.grant(target, request.qualification_type_id, request.send_notification)
         except MTurkAccessError as error:
             access_error.append(str(error))

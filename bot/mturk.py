@@ -203,6 +203,18 @@ class MTurkGateway:
             return "Only qualification types created by this requester account can be granted."
         return None
 
+    def holds(self, target: WorkerTarget, qualification_type_id: str) -> bool:
+        """Whether the worker already has the qualification with the target's value (read back after a crash)."""
+        try:
+            response = self.client.get_qualification_score(
+                QualificationTypeId=qualification_type_id, WorkerId=target.worker_id
+            )
+        except (ClientError, BotoCoreError):
+            return False  # not held, or unknown: granting again is safe, it sets the same value
+        qualification = response.get("Qualification", {})
+        expected = 1 if target.integer_value is None else target.integer_value
+        return qualification.get("Status") == "Granted" and qualification.get("IntegerValue") == expected
+
     def find_owned_type(self, qualification_type_id: str, *, max_age: float = 60.0) -> QualificationTypeInfo | None:
         """The qualification type if this account created it, else None; raises if MTurk cannot say."""
         with self._types_lock:

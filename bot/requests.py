@@ -64,6 +64,37 @@ class WorkerStatus(StrEnum):
     FAILED = "failed"
 
 
+class EventKind(StrEnum):
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    FINISHED = "finished"
+
+
+class DeliveryState(StrEnum):
+    """Whether the people concerned have been told about an event (in Slack, by the Slack layer)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RequestEvent:
+    """Something that happened to a request: recorded with the change itself, then told to people."""
+
+    id: int
+    request_id: int
+    kind: EventKind
+    actor_id: str | None
+    created_at: datetime
+    delivery_state: DeliveryState
+    steps_done: frozenset[str]
+    attempts: int
+    last_error: str | None = None
+
+
 @dataclass(frozen=True)
 class WorkerTarget:
     """One worker to grant, and the score to give (None: MTurk's default of 1)."""

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
 from sqlalchemy import (
     Boolean,
     Column,
+    Connection,
     DateTime,
     Engine,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -33,12 +38,16 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 
 from bot.requests import (
+    DeliveryState,
+    EventKind,
     GrantRequest,
     GrantSpec,
+    RequestEvent,
     RequestState,
     WorkerOutcome,
     WorkerStatus,
@@ -59,6 +68,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value is not None else None
 
 
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 metadata = MetaData()
 
 grant_requests = Table(
@@ -71,7 +81,7 @@ grant_requests = Table(
     Column("send_notification", Boolean, nullable=False),
     Column("reason", Text, nullable=False, default=""),
     Column("mturk_env", String(16), nullable=False),
-    Column("state", String(16), nullable=False, index=True),
+    Column("state", String(16), nullable=False),
     Column("worker_count", Integer, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("decided_by", String(32)),
@@ -95,8 +105,32 @@ worker_grants = Table(
     Column("error_code", String(128)),
     Column("error_message", Text),
     Column("hint", Text),
+    # Set when a call is about to be made: a pending worker with a dispatch time is "in doubt" after a crash.
+    Column("dispatched_at", UtcDateTime),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+Index("ix_grant_requests_state", grant_requests.c.state)
+Index("ix_worker_grants_request_status", worker_grants.c.request_id, worker_grants.c.status)
+
+# What happened to a request (the audit trail) and, per event, whether Slack has been told (the outbox):
+# an event is written in the same transaction as the state change it records, so none is ever lost.
+request_events = Table(
+    "request_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", Integer, ForeignKey("grant_requests.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("actor_id", String(32)),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("delivery_state", String(16), nullable=False),
+    Column("steps_done", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("lease_expires_at", UtcDateTime),
+    Column("last_error", Text),
+    Column("delivered_at", UtcDateTime),
+)
+Index("ix_request_events_delivery", request_events.c.delivery_state, request_events.c.next_attempt_at)
 
 
 def now() -> datetime:
@@ -128,8 +162,16 @@ class GrantStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def create_schema(self) -> None:
-        metadata.create_all(self.engine)
+    def upgrade_schema(self) -> None:
+        """Create or upgrade the tables with the Alembic migrations in bot/migrations; data is kept."""
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Replicas starting together take turns; the second finds the schema current.
+                conn.execute(text("SELECT pg_advisory_xact_lock(724201)"))
+            config.attributes["connection"] = conn
+            alembic_command.upgrade(config, "head")
 
     def create_request(
         self, spec: GrantSpec, *, requester_id: str, mturk_env: str, qualification_name: str | None
@@ -163,6 +205,7 @@ class GrantStore:
                     for i, w in enumerate(spec.workers)
                 ],
             )
+            _add_event(conn, request_id, EventKind.SUBMITTED, requester_id)
         request = self.get(request_id)
         assert request is not None
         return request
@@ -183,15 +226,20 @@ class GrantStore:
     def decide(self, request_id: int, *, user_id: str, approve: bool) -> bool:
         """pending → approved or rejected; True only for the one caller whose decision took effect."""
         target = RequestState.APPROVED if approve else RequestState.REJECTED
-        finished = None if approve else now()
-        return self._swap(
-            request_id,
-            (grant_requests.c.state == RequestState.PENDING,),
-            state=target,
-            decided_by=user_id,
-            decided_at=now(),
-            finished_at=finished,
-        )
+        kind = EventKind.APPROVED if approve else EventKind.REJECTED
+        with self.engine.begin() as conn:
+            won = _swap(
+                conn,
+                request_id,
+                (grant_requests.c.state == RequestState.PENDING,),
+                state=target,
+                decided_by=user_id,
+                decided_at=now(),
+                finished_at=None if approve else now(),
+            )
+            if won:
+                _add_event(conn, request_id, kind, user_id)
+        return won
 
     def claim(self, request_id: int, *, owner: str, lease: timedelta) -> bool:
         """approved → granting for `owner`, or take over a grant whose previous owner's lease expired."""
@@ -276,16 +324,19 @@ class GrantStore:
         w, c = worker_grants.c, grant_requests.c
         any_pending = exists().where(w.request_id == c.id, w.status == WorkerStatus.PENDING)
         any_failed = exists().where(w.request_id == c.id, w.status == WorkerStatus.FAILED)
-        won = self._swap(
-            request_id,
-            (c.state == RequestState.GRANTING, c.lease_owner == owner, ~any_pending),
-            state=case((any_failed, RequestState.FAILED), else_=RequestState.DONE),
-            finished_at=now(),
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-        if not won:
-            return None
+        with self.engine.begin() as conn:
+            won = _swap(
+                conn,
+                request_id,
+                (c.state == RequestState.GRANTING, c.lease_owner == owner, ~any_pending),
+                state=case((any_failed, RequestState.FAILED), else_=RequestState.DONE),
+                finished_at=now(),
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            if not won:
+                return None
+            _add_event(conn, request_id, EventKind.FINISHED, None)
         request = self.get(request_id)
         return request.state if request else None
 
@@ -326,9 +377,130 @@ class GrantStore:
             return [_to_request(row) for row in conn.execute(query).mappings()]
 
     def _swap(self, request_id: int, conditions: tuple[Any, ...], **values: Any) -> bool:
-        statement = update(grant_requests).where(grant_requests.c.id == request_id, *conditions).values(**values)
         with self.engine.begin() as conn:
-            return conn.execute(statement).rowcount == 1
+            return _swap(conn, request_id, conditions, **values)
+
+    def mark_dispatched(self, request_id: int, worker_ids: Sequence[str]) -> None:
+        """Note that calls are about to be made, in one statement for the whole batch."""
+        c = worker_grants.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(worker_grants)
+                .where(c.request_id == request_id, c.worker_id.in_(list(worker_ids)), c.status == WorkerStatus.PENDING)
+                .values(dispatched_at=now())
+            )
+
+    def in_doubt_worker_ids(self, request_id: int) -> set[str]:
+        """Pending workers whose call was dispatched by an executor that died before recording the outcome."""
+        c = worker_grants.c
+        query = select(c.worker_id).where(
+            c.request_id == request_id, c.status == WorkerStatus.PENDING, c.dispatched_at.is_not(None)
+        )
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    # Events: the audit trail, and the outbox the Slack layer delivers from.
+
+    def events(self, request_id: int) -> list[RequestEvent]:
+        query = select(request_events).where(request_events.c.request_id == request_id).order_by(request_events.c.id)
+        with self.engine.connect() as conn:
+            return [_to_event(row) for row in conn.execute(query).mappings()]
+
+    def event(self, event_id: int) -> RequestEvent | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(request_events).where(request_events.c.id == event_id)).mappings().first()
+        return _to_event(row) if row else None
+
+    def claim_event(self, event_id: int, *, lease: timedelta) -> RequestEvent | None:
+        """Take an undelivered event for delivery; None if it is delivered or someone else is delivering it."""
+        e = request_events.c
+        moment = now()
+        due = or_(
+            and_(e.delivery_state == DeliveryState.PENDING, e.next_attempt_at <= moment),
+            and_(e.delivery_state == DeliveryState.SENDING, e.lease_expires_at < moment),
+        )
+        statement = (
+            update(request_events)
+            .where(e.id == event_id, due)
+            .values(delivery_state=DeliveryState.SENDING, lease_expires_at=moment + lease, attempts=e.attempts + 1)
+        )
+        with self.engine.begin() as conn:
+            if conn.execute(statement).rowcount != 1:
+                return None
+        return self.event(event_id)
+
+    def due_event_ids(self, limit: int = 50) -> list[int]:
+        e = request_events.c
+        moment = now()
+        query = (
+            select(e.id)
+            .where(
+                or_(
+                    and_(e.delivery_state == DeliveryState.PENDING, e.next_attempt_at <= moment),
+                    and_(e.delivery_state == DeliveryState.SENDING, e.lease_expires_at < moment),
+                )
+            )
+            .order_by(e.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def event_step_done(self, event_id: int, step: str) -> None:
+        e = request_events.c
+        with self.engine.begin() as conn:
+            conn.execute(update(request_events).where(e.id == event_id).values(steps_done=e.steps_done + f"{step},"))
+
+    def event_delivered(self, event_id: int) -> None:
+        self._set_event(event_id, delivery_state=DeliveryState.DELIVERED, delivered_at=now(), last_error=None)
+
+    def event_retry_later(self, event_id: int, error: str, delay: timedelta) -> None:
+        self._set_event(
+            event_id, delivery_state=DeliveryState.PENDING, next_attempt_at=now() + delay, last_error=error[:1000]
+        )
+
+    def event_failed(self, event_id: int, error: str) -> None:
+        self._set_event(event_id, delivery_state=DeliveryState.FAILED, last_error=error[:1000])
+
+    def _set_event(self, event_id: int, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(request_events).where(request_events.c.id == event_id).values(**values))
+
+
+def _swap(conn: Connection, request_id: int, conditions: tuple[Any, ...], **values: Any) -> bool:
+    """Compare-and-swap on one request row: True only if this statement changed it."""
+    statement = update(grant_requests).where(grant_requests.c.id == request_id, *conditions).values(**values)
+    return conn.execute(statement).rowcount == 1
+
+
+def _add_event(conn: Connection, request_id: int, kind: EventKind, actor_id: str | None) -> None:
+    moment = now()
+    conn.execute(
+        insert(request_events).values(
+            request_id=request_id,
+            kind=kind,
+            actor_id=actor_id,
+            created_at=moment,
+            delivery_state=DeliveryState.PENDING,
+            steps_done="",
+            attempts=0,
+            next_attempt_at=moment,
+        )
+    )
+
+
+def _to_event(row: Any) -> RequestEvent:
+    return RequestEvent(
+        id=row["id"],
+        request_id=row["request_id"],
+        kind=EventKind(row["kind"]),
+        actor_id=row["actor_id"],
+        created_at=row["created_at"],
+        delivery_state=DeliveryState(row["delivery_state"]),
+        steps_done=frozenset(step for step in row["steps_done"].split(",") if step),
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+    )
 
 
 def _to_request(row: Any) -> GrantRequest:

@@ -7,7 +7,6 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -113,16 +112,10 @@ class RunningApp:
         return self.slack.wait_for(final, timeout=timeout)
 
 
-def start_app(
-    fake_slack: FakeSlack,
-    fake_mturk: FakeMTurk,
-    database_url: str,
-    *,
-    lease: timedelta = timedelta(seconds=60),
-    **overrides: str,
-) -> RunningApp:
+def start_app(fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, **overrides: str) -> RunningApp:
     settings = load_settings(app_environment(fake_slack, fake_mturk, database_url, **overrides))
-    grant_qual = build(settings, lease=lease)
+    grant_qual = build(settings)
+    grant_qual.start_background_work()
     server = http_server(grant_qual, host="127.0.0.1", port=0)
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()

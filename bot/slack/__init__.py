@@ -1,16 +1,30 @@
-"""Everything that knows Slack: listeners, Block Kit builders, and the messenger that posts."""
+"""Everything that knows Slack: listeners, Block Kit builders, the messenger and the event delivery."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from slack_bolt import App
 
 from bot.service import GrantService
-from bot.slack import actions, commands, views
+from bot.slack.delivery import EventDelivery
 from bot.slack.messenger import SlackMessenger
 
 
-def register(app: App, service: GrantService, messenger: SlackMessenger, *, max_workers: int) -> None:
+@dataclass(frozen=True)
+class SlackContext:
+    """What the listeners work with."""
+
+    service: GrantService
+    messenger: SlackMessenger
+    delivery: EventDelivery
+    max_workers: int
+
+
+def register(app: App, context: SlackContext) -> None:
     """Attach every listener to the Bolt app."""
-    commands.register(app, service, messenger, max_workers)
-    views.register(app, service, messenger, max_workers)
-    actions.register(app, service, messenger)
+    from bot.slack import actions, commands, views
+
+    commands.register(app, context)
+    views.register(app, context)
+    actions.register(app, context)

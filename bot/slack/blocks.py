@@ -270,7 +270,7 @@ def _text_input(
     return block
 
 
-def result_message(request: GrantRequest, outcomes: Sequence[WorkerOutcome], elapsed: float) -> tuple[str, list[Block]]:
+def result_message(request: GrantRequest, outcomes: Sequence[WorkerOutcome]) -> tuple[str, list[Block]]:
     """The thread reply when a grant ends: what was granted, and each failure in MTurk's words with a hint."""
     granted = [o for o in outcomes if o.status is WorkerStatus.GRANTED]
     failed = [o for o in outcomes if o.status is WorkerStatus.FAILED]
@@ -278,14 +278,13 @@ def result_message(request: GrantRequest, outcomes: Sequence[WorkerOutcome], ela
     what = f"{qualification_text(request)} (value {value_text({o.integer_value for o in outcomes})})"
     notified = "Workers were notified by email." if request.send_notification else "Workers were not notified."
     if not failed:
-        summary = (
-            f":white_check_mark: {tag} Granted {what} to all {len(granted)} worker(s) in {elapsed:.1f} s. {notified}"
-        )
-        return _plain(summary), [
-            _section(summary),
-            _section(f"*Granted*\n{worker_list([o.worker_id for o in granted])}"),
-        ]
-    summary = f":warning: {tag} Granted {what} to {len(granted)} of {len(outcomes)} worker(s); {len(failed)} failed."
+        summary = f":white_check_mark: {tag} Granted {what} to all {len(granted)} worker(s){_took(request)}. {notified}"
+        granted_ids = worker_list([o.worker_id for o in granted])
+        return _plain(summary), [_section(summary), _section(f"*Granted*\n{granted_ids}")]
+    summary = (
+        f":warning: {tag} Granted {what} to {len(granted)} of {len(outcomes)} worker(s); {len(failed)} failed"
+        f"{_took(request)}."
+    )
     blocks = [_section(summary)]
     lines = [_failure_line(o) for o in failed[:SHOWN_FAILURES]]
     if len(failed) > SHOWN_FAILURES:
@@ -294,6 +293,12 @@ def result_message(request: GrantRequest, outcomes: Sequence[WorkerOutcome], ela
     if granted:
         blocks.append(_section(f"*Granted*\n{worker_list([o.worker_id for o in granted])}"))
     return _plain(summary), blocks
+
+
+def _took(request: GrantRequest) -> str:
+    if request.decided_at is None or request.finished_at is None:
+        return ""
+    return f" in {(request.finished_at - request.decided_at).total_seconds():.1f} s"
 
 
 def _failure_line(outcome: WorkerOutcome) -> str:
@@ -307,6 +312,28 @@ def _plain(summary: str) -> str:
     return summary.split(" ", 1)[1].replace("`", "").replace("*", "")
 
 
-def outcome_line(request: GrantRequest, outcomes: Sequence[WorkerOutcome]) -> str:
-    granted = sum(o.status is WorkerStatus.GRANTED for o in outcomes)
-    return f"granted {granted} of {len(outcomes)} worker(s)"
+def outcome_line(granted: int, request: GrantRequest) -> str:
+    return f"granted {granted} of {request.worker_count} worker(s)"
+
+
+def rejection_reply(request: GrantRequest) -> str:
+    return f"{environment_tag(request.mturk_env)} :no_entry: Rejected by <@{request.decided_by}>. Nothing was granted."
+
+
+def rejection_dm(request: GrantRequest, link: str | None) -> str:
+    return (
+        f"{environment_tag(request.mturk_env)} Your request #{request.id} to grant {qualification_text(request)} "
+        f"to {request.worker_count} worker(s) was rejected by <@{request.decided_by}>. Nothing was granted."
+        f"{_see(link)}"
+    )
+
+
+def result_dm(request: GrantRequest, granted: int, link: str | None) -> str:
+    return (
+        f"{environment_tag(request.mturk_env)} Your request #{request.id} ({qualification_text(request)}) was "
+        f"approved by <@{request.decided_by}>: {outcome_line(granted, request)}.{_see(link)}"
+    )
+
+
+def _see(link: str | None) -> str:
+    return f" <{link}|See the request>" if link else ""

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.requests import HelpWanted, InvalidRequest, ModalWanted, parse_command_text
-from bot.service import CannotSubmit, GrantService, NotAllowed
+from bot.service import CannotSubmit, NotAllowed
 from bot.slack import blocks
-from bot.slack.messenger import SlackMessenger
 from bot.slack.submission import announce_request
+
+if TYPE_CHECKING:
+    from bot.slack import SlackContext
 
 log = logging.getLogger(__name__)
 
 
-def register(app: App, service: GrantService, messenger: SlackMessenger, max_workers: int) -> None:
+def register(app: App, context: SlackContext) -> None:
+    service, max_workers = context.service, context.max_workers
     env = service.gateway.environment
 
     @app.command("/grant-qual")
@@ -37,7 +40,7 @@ def register(app: App, service: GrantService, messenger: SlackMessenger, max_wor
             elif isinstance(parsed, HelpWanted):
                 reply(blocks.usage_text(env, max_workers))
             else:
-                announce_request(messenger, service.submit(user_id, parsed), reply)
+                announce_request(context, service.submit(user_id, parsed), reply)
         except NotAllowed as refusal:
             reply(f":no_entry: {refusal} Nothing was posted.")
         except InvalidRequest as invalid:

@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-
-from slack_sdk.errors import SlackApiError
+from typing import TYPE_CHECKING
 
 from bot.requests import GrantRequest
 from bot.slack import blocks
-from bot.slack.messenger import SlackMessenger
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from bot.slack import SlackContext
 
 Reply = Callable[[str], None]
 
 
-def announce_request(messenger: SlackMessenger, request: GrantRequest, reply: Reply) -> None:
-    """Post the request in the approval channel and tell the requester where it is."""
+def announce_request(context: SlackContext, request: GrantRequest, reply: Reply) -> None:
+    """Post the request in the approval channel now, and tell the requester where it is."""
     tag = blocks.environment_tag(request.mturk_env)
-    channel = f"<#{messenger.approval_channel}>"
-    try:
-        link = messenger.post_request(request)
-    except SlackApiError as error:
-        log.error("request #%s stored but not posted: %s", request.id, error.response.get("error"))
+    channel = f"<#{context.messenger.approval_channel}>"
+    if not context.delivery.deliver_submission(request.id):
         reply(
-            f"{tag} Request #{request.id} is saved, but it could not be posted to {channel} "
-            f"({error.response.get('error')}). Is the app a member of that channel?"
+            f"{tag} Request #{request.id} is saved, but Slack did not take the approval message yet; it will be "
+            f"posted in {channel} as soon as Slack does. (If this persists: is the app a member of that channel?)"
         )
         return
+    posted = context.service.store.get(request.id) or request
+    link = context.messenger.permalink(posted)
     where = f"<{link}|in the approval channel>" if link else f"in {channel}"
     reply(
         f"{tag} Request #{request.id} to grant {blocks.qualification_text(request)} to {request.worker_count} "

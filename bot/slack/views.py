@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App
 from slack_sdk.webhook import WebhookClient
 
 from bot.requests import Field, InvalidRequest, build_grant_spec, split_worker_ids
-from bot.service import CannotSubmit, GrantService, NotAllowed
+from bot.service import CannotSubmit, NotAllowed
 from bot.slack import blocks
-from bot.slack.messenger import SlackMessenger
 from bot.slack.submission import announce_request
+
+if TYPE_CHECKING:
+    from bot.slack import SlackContext
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,9 @@ FIELD_BLOCKS = {
 }
 
 
-def register(app: App, service: GrantService, messenger: SlackMessenger, max_workers: int) -> None:
+def register(app: App, context: SlackContext) -> None:
+    service, max_workers = context.service, context.max_workers
+
     @app.view(blocks.MODAL_CALLBACK)
     def grant_modal_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         user_id = str(body.get("user", {}).get("id", ""))
@@ -50,7 +54,7 @@ def register(app: App, service: GrantService, messenger: SlackMessenger, max_wor
             ack(response_action="errors", errors={"qualification_type": str(error)})
             return
         ack()
-        announce_request(messenger, request, _reply_to(view, messenger, user_id))
+        announce_request(context, request, _reply_to(view, context, user_id))
 
 
 def _inline_errors(invalid: InvalidRequest) -> dict[str, str]:
@@ -69,7 +73,7 @@ def _checked(values: dict[str, Any], block_id: str) -> bool:
     return bool((values.get(block_id, {}).get("value", {}) or {}).get("selected_options"))
 
 
-def _reply_to(view: dict[str, Any], messenger: SlackMessenger, user_id: str) -> Any:
+def _reply_to(view: dict[str, Any], context: SlackContext, user_id: str) -> Any:
     """Answer where /grant-qual was typed (its response_url), or by DM if that is gone."""
     try:
         response_url = json.loads(view.get("private_metadata") or "{}").get("response_url", "")
@@ -82,6 +86,6 @@ def _reply_to(view: dict[str, Any], messenger: SlackMessenger, user_id: str) -> 
             response = WebhookClient(response_url).send(text=text, response_type="ephemeral")
             if response.status_code == 200:
                 return
-        messenger.direct_message(user_id, text)
+        context.messenger.client.chat_postMessage(channel=user_id, text=text)
 
     return reply
