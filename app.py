@@ -20,11 +20,7 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 from sqlalchemy.engine import make_url
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
@@ -84,11 +80,9 @@ def build(settings: Settings) -> GrantQual:
     client = WebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
-        retry_handlers=[
-            ConnectionErrorRetryHandler(max_retry_count=2),
-            RateLimitErrorRetryHandler(max_retry_count=3),
-            ServerErrorRetryHandler(max_retry_count=2),
-        ],
+        # No retry on a dropped connection: a post may have landed, and posting again would duplicate it.
+        # The event outbox retries instead, reading the thread back first (bot/slack/messenger.py).
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3), ServerErrorRetryHandler(max_retry_count=2)],
     )
     bolt = App(
         client=client,

@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -229,6 +229,68 @@ def test_random_faults_never_record_failed_grants(mturk_fake: FakeMTurk, mturk: 
     assert len(mturk_fake.grants) == 60 - failed == 60 - sum(mturk_fake.injected_faults.values())
 
 
+def test_get_qualification_score_after_associate(mturk_fake: FakeMTurk, mturk: Any) -> None:
+    with pytest.raises(mturk.exceptions.RequestError) as none_yet:
+        mturk.get_qualification_score(QualificationTypeId=TYPE_ID, WorkerId=WORKER)
+    assert none_yet.value.response["TurkErrorCode"] == "AWS.MechanicalTurk.QualificationDoesNotExist"
+    assert re.fullmatch(
+        r"You requested a Qualification that does not exist\. \(\d{13}\)", none_yet.value.response["Error"]["Message"]
+    )
+
+    before = datetime.now(UTC)
+    mturk.associate_qualification_with_worker(QualificationTypeId=TYPE_ID, WorkerId=WORKER, IntegerValue=3)
+    mturk.associate_qualification_with_worker(QualificationTypeId=TYPE_ID, WorkerId=WORKER, IntegerValue=5)
+    qualification = mturk.get_qualification_score(QualificationTypeId=TYPE_ID, WorkerId=WORKER)["Qualification"]
+    assert qualification["GrantTime"] == datetime.fromtimestamp(mturk_fake.grants[-1].granted_at, UTC)
+    assert qualification["GrantTime"] >= before.replace(microsecond=0)
+    assert {key: value for key, value in qualification.items() if key != "GrantTime"} == {
+        "QualificationTypeId": TYPE_ID,
+        "WorkerId": WORKER,
+        "IntegerValue": 5,
+        "Status": "Granted",
+    }
+    assert mturk_fake.calls("GetQualificationScore") == [{"QualificationTypeId": TYPE_ID, "WorkerId": WORKER}] * 2
+
+    with pytest.raises(mturk.exceptions.RequestError) as unknown_type:
+        mturk.get_qualification_score(QualificationTypeId="3NOSUCHTYPE", WorkerId=WORKER)
+    assert unknown_type.value.response["TurkErrorCode"] == "AWS.MechanicalTurk.QualificationDoesNotExist"
+    mturk_fake.unknown_workers.add("A143XRCI1YXAFE")
+    with pytest.raises(ClientError) as unknown_worker:
+        mturk.get_qualification_score(QualificationTypeId=TYPE_ID, WorkerId="A143XRCI1YXAFE")
+    assert unknown_worker.value.response["Error"] == {
+        "Code": "ParameterValidationError",
+        "Message": 'The value "A143XRCI1YXAFE" is not valid for the parameter WorkerId.',
+    }
+
+
+def test_get_qualification_score_ignores_grant_faults(mturk_fake: FakeMTurk, mturk: Any) -> None:
+    mturk.associate_qualification_with_worker(QualificationTypeId=TYPE_ID, WorkerId=WORKER)
+    mturk_fake.fail_next("ServiceFault")
+    mturk_fake.random_faults = {"ThrottlingException": 1.0}
+    mturk_fake.throttle_above_tps = 0
+    assert mturk.get_qualification_score(QualificationTypeId=TYPE_ID, WorkerId=WORKER)["Qualification"]["IntegerValue"]
+    assert mturk_fake.injected_faults == {}
+    # The scripted fault is still queued for the next grant.
+    mturk_fake.random_faults, mturk_fake.throttle_above_tps = {}, None
+    with pytest.raises(mturk.exceptions.ServiceFault):
+        mturk.associate_qualification_with_worker(QualificationTypeId=TYPE_ID, WorkerId=WORKER)
+
+
+def test_preset_grant_is_held_but_not_a_call(mturk_fake: FakeMTurk, mturk: Any) -> None:
+    preset = mturk_fake.preset_grant(TYPE_ID, WORKER, 4, granted_at=1_700_000_000.5)
+    assert mturk_fake.grants == [] and mturk_fake.preset == [preset]
+    assert mturk_fake.current_value(TYPE_ID, WORKER) == 4
+    qualification = mturk.get_qualification_score(QualificationTypeId=TYPE_ID, WorkerId=WORKER)["Qualification"]
+    assert (qualification["IntegerValue"], qualification["GrantTime"].timestamp()) == (4, 1_700_000_000.5)
+
+    # A grant made through the API afterwards overwrites the preset value, as associating again does.
+    mturk.associate_qualification_with_worker(QualificationTypeId=TYPE_ID, WorkerId=WORKER, IntegerValue=9)
+    assert mturk_fake.current_value(TYPE_ID, WORKER) == 9
+    assert mturk_fake.grant_counts() == {WORKER: 1}
+    with pytest.raises(ValueError, match="owns"):
+        mturk_fake.preset_grant(FOREIGN_TYPE_ID, WORKER, 1)
+
+
 # ---------------------------------------------------------------------- Slack
 
 
@@ -377,3 +439,69 @@ def test_wait_for_explains_a_timeout(slack_fake: FakeSlack, slack: WebClient) ->
     assert slack_fake.wait_for(lambda: slack_fake.calls_to("auth.test"), timeout=1)
     with pytest.raises(AssertionError, match=r"timed out after 0.1s .*auth\.test"):
         slack_fake.wait_for(lambda: slack_fake.messages, timeout=0.1)
+
+
+def test_conversations_replies_with_metadata(slack_fake: FakeSlack, slack: WebClient) -> None:
+    metadata = {"event_type": "grant_result", "event_payload": {"request_id": 1}}
+    parent = slack.chat_postMessage(channel="C0APPROVALS", text="Request #1")
+    first = slack.chat_postMessage(channel="C0APPROVALS", thread_ts=parent["ts"], text="Granted", metadata=metadata)
+    # The same metadata sent form-encoded, as a JSON string.
+    slack.api_call(
+        "chat.postMessage",
+        params={"channel": "C0APPROVALS", "thread_ts": parent["ts"], "text": "Again", "metadata": json.dumps(metadata)},
+    )
+    slack.chat_postMessage(channel="C0APPROVALS", text="Another request")
+
+    thread = slack.conversations_replies(channel="C0APPROVALS", ts=parent["ts"], include_all_metadata=True)
+    assert (thread["has_more"], thread["response_metadata"]) == (False, {"next_cursor": ""})
+    head, *replies = thread["messages"]
+    assert (head["ts"], head["thread_ts"], head["text"], head["reply_count"]) == (
+        parent["ts"],
+        parent["ts"],
+        "Request #1",
+        2,
+    )
+    assert "metadata" not in head
+    assert [(m["text"], m["thread_ts"], m["user"], m["bot_id"], m["type"]) for m in replies] == [
+        ("Granted", parent["ts"], "UBOT", "B0001", "message"),
+        ("Again", parent["ts"], "UBOT", "B0001", "message"),
+    ]
+    assert [m["metadata"] for m in replies] == [metadata, metadata]
+    assert replies[0]["ts"] == first["ts"]
+
+    plain = slack.conversations_replies(channel="C0APPROVALS", ts=parent["ts"])["messages"]
+    assert [m["ts"] for m in plain] == [m["ts"] for m in thread["messages"]]
+    assert not any("metadata" in m for m in plain)
+    # A reply's ts names its whole thread.
+    assert len(slack.conversations_replies(channel="C0APPROVALS", ts=first["ts"])["messages"]) == 3
+
+    for channel, ts in (("C0APPROVALS", "1.000000"), ("C0OTHER", parent["ts"])):
+        with pytest.raises(SlackApiError) as missing:
+            slack.conversations_replies(channel=channel, ts=ts)
+        assert missing.value.response["error"] == "thread_not_found"
+
+
+def test_unavailable_answers_503_and_applies_nothing(slack_fake: FakeSlack, slack: WebClient) -> None:
+    slack_fake.fail_next("chat.postMessage", status=429)
+    slack_fake.unavailable = True
+    for _ in range(2):
+        with pytest.raises(SlackApiError) as down:
+            slack.chat_postMessage(channel="C1", text="hello")
+        assert down.value.response.status_code == 503
+        # slack_sdk turns the empty body into this error of its own.
+        assert down.value.response.data == {"ok": False, "error": "Received a response in a non-JSON format: "}
+    with pytest.raises(SlackApiError):
+        slack.auth_test()
+    assert slack_fake.messages == []
+    assert slack_fake.injected_faults == {"unavailable": 3}
+    assert [call.injected for call in slack_fake.calls] == ["unavailable"] * 3
+    assert slack_fake.calls[0].args == {"channel": "C1", "text": "hello"}
+
+    # Response URLs still work, and the queued fault is still there once Slack is back.
+    sent = WebhookClient(slack_fake.response_url("cmd-1")).send(text="Done")
+    assert sent.status_code == 200
+    slack_fake.unavailable = False
+    with pytest.raises(SlackApiError) as limited:
+        slack.chat_postMessage(channel="C1", text="hello")
+    assert limited.value.response.status_code == 429
+    assert slack.chat_postMessage(channel="C1", text="hello")["ok"]

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
@@ -41,12 +41,16 @@ _AUTHORIZATION = re.compile(
 
 @dataclass(frozen=True)
 class Grant:
-    """One successful AssociateQualificationWithWorker call, with MTurk's defaults filled in."""
+    """One successful AssociateQualificationWithWorker call, with MTurk's defaults filled in.
+
+    ``granted_at`` (epoch seconds) is left out of comparisons, so tests can compare grants by content.
+    """
 
     qualification_type_id: str
     worker_id: str
     integer_value: int
     send_notification: bool
+    granted_at: float = field(default_factory=time.time, compare=False, repr=False)
 
 
 class _Rejected(Exception):
@@ -76,6 +80,8 @@ class FakeMTurk(FakeHttpServer):
         self.foreign_types: dict[str, str] = {}
         self.unknown_workers: set[str] = set()
         self.grants: list[Grant] = []
+        # Qualifications a worker already held before the test began (see preset_grant); not calls.
+        self.preset: list[Grant] = []
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.service_fault_status = 500
         self.latency = 0.0
@@ -89,6 +95,7 @@ class FakeMTurk(FakeHttpServer):
         self._started_at = time.time()
         self._operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "AssociateQualificationWithWorker": self._associate_qualification_with_worker,
+            "GetQualificationScore": self._get_qualification_score,
             "GetQualificationType": self._get_qualification_type,
             "ListQualificationTypes": self._list_qualification_types,
         }
@@ -115,6 +122,23 @@ class FakeMTurk(FakeHttpServer):
                 "CreationTime": time.time(),
             }
 
+    def preset_grant(
+        self, qualification_type_id: str, worker_id: str, value: int = 1, *, granted_at: float | None = None
+    ) -> Grant:
+        """Make the worker hold the qualification already, as after a grant that reached MTurk before a crash.
+
+        The grant goes into ``preset``, not ``grants``: it is no call the app made, but current_value and
+        GetQualificationScore see it. The type must be one of the account's own (see add_type).
+        """
+        if qualification_type_id not in self.owned_types:
+            raise ValueError(f"{qualification_type_id!r} is not a type this account owns; add_type it first")
+        if not WORKER_ID.fullmatch(worker_id) or len(worker_id) > 64:
+            raise ValueError(f"{worker_id!r} is not a worker ID MTurk would issue")
+        grant = Grant(qualification_type_id, worker_id, value, False, time.time() if granted_at is None else granted_at)
+        with self.lock:
+            self.preset.append(grant)
+        return grant
+
     def fail_next(self, error: str, times: int = 1, worker_id: str | None = None) -> None:
         """Answer the next ``times`` associate calls (for ``worker_id`` only, if given) with ``error``."""
         if error not in FAULTS:
@@ -133,13 +157,19 @@ class FakeMTurk(FakeHttpServer):
 
     def current_value(self, qualification_type_id: str, worker_id: str) -> int | None:
         """The worker's score as MTurk would hold it: associating again overwrites the value."""
+        grant = self.current_grant(qualification_type_id, worker_id)
+        return grant.integer_value if grant is not None else None
+
+    def current_grant(self, qualification_type_id: str, worker_id: str) -> Grant | None:
+        """The latest grant, preset or made through the API, that gives the worker the qualification now."""
         with self.lock:
-            values = [
-                grant.integer_value
-                for grant in self.grants
+            held = [
+                grant
+                for grant in (*self.preset, *self.grants)
                 if grant.worker_id == worker_id and grant.qualification_type_id == qualification_type_id
             ]
-        return values[-1] if values else None
+        # A stable sort, so at equal times the later call wins, and a call made through the API wins over a preset.
+        return sorted(held, key=lambda grant: grant.granted_at)[-1] if held else None
 
     def calls(self, operation: str) -> list[dict[str, Any]]:
         """Parameters of every authenticated request for ``operation``, including failed ones."""
@@ -251,6 +281,30 @@ class FakeMTurk(FakeHttpServer):
                 raise _Rejected(_parameter_error(worker_id, "WorkerId"))
             self.grants.append(Grant(type_id, worker_id, integer_value, send_notification))
         return {}
+
+    def _get_qualification_score(self, params: dict[str, Any]) -> dict[str, Any]:
+        # Reads are not subject to the faults injected into grants; only latency applies.
+        if self.latency > 0:
+            time.sleep(self.latency)
+        type_id = _require_id(params, "QualificationTypeId", QUALIFICATION_TYPE_ID)
+        worker_id = _require_id(params, "WorkerId", WORKER_ID)
+        with self.lock:
+            # Only the owner of a type may read workers' scores for it.
+            self._require_owned(type_id)
+            if worker_id in self.unknown_workers:
+                raise _Rejected(_parameter_error(worker_id, "WorkerId"))
+            grant = self.current_grant(type_id, worker_id)
+        if grant is None:
+            raise _Rejected(_does_not_exist())
+        return {
+            "Qualification": {
+                "QualificationTypeId": type_id,
+                "WorkerId": worker_id,
+                "GrantTime": grant.granted_at,
+                "IntegerValue": grant.integer_value,
+                "Status": "Granted",
+            }
+        }
 
     def _get_qualification_type(self, params: dict[str, Any]) -> dict[str, Any]:
         type_id = _require_id(params, "QualificationTypeId", QUALIFICATION_TYPE_ID)

@@ -8,6 +8,7 @@ the files it uploaded or may download, the replies sent to response URLs, and th
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
 import email.parser
 import email.policy
@@ -48,7 +49,8 @@ class SlackCall:
     """One Web API call as received; ``headers`` has lower-cased names.
 
     ``injected`` names the fault the fake answered with instead of (or, for "drop", after) applying the call:
-    "429", "500", "503", ..., "drop", or "error:<code>"; None for a normal answer.
+    "429", "500", "503", ..., "drop", "error:<code>", or "unavailable" (see FakeSlack.unavailable); None for a
+    normal answer.
     """
 
     method: str
@@ -84,6 +86,10 @@ class FakeSlack(FakeHttpServer):
         self.random_retry_after = 1
         self.random = random.Random(seed)
         self.injected_faults: collections.Counter[str] = collections.Counter()
+        # While True, Slack is down: every Web API method answers 503 with an empty body and applies nothing.
+        # Scripted and random faults are neither used nor consumed meanwhile; response URLs, uploads and
+        # downloads are unaffected.
+        self.unavailable = False
         # Slack's trigger_id lives 3 seconds and is good for one view; only IDs from new_trigger_id() are checked.
         self.trigger_ttl = 3.0
         self._triggers: dict[str, float | None] = {}
@@ -100,6 +106,8 @@ class FakeSlack(FakeHttpServer):
             "views.push": self._views_open,
             "views.update": self._views_update,
             "conversations.open": self._conversations_open,
+            "conversations.replies": self._conversations_replies,
+            "conversations.history": self._conversations_history,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
             "files.info": self._files_info,
@@ -285,6 +293,13 @@ class FakeSlack(FakeHttpServer):
     def _api(self, method: str, request: HttpRequest) -> HttpResponse:
         fault: dict[str, Any] | None = None
         args: dict[str, Any] = dict(request.query)
+        if self.unavailable:
+            with contextlib.suppress(_SlackError):
+                args.update(_parse_args(request))
+            with self.lock:
+                self.injected_faults["unavailable"] += 1
+                self.calls.append(SlackCall(method, args, dict(request.headers), "unavailable"))
+            return HttpResponse(503, b"", "text/plain")
         try:
             args.update(_parse_args(request))
             self._check_token(request, args)
@@ -349,6 +364,7 @@ class FakeSlack(FakeHttpServer):
         if not text and not blocks and not attachments:
             raise _SlackError("no_text")
         _check_message_content(text, blocks)
+        metadata = _metadata_argument(args.get("metadata"))
         with self.lock:
             message = {
                 "channel": channel,
@@ -357,7 +373,7 @@ class FakeSlack(FakeHttpServer):
                 "text": text or "",
                 "blocks": blocks,
                 "attachments": attachments,
-                "metadata": args.get("metadata"),
+                "metadata": metadata,
                 "files": [],
                 "history": [],
             }
@@ -450,6 +466,60 @@ class FakeSlack(FakeHttpServer):
             raise _SlackError("users_list_not_supplied")
         channel_id = f"D{users[0]}" if len(users) == 1 else f"G{''.join(sorted(users))}"
         return {"channel": {"id": channel_id}, "no_op": False, "already_open": False}
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages of a channel, newest first, from ``oldest`` on; one page of at most ``limit``."""
+        channel = _required(args, "channel", "channel_not_found")
+        oldest = float(args.get("oldest") or 0)
+        limit = int(args.get("limit") or 100)
+        with_metadata = _flag(args.get("include_all_metadata"))
+        with self.lock:
+            found = [
+                m
+                for m in self.messages
+                if m["channel"] == channel
+                and (not m["thread_ts"] or m["thread_ts"] == m["ts"])
+                and float(m["ts"]) >= oldest
+            ]
+            found.sort(key=lambda m: float(m["ts"]), reverse=True)
+            page = [_wire_message(m, with_metadata) for m in found[:limit]]
+        return {"ok": True, "messages": page, "has_more": len(found) > limit, "response_metadata": {"next_cursor": ""}}
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The whole thread in one page, parent first; ``limit`` and ``cursor`` are accepted and ignored."""
+        channel = _required(args, "channel", "channel_not_found")
+        ts = _required(args, "ts", "thread_not_found")
+        with self.lock:
+            found = self._find_message(channel, ts)
+            if found is None:
+                raise _SlackError("thread_not_found")
+            # The ts of a reply names its whole thread, as the parent's does.
+            parent_ts = found["thread_ts"] or ts
+            parent = self._find_message(channel, parent_ts)
+            replies = sorted(
+                (
+                    m
+                    for m in self.messages
+                    if m["channel"] == channel and m["thread_ts"] == parent_ts and m["ts"] != parent_ts
+                ),
+                key=lambda m: float(m["ts"]),
+            )
+            with_metadata = _flag(args.get("include_all_metadata"))
+            messages = []
+            if parent is not None:
+                wire = _wire_message(parent, with_metadata)
+                if replies:
+                    wire.update(
+                        thread_ts=parent_ts,
+                        reply_count=len(replies),
+                        reply_users_count=1,
+                        latest_reply=replies[-1]["ts"],
+                        reply_users=[BOT_USER_ID],
+                    )
+                messages.append(wire)
+            for reply in replies:
+                messages.append({**_wire_message(reply, with_metadata), "parent_user_id": BOT_USER_ID})
+        return {"messages": messages, "has_more": False, "response_metadata": {"next_cursor": ""}}
 
     def _files_get_upload_url_external(self, args: dict[str, Any]) -> dict[str, Any]:
         filename = _required(args, "filename", "invalid_arguments")
@@ -572,8 +642,10 @@ class FakeSlack(FakeHttpServer):
             return self._sequence
 
     def _next_ts(self) -> str:
-        sequence = self._next_sequence()
-        return f"{1_700_000_000 + sequence // 10_000}.{(sequence % 10_000) * 100:06d}"
+        """Like Slack's: the current time in microseconds, unique and increasing."""
+        with self.lock:
+            self._last_ts_micros = max(int(time.time() * 1_000_000), getattr(self, "_last_ts_micros", 0) + 1)
+            return f"{self._last_ts_micros // 1_000_000}.{self._last_ts_micros % 1_000_000:06d}"
 
     def _find_message(self, channel: str, ts: str) -> dict[str, Any] | None:
         return next((m for m in self.messages if m["channel"] == channel and m["ts"] == ts), None)
@@ -744,8 +816,32 @@ def _view_argument(args: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def _wire_message(message: dict[str, Any]) -> dict[str, Any]:
-    """The message as Slack's API returns it, without the fake's bookkeeping."""
+def _flag(value: Any) -> bool:
+    # slack_sdk sends booleans in query strings and forms as "1" or "0"; JSON bodies carry real booleans.
+    return value is True or str(value).lower() in ("1", "true")
+
+
+def _metadata_argument(metadata: Any) -> dict[str, Any] | None:
+    """chat.postMessage's ``metadata``: an object in JSON bodies, a JSON string in forms."""
+    if metadata in (None, ""):
+        return None
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            raise _SlackError("invalid_metadata_format") from None
+    if not isinstance(metadata, dict):
+        raise _SlackError("invalid_metadata_format")
+    if not isinstance(metadata.get("event_type"), str) or not isinstance(metadata.get("event_payload"), dict):
+        raise _SlackError("invalid_metadata_schema")
+    return metadata
+
+
+def _wire_message(message: dict[str, Any], with_metadata: bool = True) -> dict[str, Any]:
+    """The message as Slack's API returns it, without the fake's bookkeeping.
+
+    Reading methods leave ``metadata`` out unless called with include_all_metadata.
+    """
     wire = {
         "type": "message",
         "user": BOT_USER_ID,
@@ -755,7 +851,7 @@ def _wire_message(message: dict[str, Any]) -> dict[str, Any]:
         "text": message["text"],
         "ts": message["ts"],
     }
-    for key in ("blocks", "attachments", "thread_ts", "metadata"):
+    for key in ("blocks", "attachments", "thread_ts", "files", *(("metadata",) if with_metadata else ())):
         if message.get(key):
             wire[key] = copy.deepcopy(message[key])
     if message["history"]:

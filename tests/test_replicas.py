@@ -1,0 +1,68 @@
+"""Two replicas on one PostgreSQL database: exactly one grant per worker and one result post."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from bot.requests import RequestState
+from tests.conftest import APPROVER, APPROVER_2, QUAL, REQUESTER, start_app
+from tests.fakes import FakeMTurk, FakeSlack
+
+WORKERS = [f"A{i:013d}" for i in range(60)]
+
+
+def test_two_replicas_same_clicks_and_retries(fake_slack: FakeSlack, fake_mturk: FakeMTurk, postgres_url: str) -> None:
+    first = start_app(fake_slack, fake_mturk, postgres_url)
+    second = start_app(fake_slack, fake_mturk, postgres_url)
+    try:
+        first.request(f"{QUAL} {' '.join(WORKERS)} value=5")
+        message = first.approval_message()
+        fake_mturk.latency = 0.01
+        clicks = []
+        for replica in (first, second):
+            for approver in (APPROVER, APPROVER_2):
+                for retry in (None, 1, 2):
+                    clicks.append(
+                        threading.Thread(
+                            target=replica.sender.click,
+                            args=(approver, "approve_request", "1"),
+                            kwargs={"message_ts": message["ts"], "retry_num": retry},
+                        )
+                    )
+        for click in clicks:
+            click.start()
+        for click in clicks:
+            click.join()
+        request = first.wait_final(timeout=30)
+        assert request.state is RequestState.DONE
+        assert second.grant_qual.store.get(1).state is RequestState.DONE  # type: ignore[union-attr]
+        time.sleep(1.0)
+        assert fake_mturk.grant_counts() == {w: 1 for w in WORKERS}
+        finished = [m for m in first.thread() if m["metadata"]["event_payload"]["kind"] == "finished"]
+        assert len(finished) == 1
+        assert len(fake_slack.dms_to(REQUESTER)) == 1
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_a_replica_that_dies_mid_grant_is_taken_over(
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, postgres_url: str
+) -> None:
+    first = start_app(fake_slack, fake_mturk, postgres_url, GRANT_LEASE_SECONDS="2", MTURK_MAX_CONCURRENCY="2")
+    second = start_app(fake_slack, fake_mturk, postgres_url, GRANT_LEASE_SECONDS="2")
+    try:
+        first.request(f"{QUAL} {' '.join(WORKERS)}")
+        first.approval_message()
+        fake_mturk.latency = 0.05
+        # Only the first replica sees the click; it then stops taking work as if it had died.
+        first.click(APPROVER, "approve_request")
+        fake_slack.wait_for(lambda: fake_mturk.grant_counts().total() >= 5)
+        first.grant_qual.executor._stopping.set()
+        request = second.wait_final(timeout=40)
+        assert request.state is RequestState.DONE
+        assert fake_mturk.grant_counts() == {w: 1 for w in WORKERS}
+    finally:
+        first.stop()
+        second.stop()
