@@ -27,4 +27,9 @@ def test_manifest_declares_command_interactivity_socket_mode_and_minimal_scopes(
     assert command["command"] == "/grant-qual" and command["description"] and command["usage_hint"]
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["settings"]["socket_mode_enabled"] is True
-    assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == ["chat:write", "commands"]
+    assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == [
+        "channels:history",
+        "chat:write",
+        "commands",
+        "groups:history",
+    ]
