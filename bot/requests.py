@@ -208,6 +208,7 @@ def build_grant_spec(
     max_workers: int,
 ) -> GrantSpec:
     """Validate every field at once, so the user sees all problems in one go."""
+    worker_ids = list(dict.fromkeys(worker_ids))  # a worker is granted once per request (the store's key)
     errors: dict[Field, str] = {}
     qualification, value = "", None
     try:
@@ -225,7 +226,8 @@ def build_grant_spec(
     if errors:
         raise InvalidRequest(errors)
     workers = tuple(WorkerTarget(w, value) for w in worker_ids)
-    return GrantSpec(qualification, workers, send_notification, reason.strip())
+    # NUL is invisible, and PostgreSQL's text type cannot store it.
+    return GrantSpec(qualification, workers, send_notification, reason.replace("\x00", "").strip())
 
 
 def _workers_error(worker_ids: list[str], max_workers: int) -> str | None:

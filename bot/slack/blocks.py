@@ -19,6 +19,7 @@ REJECT_ACTION = "reject_request"
 MODAL_CALLBACK = "grant_request_modal"
 SECTION_TEXT_LIMIT = 3000
 TEXT_INPUT_LIMIT = 3000
+CONFIRM_TEXT_LIMIT = 300
 SHOWN_WORKERS = 40
 SHOWN_FAILURES = 15
 
@@ -135,10 +136,7 @@ def _decision_buttons(request: GrantRequest) -> Block:
                 "value": str(request.id),
                 "confirm": {
                     "title": {"type": "plain_text", "text": "Grant now?"},
-                    "text": _mrkdwn(
-                        f"Grant {qualification_text(request)} to {request.worker_count} worker(s) in *{env}*? "
-                        "Existing scores are overwritten."
-                    ),
+                    "text": {"type": "mrkdwn", "text": _confirm_text(request, env)},
                     "confirm": {"type": "plain_text", "text": "Approve and grant"},
                     "deny": {"type": "plain_text", "text": "Cancel"},
                 },
@@ -152,6 +150,16 @@ def _decision_buttons(request: GrantRequest) -> Block:
             },
         ],
     }
+
+
+def _confirm_text(request: GrantRequest, env: str) -> str:
+    """The Approve dialog's question; an escaped name can be long, so it is left out rather than the rest."""
+
+    def question(qualification: str) -> str:
+        return f"Grant {qualification} to {request.worker_count} worker(s) in *{env}*? Existing scores are overwritten."
+
+    full = question(qualification_text(request))
+    return full if len(full) <= CONFIRM_TEXT_LIMIT else question(f"`{request.qualification_type_id}`")
 
 
 def decided_status(request: GrantRequest, detail: str = "") -> str:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import socket
 import socketserver
+import sys
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -135,6 +136,12 @@ class _Server(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that dies mid-request (a replica killed on purpose) is expected; anything else is printed.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         with self._connections_lock:

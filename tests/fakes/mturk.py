@@ -85,6 +85,8 @@ class FakeMTurk(FakeHttpServer):
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.service_fault_status = 500
         self.latency = 0.0
+        # (probability, seconds): some calls are slow, as MTurk's are under load.
+        self.random_slow: tuple[float, float] = (0.0, 0.0)
         self.throttle_above_tps: float | None = None
         self.random_faults: dict[str, float] = {}
         self.random = random.Random(seed)
@@ -266,6 +268,11 @@ class FakeMTurk(FakeHttpServer):
         self._admit_by_rate()
         if self.latency > 0:
             time.sleep(self.latency)
+        probability, seconds = self.random_slow
+        if probability and self.random.random() < probability:
+            with self.lock:
+                self.injected_faults["slow"] += 1
+            time.sleep(seconds)
         self._inject_fault(params.get("WorkerId"))
         type_id = _require_id(params, "QualificationTypeId", QUALIFICATION_TYPE_ID)
         worker_id = _require_id(params, "WorkerId", WORKER_ID)
