@@ -29,6 +29,7 @@ from bot.executor import GrantExecutor
 from bot.logs import configure_logging
 from bot.mturk import MTurkGateway, create_mturk_client
 from bot.policy import AccessPolicy
+from bot.ratelimit import AdaptiveRateLimiter
 from bot.service import GrantService
 from bot.slack import SlackContext, register
 from bot.slack.delivery import EventDelivery
@@ -72,7 +73,8 @@ class GrantQual:
 def build(settings: Settings) -> GrantQual:
     store = GrantStore(create_database_engine(settings.database_url))
     store.upgrade_schema()
-    gateway = MTurkGateway(create_mturk_client(settings), settings.mturk_env)
+    pacer = AdaptiveRateLimiter(settings.mturk_max_tps)
+    gateway = MTurkGateway(create_mturk_client(settings), settings.mturk_env, pacer=pacer)
     lease = timedelta(seconds=settings.lease_seconds)
     executor = GrantExecutor(store, gateway, max_concurrency=settings.mturk_max_concurrency, lease=lease)
     policy = AccessPolicy(settings.requesters, settings.approvers, settings.allow_self_approval)

@@ -127,6 +127,22 @@ class MTurkGateway:
         self._types_lock = threading.Lock()
         self._owned_types: dict[str, QualificationTypeInfo] = {}
         self._owned_types_at = 0.0
+        # Pace every HTTP attempt, botocore's own retries included, and learn from every answer.
+        events = client.meta.events
+        events.register("before-send.mturk.AssociateQualificationWithWorker", self._before_send)
+        events.register("needs-retry.mturk.AssociateQualificationWithWorker", self._after_attempt)
+
+    def _before_send(self, **_: Any) -> None:
+        self.pacer.acquire()
+
+    def _after_attempt(self, response: Any = None, **_: Any) -> None:
+        if not response:
+            return
+        http_response, parsed = response
+        if http_response.status_code == 200:
+            self.pacer.on_success()
+        elif parsed.get("Error", {}).get("Code") in THROTTLE_CODES:
+            self.pacer.on_throttle()
 
     def grant(self, target: WorkerTarget, qualification_type_id: str, send_notification: bool) -> WorkerOutcome:
         """Grant one worker, retrying transient failures with backoff; returns what happened."""
@@ -157,7 +173,6 @@ class MTurkGateway:
 
     def _grant_once(self, target: WorkerTarget, params: dict[str, Any]) -> WorkerOutcome:
         """One call; a PENDING outcome means a transient failure worth another attempt."""
-        self.pacer.acquire()
         try:
             self.client.associate_qualification_with_worker(**params)
         except ClientError as error:
@@ -172,15 +187,12 @@ class MTurkGateway:
             return WorkerOutcome(
                 target.worker_id, target.integer_value, WorkerStatus.PENDING, type(error).__name__, str(error)
             )
-        self.pacer.on_success()
         return WorkerOutcome(target.worker_id, target.integer_value, WorkerStatus.GRANTED)
 
     def _classify(self, target: WorkerTarget, error: ClientError) -> WorkerOutcome:
         code, message, turk_code = _error_fields(error)
         if code in ACCESS_CODES:
             raise MTurkAccessError(f"AWS rejected the credentials ({code}: {message}). Check the AWS keys.")
-        if code in THROTTLE_CODES:
-            self.pacer.on_throttle()
         status = WorkerStatus.PENDING if code in TRANSIENT_CODES else WorkerStatus.FAILED
         return WorkerOutcome(
             target.worker_id,
