@@ -29,12 +29,7 @@ class GrantProgress:
     granted: int
     failed: int
     remaining: int
-    elapsed_seconds: float
-
-    @property
-    def calls_per_second(self) -> float:
-        done = self.granted + self.failed
-        return done / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+    calls_per_second: float
 
 
 class GrantObserver(Protocol):
@@ -139,6 +134,7 @@ class GrantExecutor:
         in_doubt = self.store.in_doubt_worker_ids(request.id)
         counts = self.store.status_counts(request.id)
         granted, failed = counts[WorkerStatus.GRANTED], counts[WorkerStatus.FAILED]
+        done_before = granted + failed
         access_error: list[str] = []
         calls = _CallWindow(self._calls, self._max_concurrency * 2)
         buffer: list[WorkerOutcome] = []
@@ -164,16 +160,15 @@ class GrantExecutor:
                 if not self._flush(request, buffer):
                     break
                 last_flush = time.monotonic()
-                progress = GrantProgress(
-                    granted, failed, request.worker_count - granted - failed, time.monotonic() - started
-                )
+                rate = (granted + failed - done_before) / max(time.monotonic() - started, 1e-6)
+                progress = GrantProgress(granted, failed, request.worker_count - granted - failed, rate)
                 self.observer.grant_progressed(request, progress)
         calls.drain(buffer)
         self._flush(request, buffer)
 
     def _flush(self, request: GrantRequest, buffer: list[WorkerOutcome]) -> bool:
         """Record finished workers and renew the lease; False if another executor took the request over."""
-        self.store.record_outcomes(request.id, buffer)
+        self.store.record_outcomes(request.id, buffer, request.round)
         buffer.clear()
         return self.store.renew_lease(request.id, owner=self.owner, lease=self._lease)
 

@@ -69,6 +69,7 @@ class EventKind(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     FINISHED = "finished"
+    RETRY_APPROVED = "retry_approved"
 
 
 class DeliveryState(StrEnum):
@@ -93,6 +94,7 @@ class RequestEvent:
     steps_done: frozenset[str]
     attempts: int
     last_error: str | None = None
+    round: int = 1
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,9 @@ class GrantRequest:
     channel_id: str | None = None
     message_ts: str | None = None
     finished_at: datetime | None = None
+    round: int = 1
+    progress_ts: str | None = None
+    summary_ts: str | None = None
 
 
 @dataclass(frozen=True)

@@ -97,3 +97,16 @@ class GrantService:
             self.executor.submit(request_id)
             return Decision(DecisionResult.APPROVED, decided)
         return Decision(DecisionResult.REJECTED, decided)
+
+    def retry_failed(self, request_id: int, round: int, user_id: str) -> Decision:
+        """Re-run only the failed workers of `round`, under the same rules as an approval; once per round."""
+        request = self.store.get(request_id)
+        if request is None:
+            return Decision(DecisionResult.NOT_FOUND, None, f"Request #{request_id} does not exist.")
+        if refusal := self.policy.decision_refusal(user_id, request.requester_id):
+            return Decision(DecisionResult.REFUSED, request, refusal)
+        if not self.store.retry_failed(request_id, round=round, user_id=user_id):
+            return Decision(DecisionResult.ALREADY_DECIDED, self.store.get(request_id))
+        log.info("request #%s: failed workers of round %s retried by %s", request_id, round, user_id)
+        self.executor.submit(request_id)
+        return Decision(DecisionResult.APPROVED, self.store.get(request_id))

@@ -92,6 +92,10 @@ grant_requests = Table(
     # The executor holding the grant, and until when; an expired lease means its process died.
     Column("lease_owner", String(64)),
     Column("lease_expires_at", UtcDateTime),
+    # Round 1 is the approved grant; each "Retry failed" starts the next round for the failed workers.
+    Column("round", Integer, nullable=False, server_default="1"),
+    Column("progress_ts", String(32)),  # the thread message updated while a round runs
+    Column("summary_ts", String(32)),  # the thread message with the latest round's summary
 )
 
 worker_grants = Table(
@@ -108,6 +112,7 @@ worker_grants = Table(
     # Set when a call is about to be made: a pending worker with a dispatch time is "in doubt" after a crash.
     Column("dispatched_at", UtcDateTime),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("round", Integer, nullable=False, server_default="1"),  # the round that recorded this outcome
 )
 Index("ix_grant_requests_state", grant_requests.c.state)
 Index("ix_worker_grants_request_status", worker_grants.c.request_id, worker_grants.c.status)
@@ -129,6 +134,7 @@ request_events = Table(
     Column("lease_expires_at", UtcDateTime),
     Column("last_error", Text),
     Column("delivered_at", UtcDateTime),
+    Column("round", Integer, nullable=False, server_default="1"),
 )
 Index("ix_request_events_delivery", request_events.c.delivery_state, request_events.c.next_attempt_at)
 
@@ -205,7 +211,7 @@ class GrantStore:
                     for i, w in enumerate(spec.workers)
                 ],
             )
-            _add_event(conn, request_id, EventKind.SUBMITTED, requester_id)
+            _add_event(conn, request_id, EventKind.SUBMITTED, requester_id, 1)
         request = self.get(request_id)
         assert request is not None
         return request
@@ -238,8 +244,37 @@ class GrantStore:
                 finished_at=None if approve else now(),
             )
             if won:
-                _add_event(conn, request_id, kind, user_id)
+                _add_event(conn, request_id, kind, user_id, 1)
         return won
+
+    def retry_failed(self, request_id: int, *, round: int, user_id: str) -> bool:
+        """failed (in `round`) → approved for round + 1, with only the failed workers pending again."""
+        c, w = grant_requests.c, worker_grants.c
+        with self.engine.begin() as conn:
+            won = _swap(
+                conn,
+                request_id,
+                (c.state == RequestState.FAILED, c.round == round),
+                state=RequestState.APPROVED,
+                round=round + 1,
+                progress_ts=None,
+                finished_at=None,
+            )
+            if not won:
+                return False
+            conn.execute(
+                update(worker_grants)
+                .where(w.request_id == request_id, w.status == WorkerStatus.FAILED)
+                .values(status=WorkerStatus.PENDING, error_code=None, error_message=None, hint=None, dispatched_at=None)
+            )
+            _add_event(conn, request_id, EventKind.RETRY_APPROVED, user_id, round + 1)
+        return True
+
+    def set_message_ts(self, request_id: int, **values: str | None) -> None:
+        """Remember the thread messages a request keeps updating (progress_ts, summary_ts)."""
+        assert set(values) <= {"progress_ts", "summary_ts"}
+        with self.engine.begin() as conn:
+            conn.execute(update(grant_requests).where(grant_requests.c.id == request_id).values(**values))
 
     def claim(self, request_id: int, *, owner: str, lease: timedelta) -> bool:
         """approved → granting for `owner`, or take over a grant whose previous owner's lease expired."""
@@ -280,7 +315,7 @@ class GrantStore:
         with self.engine.connect() as conn:
             return [WorkerTarget(row.worker_id, row.integer_value) for row in conn.execute(query)]
 
-    def record_outcomes(self, request_id: int, outcomes: Sequence[WorkerOutcome]) -> None:
+    def record_outcomes(self, request_id: int, outcomes: Sequence[WorkerOutcome], round: int = 1) -> None:
         """Write a batch of finished workers in one transaction; a worker already final is left as it is."""
         if not outcomes:
             return
@@ -298,6 +333,7 @@ class GrantStore:
                 error_message=bindparam("b_error_message"),
                 hint=bindparam("b_hint"),
                 updated_at=bindparam("b_updated_at"),
+                round=round,
             )
         )
         moment = now()
@@ -336,7 +372,8 @@ class GrantStore:
             )
             if not won:
                 return None
-            _add_event(conn, request_id, EventKind.FINISHED, None)
+            round_ = conn.execute(select(c.round).where(c.id == request_id)).scalar_one()
+            _add_event(conn, request_id, EventKind.FINISHED, None, round_)
         request = self.get(request_id)
         return request.state if request else None
 
@@ -473,7 +510,7 @@ def _swap(conn: Connection, request_id: int, conditions: tuple[Any, ...], **valu
     return conn.execute(statement).rowcount == 1
 
 
-def _add_event(conn: Connection, request_id: int, kind: EventKind, actor_id: str | None) -> None:
+def _add_event(conn: Connection, request_id: int, kind: EventKind, actor_id: str | None, round: int) -> None:
     moment = now()
     conn.execute(
         insert(request_events).values(
@@ -485,6 +522,7 @@ def _add_event(conn: Connection, request_id: int, kind: EventKind, actor_id: str
             steps_done="",
             attempts=0,
             next_attempt_at=moment,
+            round=round,
         )
     )
 
@@ -500,6 +538,7 @@ def _to_event(row: Any) -> RequestEvent:
         steps_done=frozenset(step for step in row["steps_done"].split(",") if step),
         attempts=row["attempts"],
         last_error=row["last_error"],
+        round=row["round"],
     )
 
 
@@ -520,6 +559,9 @@ def _to_request(row: Any) -> GrantRequest:
         channel_id=row["channel_id"],
         message_ts=row["message_ts"],
         finished_at=row["finished_at"],
+        round=row["round"],
+        progress_ts=row["progress_ts"],
+        summary_ts=row["summary_ts"],
     )
 
 

@@ -104,12 +104,31 @@ class RunningApp:
         assert request is not None and request.message_ts is not None
         return self.slack.thread_replies(CHANNEL, request.message_ts)
 
+    def posts(self, kind: str, request_id: int = 1) -> list[dict[str, Any]]:
+        """Thread replies the app posted for one kind of event (finished, rejected, approved: progress)."""
+        return [m for m in self.thread(request_id) if posted_for(m) == kind]
+
+    def summary(self, request_id: int = 1) -> dict[str, Any]:
+        """The (only) result summary in the request's thread."""
+        (summary,) = self.posts("finished", request_id)
+        return summary
+
     def wait_final(self, request_id: int = 1, timeout: float = 20.0) -> Any:
+        """The request once it is final and its final post (result or rejection) is in the thread."""
+
         def final() -> Any:
             request = self.grant_qual.store.get(request_id)
-            return request if request and request.state.is_final and self.thread(request_id) else None
+            if not request or not request.state.is_final:
+                return None
+            kind = "rejected" if request.state.value == "rejected" else "finished"
+            return request if self.posts(kind, request_id) else None
 
         return self.slack.wait_for(final, timeout=timeout)
+
+
+def posted_for(message: dict[str, Any]) -> str | None:
+    """Which event kind a message was posted for, from the metadata the app attaches."""
+    return ((message.get("metadata") or {}).get("event_payload") or {}).get("kind")
 
 
 def start_app(fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, **overrides: str) -> RunningApp:

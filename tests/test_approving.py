@@ -59,10 +59,10 @@ def test_reject_updates_message_replies_in_thread_and_tells_requester(app: Runni
     message = app.slack.wait_for(lambda: (m := app.approval_message()) and "Rejected" in message_text(m) and m)
     assert not [b for b in message["blocks"] if b["type"] == "actions"]
     assert f"<@{APPROVER}>" in message_text(message)
-    (reply,) = app.slack.wait_for(lambda: app.thread())
+    (reply,) = app.slack.wait_for(lambda: app.posts("rejected"))
     assert "Rejected" in reply["text"]
     (dm,) = app.slack.wait_for(lambda: app.slack.dms_to(REQUESTER))
-    assert ("was rejected" in dm["text"] and "Request #1" not in dm["text"]) or "#1" in dm["text"]
+    assert "request #1" in dm["text"] and "was rejected" in dm["text"]
     assert app.mturk.calls("AssociateQualificationWithWorker") == []
 
 
@@ -76,13 +76,13 @@ def test_approve_grants_each_worker_and_reports(app: RunningApp) -> None:
     assert all(
         g.integer_value == 7 and g.send_notification and g.qualification_type_id == QUAL for g in grants.values()
     )
-    (reply,) = app.thread()
+    reply = app.summary()
     assert "Granted" in reply["text"] and "all 3 worker(s)" in reply["text"] and "SANDBOX" in reply["text"]
     message = app.slack.wait_for(lambda: (m := app.approval_message()) and "granted 3 of 3" in message_text(m) and m)
     assert f"Approved by <@{APPROVER}>" in message_text(message)
     assert not [b for b in message["blocks"] if b["type"] == "actions"]
     (dm,) = app.slack.wait_for(lambda: app.slack.dms_to(REQUESTER))
-    assert "granted 3 of 3" in dm["text"]
+    assert "granted 3, failed 0 in" in dm["text"]
 
 
 def test_double_clicks_and_slack_retries_grant_once(app: RunningApp) -> None:
@@ -101,7 +101,7 @@ def test_double_clicks_and_slack_retries_grant_once(app: RunningApp) -> None:
     assert "already done" in ephemeral(app, "late")
     assert app.mturk.grant_counts() == {w: 1 for w in WORKERS}
     assert len(app.mturk.calls("AssociateQualificationWithWorker")) == 3
-    assert len(app.thread()) == 1
+    assert len(app.posts("finished")) == 1
     assert len(app.slack.dms_to(REQUESTER)) == 1
 
 

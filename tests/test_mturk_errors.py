@@ -13,7 +13,7 @@ def approve(app: RunningApp, text: str) -> str:
     app.approval_message()
     app.click(APPROVER, "approve_request")
     app.wait_final()
-    (reply,) = app.thread()
+    reply = app.summary()
     return message_text(reply)
 
 
@@ -23,7 +23,7 @@ def test_request_error_is_reported_per_worker_without_retry(app: RunningApp) -> 
     del app.mturk.owned_types[QUAL]  # disposed of on the requester site after the request was made
     app.click(APPROVER, "approve_request")
     assert app.wait_final().state is RequestState.FAILED
-    text = message_text(app.thread()[0]).replace("&quot;", '"')
+    text = message_text(app.summary()).replace("&quot;", '"')
     assert "0 of 3" in text and "3 failed" in text
     assert "You requested a Qualification that does not exist." in text
     assert "Check the qualification type ID" in text
@@ -33,16 +33,27 @@ def test_request_error_is_reported_per_worker_without_retry(app: RunningApp) -> 
     assert {o.error_code for o in outcomes} == {"AWS.MechanicalTurk.QualificationDoesNotExist"}
     assert all(o.status is WorkerStatus.FAILED for o in outcomes)
     (dm,) = app.slack.wait_for(lambda: app.slack.dms_to(REQUESTER))
-    assert "granted 0 of 3" in dm["text"]
+    assert "granted 0, failed 3 in" in dm["text"]
 
 
 def test_unknown_worker_gets_mturk_message_and_sandbox_hint(app: RunningApp) -> None:
     app.mturk.unknown_workers.add(WORKERS[2])
-    text = approve(app, f"{QUAL} {' '.join(WORKERS)}")
-    assert f'The value "{WORKERS[2]}" is not valid for the parameter WorkerId.' in text.replace("&quot;", '"')
+    text = approve(app, f"{QUAL} {' '.join(WORKERS)}").replace("&quot;", '"')
+    assert '1 × The value "…" is not valid for the parameter WorkerId.' in text
+    assert f"`{WORKERS[2]}`" in text
     assert "not known in the SANDBOX; was it a production ID?" in text
     outcome = app.grant_qual.store.outcomes(1)[2]
     assert outcome.error_code == "ParameterValidationError"
+    results = app.slack.wait_for(lambda: results_file(app))
+    assert f'{WORKERS[2]},,failed,ParameterValidationError,"The value ""{WORKERS[2]}"" is not valid' in results
+
+
+def results_file(app: RunningApp) -> str | None:
+    """The per-worker results CSV the app uploaded into the thread."""
+    for upload in app.slack.uploaded_files.values():
+        if upload.get("completed") and upload["filename"].endswith("-results.csv"):
+            return bytes(upload["bytes"]).decode()
+    return None
 
 
 def test_service_fault_and_throttling_are_retried(app: RunningApp) -> None:
@@ -72,7 +83,7 @@ def test_rejected_credentials_give_a_clear_message(
         monkeypatch.setattr(app.grant_qual.executor.gateway.client._request_signer._credentials, "secret_key", "wrong")
         app.click(APPROVER, "approve_request")
         app.wait_final()
-        text = message_text(app.thread()[0])
+        text = message_text(app.summary())
         assert "AWS rejected the credentials" in text and "Traceback" not in text
         assert fake_mturk.grants == []
         assert len(fake_mturk.calls("AssociateQualificationWithWorker")) <= 1

@@ -19,7 +19,7 @@ def test_every_message_says_production(fake_slack: FakeSlack, fake_mturk: FakeMT
         assert "PRODUCTION" in app.slack.wait_for(lambda: app.slack.responses_for("p"))[0]["text"]
         app.click(APPROVER, "approve_request")
         app.wait_final()
-        assert "PRODUCTION" in message_text(app.thread()[0])
+        assert "PRODUCTION" in message_text(app.summary())
         assert "PRODUCTION" in app.slack.wait_for(lambda: app.slack.dms_to(REQUESTER))[0]["text"]
         assert "PRODUCTION" in message_text(app.approval_message())
         app.request("help", response_key="h")

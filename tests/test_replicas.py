@@ -39,7 +39,7 @@ def test_two_replicas_same_clicks_and_retries(fake_slack: FakeSlack, fake_mturk:
         assert second.grant_qual.store.get(1).state is RequestState.DONE  # type: ignore[union-attr]
         time.sleep(1.0)
         assert fake_mturk.grant_counts() == {w: 1 for w in WORKERS}
-        finished = [m for m in first.thread() if m["metadata"]["event_payload"]["kind"] == "finished"]
+        finished = first.posts("finished")
         assert len(finished) == 1
         assert len(fake_slack.dms_to(REQUESTER)) == 1
     finally:

@@ -43,7 +43,7 @@ def test_command_posts_request_for_approval_and_links_it(app: RunningApp) -> Non
 def test_help_shows_usage(app: RunningApp) -> None:
     app.request("help", response_key="h")
     (note,) = responses(app, "h")
-    assert "/grant-qual <QUALIFICATION_TYPE_ID> <WORKER_ID>" in note["text"]
+    assert "/grant-qual &lt;QUALIFICATION_TYPE_ID&gt; &lt;WORKER_ID&gt;" in note["text"]  # escaped mrkdwn
     assert note["response_type"] == "ephemeral"
 
 
@@ -53,7 +53,7 @@ def test_bad_line_gets_error_and_usage_and_posts_nothing(app: RunningApp) -> Non
     assert "Nothing was posted" in note["text"]
     assert "`a1lower`" in note["text"] and "`BADID`" in note["text"]
     assert "`ten` is not a whole number" in note["text"]
-    assert "/grant-qual <QUALIFICATION_TYPE_ID>" in note["text"]
+    assert "/grant-qual &lt;QUALIFICATION_TYPE_ID&gt;" in note["text"]
     assert app.slack.calls_to("chat.postMessage") == []
     assert app.grant_qual.store.requests() == []
 

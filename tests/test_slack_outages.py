@@ -9,7 +9,7 @@ from tests.conftest import APPROVER, CHANNEL, QUAL, REQUESTER, WORKERS, RunningA
 
 
 def finished_posts(app: RunningApp) -> list[dict]:
-    return [m for m in app.thread() if (m.get("metadata") or {}).get("event_payload", {}).get("kind") == "finished"]
+    return app.posts("finished")
 
 
 def test_result_waits_in_the_database_while_slack_is_down(app: RunningApp) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltRequest, BoltResponse, Respond
+from slack_bolt.middleware import Middleware
 
 from bot.service import DecisionResult
 from bot.slack import blocks
@@ -17,6 +19,8 @@ log = logging.getLogger(__name__)
 
 
 def register(app: App, context: SlackContext) -> None:
+    app.middleware(RefuseMalformedActions())
+
     @app.action(blocks.APPROVE_ACTION)
     def approve(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         _decide(context, body, ack, respond, approve=True)
@@ -25,16 +29,64 @@ def register(app: App, context: SlackContext) -> None:
     def reject(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         _decide(context, body, ack, respond, approve=False)
 
+    @app.action(blocks.RETRY_ACTION)
+    def retry_failed(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        _retry(context, body, ack, respond)
+
+
+def _retry(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respond) -> None:
+    user_id = str(body.get("user", {}).get("id", ""))
+    request_id, _, round_ = str((body.get("actions") or [{}])[0].get("value", "")).partition(":")
+    if not (request_id.isdigit() and round_.isdigit() and len(request_id) <= 18 and len(round_) <= 9):
+        ack()
+        _tell(respond, ":x: This button does not belong to a grant request.")
+        return
+    decision = context.service.retry_failed(int(request_id), int(round_), user_id)
+    ack()
+    request = decision.request
+    if decision.result is DecisionResult.APPROVED:
+        context.delivery.deliver_due()
+    elif decision.result is DecisionResult.ALREADY_DECIDED and request:
+        _tell(respond, f"Round {round_} of request #{request.id} was already retried or has nothing to retry.")
+    else:
+        _tell(respond, f":no_entry: {decision.message} Nothing changed.")
+
+
+def _tell(respond: Respond, text: str) -> None:
+    respond(text=text, response_type="ephemeral", replace_original=False)
+
+
+class RefuseMalformedActions(Middleware):
+    """Answers 400 to block_actions without an action object, where Bolt's own action matching fails with 500.
+
+    A class, not a function: Bolt builds a function middleware's arguments from the first action too.
+    """
+
+    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> BoltResponse | None:
+        if req.body.get("type") == "block_actions" and not _has_action(req.body):
+            return BoltResponse(status=400, body="")
+        return next()
+
+
+def _has_action(body: dict[str, Any]) -> bool:
+    actions = body.get("actions")
+    return isinstance(actions, list) and bool(actions) and isinstance(actions[0], dict) and "action_id" in actions[0]
+
 
 def _decide(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respond, *, approve: bool) -> None:
     """Record the decision, then acknowledge: a click Slack saw acknowledged is never lost to a crash."""
-    user_id = str(body.get("user", {}).get("id", ""))
+    user = body.get("user")
+    user_id = str(user.get("id", "")) if isinstance(user, dict) else ""
     raw_id = str((body.get("actions") or [{}])[0].get("value", ""))
 
     def tell(text: str) -> None:
-        respond(text=text, response_type="ephemeral", replace_original=False)
+        # Best effort, after ack(): Bolt turns a listener's exception after ack() into a 404 three seconds later.
+        try:
+            respond(text=text, response_type="ephemeral", replace_original=False)
+        except Exception as error:
+            log.warning("could not answer a click on the request message: %s", error)
 
-    if not raw_id.isdigit() or len(raw_id) > 18:
+    if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:  # "²".isdigit(), but int("²") fails
         ack()
         tell(":x: This button does not belong to a grant request.")
         return

@@ -12,16 +12,18 @@ from datetime import datetime
 from typing import Any
 
 from bot.config import MTurkEnvironment
+from bot.reports import group_failures
 from bot.requests import USAGE, GrantRequest, WorkerOutcome, WorkerStatus
 
 APPROVE_ACTION = "approve_request"
+RETRY_ACTION = "retry_failed"
 REJECT_ACTION = "reject_request"
 MODAL_CALLBACK = "grant_request_modal"
 SECTION_TEXT_LIMIT = 3000
 TEXT_INPUT_LIMIT = 3000
 CONFIRM_TEXT_LIMIT = 300
 SHOWN_WORKERS = 40
-SHOWN_FAILURES = 15
+SHOWN_FAILURE_GROUPS = 8
 
 Block = dict[str, Any]
 
@@ -177,7 +179,7 @@ def slack_date(moment: datetime | None) -> str:
 
 def usage_text(env: MTurkEnvironment, max_workers: int) -> str:
     return (
-        f"*Usage* ({environment_tag(env)}):\n`{USAGE}`\n"
+        f"*Usage* ({environment_tag(env)}):\n`{escape(USAGE)}`\n"  # its <...> would be read as links
         "• `/grant-qual` alone opens a form.\n"
         "• Worker IDs may be separated by spaces, commas or newlines; duplicates are dropped.\n"
         "• `value=` is the score to give (a whole number); without it MTurk gives 1. "
@@ -278,41 +280,91 @@ def _text_input(
     return block
 
 
-def result_message(request: GrantRequest, outcomes: Sequence[WorkerOutcome]) -> tuple[str, list[Block]]:
-    """The thread reply when a grant ends: what was granted, and each failure in MTurk's words with a hint."""
+def result_message(
+    request: GrantRequest, outcomes: Sequence[WorkerOutcome], elapsed: float | None
+) -> tuple[str, list[Block]]:
+    """The thread reply when a round ends: the counts, failures grouped by reason, and Retry failed."""
     granted = [o for o in outcomes if o.status is WorkerStatus.GRANTED]
     failed = [o for o in outcomes if o.status is WorkerStatus.FAILED]
     tag = environment_tag(request.mturk_env)
     what = f"{qualification_text(request)} (value {value_text({o.integer_value for o in outcomes})})"
+    took = f" in {elapsed:.1f} s" if elapsed is not None else ""
+    round_label = f" (round {request.round})" if request.round > 1 else ""
     notified = "Workers were notified by email." if request.send_notification else "Workers were not notified."
     if not failed:
-        summary = f":white_check_mark: {tag} Granted {what} to all {len(granted)} worker(s){_took(request)}. {notified}"
-        granted_ids = worker_list([o.worker_id for o in granted])
-        return _plain(summary), [_section(summary), _section(f"*Granted*\n{granted_ids}")]
-    summary = (
-        f":warning: {tag} Granted {what} to {len(granted)} of {len(outcomes)} worker(s); {len(failed)} failed"
-        f"{_took(request)}."
-    )
+        summary = (
+            f":white_check_mark: {tag} Granted {what} to all {len(granted)} worker(s){took}{round_label}. {notified}"
+        )
+    else:
+        summary = (
+            f":warning: {tag} Granted {what} to {len(granted)} of {len(outcomes)} worker(s); {len(failed)} failed"
+            f"{took}{round_label}."
+        )
     blocks = [_section(summary)]
-    lines = [_failure_line(o) for o in failed[:SHOWN_FAILURES]]
-    if len(failed) > SHOWN_FAILURES:
-        lines.append(f"… and {len(failed) - SHOWN_FAILURES} more failed.")
-    blocks.append(_section("*Failed*\n" + "\n".join(lines)))
-    if granted:
+    if failed:
+        blocks.append(_section("*Failed, by reason*\n" + _failure_groups(failed)))
+    if granted and len(outcomes) <= SHOWN_WORKERS:
         blocks.append(_section(f"*Granted*\n{worker_list([o.worker_id for o in granted])}"))
+    blocks.append(_context("Every worker's result, in MTurk's words, is in the CSV file in this thread."))
+    if failed:
+        blocks.append(_retry_button(request, len(failed)))
     return _plain(summary), blocks
 
 
-def _took(request: GrantRequest) -> str:
-    if request.decided_at is None or request.finished_at is None:
-        return ""
-    return f" in {(request.finished_at - request.decided_at).total_seconds():.1f} s"
+def _failure_groups(failed: Sequence[WorkerOutcome]) -> str:
+    groups = group_failures(failed)
+    lines = []
+    for group in groups[:SHOWN_FAILURE_GROUPS]:
+        hint = f" — _{escape(group.hint)}_" if group.hint else ""
+        message = escape(truncate(group.message, 300))
+        ids = worker_list(list(group.worker_ids), shown=5)
+        lines.append(f"• {len(group.worker_ids)} × {message}{hint}\n      {ids}")
+    if len(groups) > SHOWN_FAILURE_GROUPS:
+        lines.append(f"… and {len(groups) - SHOWN_FAILURE_GROUPS} more reasons (see the CSV file).")
+    return "\n".join(lines)
 
 
-def _failure_line(outcome: WorkerOutcome) -> str:
-    message = escape(truncate(outcome.error_message or outcome.error_code or "unknown error", 300))
-    hint = f" — _{escape(outcome.hint)}_" if outcome.hint else ""
-    return f"• `{outcome.worker_id}`: {message}{hint}"
+def _retry_button(request: GrantRequest, failed: int) -> Block:
+    env = MTurkEnvironment(request.mturk_env).label
+    return {
+        "type": "actions",
+        "block_id": f"retry-{request.id}-{request.round}",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": RETRY_ACTION,
+                "text": {"type": "plain_text", "text": f"Retry failed ({failed})"},
+                "value": f"{request.id}:{request.round}",
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Retry the failed workers?"},
+                    "text": _mrkdwn(
+                        f"Grant {qualification_text(request)} again to the {failed} worker(s) that failed, in *{env}*. "
+                        "Workers already granted are not called again."
+                    ),
+                    "confirm": {"type": "plain_text", "text": "Retry failed"},
+                    "deny": {"type": "plain_text", "text": "Cancel"},
+                },
+            }
+        ],
+    }
+
+
+def retired_summary(blocks: Sequence[Block], retried_by: str, next_round: int) -> list[Block]:
+    """A round's summary once its failures were retried: the button gives way to who retried."""
+    kept = [b for b in blocks if b.get("type") != "actions"]
+    return [*kept, _context(f":repeat: Retried by <@{retried_by}>: round {next_round} follows below.")]
+
+
+def progress_text(request: GrantRequest, granted: int, failed: int, remaining: int, rate: float | None) -> str:
+    tag = environment_tag(request.mturk_env)
+    round_label = f" (round {request.round})" if request.round > 1 else ""
+    speed = f" · {rate:.0f}/s" if rate else ""
+    if remaining == 0:
+        return f"{tag} :checkered_flag: Finished{round_label}: {granted} granted · {failed} failed."
+    return (
+        f"{tag} :hourglass_flowing_sand: Granting{round_label}: {granted} granted · {failed} failed · "
+        f"{remaining} remaining{speed}"
+    )
 
 
 def _plain(summary: str) -> str:
@@ -336,10 +388,11 @@ def rejection_dm(request: GrantRequest, link: str | None) -> str:
     )
 
 
-def result_dm(request: GrantRequest, granted: int, link: str | None) -> str:
+def result_dm(request: GrantRequest, granted: int, failed: int, elapsed: float | None, link: str | None) -> str:
+    took = f" in {elapsed:.1f} s" if elapsed is not None else ""
     return (
         f"{environment_tag(request.mturk_env)} Your request #{request.id} ({qualification_text(request)}) was "
-        f"approved by <@{request.decided_by}>: {outcome_line(granted, request)}.{_see(link)}"
+        f"approved by <@{request.decided_by}>: granted {granted}, failed {failed}{took}.{_see(link)}"
     )
 
 

@@ -44,7 +44,8 @@ def register(app: App, context: SlackContext) -> None:
         except NotAllowed as refusal:
             reply(f":no_entry: {refusal} Nothing was posted.")
         except InvalidRequest as invalid:
-            problems = "\n".join(f"• {message}" for message in invalid.errors.values())
+            # The messages quote what was typed; escaped, it cannot ping or link.
+            problems = "\n".join(f"• {blocks.escape(message)}" for message in invalid.errors.values())
             reply(f":x: Nothing was posted:\n{problems}\n\n{blocks.usage_text(env, max_workers)}")
         except CannotSubmit as error:
             reply(f":warning: Nothing was posted. {blocks.escape(str(error))} Try again in a minute.")

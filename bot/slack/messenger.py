@@ -16,6 +16,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.reports import results_csv, workers_csv
 from bot.requests import EventKind, GrantRequest, RequestEvent, RequestState, WorkerStatus
 from bot.slack import blocks
 from bot.store import GrantStore
@@ -24,10 +25,11 @@ log = logging.getLogger(__name__)
 
 METADATA_EVENT_TYPE = "grant_qual_event"
 STEPS: dict[EventKind, tuple[str, ...]] = {
-    EventKind.SUBMITTED: ("post",),
-    EventKind.APPROVED: ("update",),
+    EventKind.SUBMITTED: ("post", "worker_file"),
+    EventKind.APPROVED: ("update", "progress"),
+    EventKind.RETRY_APPROVED: ("update", "retire_summary", "progress"),
     EventKind.REJECTED: ("update", "thread", "dm"),
-    EventKind.FINISHED: ("update", "thread", "dm"),
+    EventKind.FINISHED: ("update", "progress", "thread", "results_file", "dm"),
 }
 
 
@@ -74,7 +76,8 @@ class SlackMessenger:
         if request.state in (RequestState.APPROVED, RequestState.GRANTING):
             return blocks.decided_status(request, progress or f" — granting to {request.worker_count} worker(s)…")
         counts = self.store.status_counts(request.id)
-        return blocks.decided_status(request, f" — {blocks.outcome_line(counts[WorkerStatus.GRANTED], request)}")
+        line = blocks.outcome_line(counts[WorkerStatus.GRANTED], request)
+        return blocks.decided_status(request, f" — {line}")
 
     def _step_post(self, request: GrantRequest, event: RequestEvent) -> None:
         if request.message_ts:
@@ -94,27 +97,122 @@ class SlackMessenger:
     def _step_thread(self, request: GrantRequest, event: RequestEvent) -> None:
         if not request.channel_id or not request.message_ts:
             return
-        if event.attempts > 1 and self._find_posted(event, request.channel_id, request.message_ts):
+        if event.attempts > 1 and (found := self._find_posted(event, request.channel_id, request.message_ts)):
+            if event.kind is EventKind.FINISHED:
+                self.store.set_message_ts(request.id, summary_ts=found)
             return
         if event.kind is EventKind.REJECTED:
             text, message_blocks = blocks.rejection_reply(request), None
         else:
-            text, message_blocks = blocks.result_message(request, self.store.outcomes(request.id))
-        self.client.chat_postMessage(
+            outcomes = self.store.outcomes(request.id)
+            text, message_blocks = blocks.result_message(request, outcomes, self._round_seconds(event))
+        response = self.client.chat_postMessage(
             channel=request.channel_id,
             thread_ts=request.message_ts,
             text=text,
             blocks=message_blocks,
             metadata=_metadata(event),
         )
+        if event.kind is EventKind.FINISHED:
+            self.store.set_message_ts(request.id, summary_ts=str(response["ts"]))
 
     def _step_dm(self, request: GrantRequest, event: RequestEvent) -> None:
         link = self.permalink(request)
         if event.kind is EventKind.REJECTED:
             text = blocks.rejection_dm(request, link)
         else:
-            text = blocks.result_dm(request, self.store.status_counts(request.id)[WorkerStatus.GRANTED], link)
+            counts = self.store.status_counts(request.id)
+            granted, failed = counts[WorkerStatus.GRANTED], counts[WorkerStatus.FAILED]
+            text = blocks.result_dm(request, granted, failed, self._round_seconds(event), link)
         self.client.chat_postMessage(channel=request.requester_id, text=text)
+
+    def _step_progress(self, request: GrantRequest, event: RequestEvent) -> None:
+        """Open the round's progress message in the thread, or (when the round ends) give it its last words."""
+        if not request.channel_id or not request.message_ts:
+            return
+        counts = self.store.status_counts(request.id)
+        granted, failed, pending = (
+            counts[s] for s in (WorkerStatus.GRANTED, WorkerStatus.FAILED, WorkerStatus.PENDING)
+        )
+        text = blocks.progress_text(request, granted, failed, pending, None)
+        if request.progress_ts:
+            self.client.chat_update(channel=request.channel_id, ts=request.progress_ts, text=text)
+            return
+        if event.kind is EventKind.FINISHED:
+            return  # the round ended before its progress message was posted; the summary says it all
+        found = self._find_posted(event, request.channel_id, request.message_ts) if event.attempts > 1 else None
+        if found is None:
+            response = self.client.chat_postMessage(
+                channel=request.channel_id, thread_ts=request.message_ts, text=text, metadata=_metadata(event)
+            )
+            found = str(response["ts"])
+        self.store.set_message_ts(request.id, progress_ts=found)
+
+    def show_progress(self, request: GrantRequest, granted: int, failed: int, remaining: int, rate: float) -> None:
+        """Update the progress message in place (the executor calls this about once a second)."""
+        if request.channel_id and request.progress_ts:
+            text = blocks.progress_text(request, granted, failed, remaining, rate)
+            self.client.chat_update(channel=request.channel_id, ts=request.progress_ts, text=text)
+
+    def _step_retire_summary(self, request: GrantRequest, event: RequestEvent) -> None:
+        """The previous round's Retry button gives way to who retried."""
+        if not request.channel_id or not request.message_ts or not request.summary_ts:
+            return
+        replies = self.client.conversations_replies(channel=request.channel_id, ts=request.message_ts, limit=1000)
+        summary = next((m for m in replies.get("messages", []) if m.get("ts") == request.summary_ts), None)
+        if summary is None:
+            return
+        retired = blocks.retired_summary(summary.get("blocks") or [], event.actor_id or "", event.round)
+        self.client.chat_update(
+            channel=request.channel_id, ts=request.summary_ts, text=summary.get("text") or "", blocks=retired
+        )
+
+    def _step_worker_file(self, request: GrantRequest, event: RequestEvent) -> None:
+        """For big requests, the full list of workers as a file in the thread, so the approver sees everyone."""
+        if request.worker_count <= blocks.SHOWN_WORKERS:
+            return
+        filename = f"grant-qual-request-{request.id}-workers.csv"
+        content = workers_csv(self.store.outcomes(request.id))
+        comment = f"All {request.worker_count} workers this request would grant, with their scores."
+        self._upload_once(request, event, filename, content, comment)
+
+    def _step_results_file(self, request: GrantRequest, event: RequestEvent) -> None:
+        filename = f"grant-qual-request-{request.id}-round-{event.round}-results.csv"
+        content = results_csv(self.store.outcomes(request.id))
+        self._upload_once(request, event, filename, content, "Every worker's result, in MTurk's words.")
+
+    def _upload_once(
+        self, request: GrantRequest, event: RequestEvent, filename: str, content: str, comment: str
+    ) -> None:
+        if not request.channel_id or not request.message_ts:
+            return
+        if event.attempts > 1 and self._file_in_thread(request, filename):
+            return
+        self.client.files_upload_v2(
+            channel=request.channel_id,
+            thread_ts=request.message_ts,
+            filename=filename,
+            title=filename,
+            content=content,
+            initial_comment=comment,
+        )
+
+    def _file_in_thread(self, request: GrantRequest, filename: str) -> bool:
+        response = self.client.conversations_replies(channel=request.channel_id, ts=request.message_ts, limit=1000)
+        return any(
+            f.get("name") == filename or f.get("title") == filename
+            for m in response.get("messages", [])
+            for f in m.get("files") or []
+        )
+
+    def _round_seconds(self, event: RequestEvent) -> float | None:
+        """How long the round took: from its approval to its end."""
+        started = [
+            e.created_at
+            for e in self.store.events(event.request_id)
+            if e.round == event.round and e.kind in (EventKind.APPROVED, EventKind.RETRY_APPROVED)
+        ]
+        return (event.created_at - started[0]).total_seconds() if started else None
 
     def _find_posted(self, event: RequestEvent, channel: str, thread_ts: str | None) -> str | None:
         """The ts of a message this event already posted (its answer was lost), or None."""

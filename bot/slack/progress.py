@@ -20,12 +20,10 @@ class SlackGrantObserver:
     def grant_progressed(self, request: GrantRequest, progress: GrantProgress) -> None:
         """Best effort: a missed progress update is replaced by the next one or by the final result."""
         current = self.messenger.store.get(request.id) or request
-        text = (
-            f" — granting: {progress.granted} granted, {progress.failed} failed, {progress.remaining} remaining "
-            f"({progress.calls_per_second:.0f}/s)"
-        )
         try:
-            self.messenger.update_request_message(current, text)
+            self.messenger.show_progress(
+                current, progress.granted, progress.failed, progress.remaining, progress.calls_per_second
+            )
         except Exception as error:
             log.warning("progress update for request #%s failed: %s", request.id, type(error).__name__)
 

@@ -1,0 +1,63 @@
+"""What a finished grant reports: failures grouped by reason, and the per-worker files people download."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from bot.requests import WorkerOutcome, WorkerStatus
+
+# MTurk appends a request id in parentheses ("... (1631094715163)") and quotes the worker ID in some
+# messages; neither belongs in a reason shared by many workers.
+_REQUEST_ID_SUFFIX = re.compile(r"\s*\(\d{10,}\)\s*$")
+_QUOTED_WORKER = re.compile(r'"A[A-Z0-9]+"')
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    """Workers that failed for the same reason."""
+
+    code: str
+    message: str
+    hint: str | None
+    worker_ids: tuple[str, ...]
+
+
+def failure_reason(outcome: WorkerOutcome) -> tuple[str, str, str | None]:
+    message = _REQUEST_ID_SUFFIX.sub("", outcome.error_message or "")
+    message = _QUOTED_WORKER.sub('"…"', message)
+    return outcome.error_code or "Unknown", message or outcome.error_code or "unknown error", outcome.hint
+
+
+def group_failures(outcomes: Iterable[WorkerOutcome]) -> list[FailureGroup]:
+    """Failed workers grouped by reason, the largest group first."""
+    groups: dict[tuple[str, str, str | None], list[str]] = {}
+    for outcome in outcomes:
+        if outcome.status is WorkerStatus.FAILED:
+            groups.setdefault(failure_reason(outcome), []).append(outcome.worker_id)
+    ordered = sorted(groups.items(), key=lambda item: -len(item[1]))
+    return [FailureGroup(code, message, hint, tuple(ids)) for (code, message, hint), ids in ordered]
+
+
+def results_csv(outcomes: Sequence[WorkerOutcome]) -> str:
+    """Every worker's result, in MTurk's own words, as a CSV file."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["WorkerId", "IntegerValue", "Status", "ErrorCode", "ErrorMessage", "Hint"])
+    for o in outcomes:
+        value = "" if o.integer_value is None else o.integer_value
+        writer.writerow([o.worker_id, value, o.status.value, o.error_code or "", o.error_message or "", o.hint or ""])
+    return buffer.getvalue()
+
+
+def workers_csv(outcomes: Sequence[WorkerOutcome]) -> str:
+    """The full list of who a request would grant, and with what score, for the approver to check."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["WorkerId", "IntegerValue"])
+    for o in outcomes:
+        writer.writerow([o.worker_id, 1 if o.integer_value is None else o.integer_value])
+    return buffer.getvalue()
