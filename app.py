@@ -6,14 +6,17 @@ requests at /slack/events, through waitress (a production WSGI server).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import signal
 import sys
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from types import FrameType
+from typing import Any
 
 from dotenv import load_dotenv
 from slack_bolt import App
@@ -21,6 +24,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.engine import make_url
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
@@ -41,6 +45,32 @@ log = logging.getLogger("grant-qual")
 EVENTS_PATH = "/slack/events"
 
 
+class VerifiedSlackRequests:
+    """Checks Slack's signature before Bolt parses anything, so a forged body of any shape gets 401, not 500."""
+
+    def __init__(self, handler: SlackRequestHandler, signing_secret: str) -> None:
+        self.handler = handler
+        self.verifier = SignatureVerifier(signing_secret)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        headers = {
+            "x-slack-request-timestamp": environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", ""),
+            "x-slack-signature": environ.get("HTTP_X_SLACK_SIGNATURE", ""),
+        }
+        if environ.get("REQUEST_METHOD") == "POST" and not self._signed(body, headers):
+            start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("Content-Length", "12")])
+            return [b"Unauthorized"]
+        environ["wsgi.input"] = io.BytesIO(body)
+        return self.handler(environ, start_response)
+
+    def _signed(self, body: bytes, headers: dict[str, str]) -> bool:
+        if not headers["x-slack-request-timestamp"].isdigit() or not headers["x-slack-signature"]:
+            return False
+        return self.verifier.is_valid_request(body, headers)
+
+
 @dataclass
 class GrantQual:
     """The assembled application: everything `python app.py` and the tests start."""
@@ -53,8 +83,10 @@ class GrantQual:
     messenger: SlackMessenger
     delivery: EventDelivery
 
-    def wsgi(self) -> SlackRequestHandler:
-        return SlackRequestHandler(self.bolt, path=EVENTS_PATH)
+    def wsgi(self) -> VerifiedSlackRequests:
+        return VerifiedSlackRequests(
+            SlackRequestHandler(self.bolt, path=EVENTS_PATH), self.settings.slack_signing_secret
+        )
 
     def start_background_work(self) -> None:
         """Resume what a previous process left (grants, undelivered events) and keep sweeping for it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from itertools import pairwise
 
 import pytest
 
@@ -66,7 +67,7 @@ def test_calls_are_spaced_evenly_not_in_bursts() -> None:
     for _ in range(10):
         limiter.acquire()
         starts.append(time.now)
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(starts)]
     assert all(abs(gap - 0.05) < 1e-9 for gap in gaps)
 
 

@@ -35,9 +35,9 @@ def register(app: App, context: SlackContext) -> None:
 
 
 def _retry(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respond) -> None:
-    user_id = str(body.get("user", {}).get("id", ""))
+    user_id = _user_id(body)
     request_id, _, round_ = str((body.get("actions") or [{}])[0].get("value", "")).partition(":")
-    if not (request_id.isdigit() and round_.isdigit() and len(request_id) <= 18 and len(round_) <= 9):
+    if not (_is_number(request_id) and _is_number(round_) and len(request_id) <= 18 and len(round_) <= 9):
         ack()
         _tell(respond, ":x: This button does not belong to a grant request.")
         return
@@ -53,7 +53,21 @@ def _retry(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respo
 
 
 def _tell(respond: Respond, text: str) -> None:
-    respond(text=text, response_type="ephemeral", replace_original=False)
+    # Best effort, after ack(): Bolt turns a listener's exception after ack() into a 404 three seconds later.
+    try:
+        respond(text=text, response_type="ephemeral", replace_original=False)
+    except Exception as error:
+        log.warning("could not answer a click on the request message: %s", error)
+
+
+def _user_id(body: dict[str, Any]) -> str:
+    user = body.get("user")
+    return str(user.get("id", "")) if isinstance(user, dict) else ""
+
+
+def _is_number(text: str) -> bool:
+    """ASCII digits only: "²".isdigit() is true, but int("²") fails."""
+    return text.isascii() and text.isdigit()
 
 
 class RefuseMalformedActions(Middleware):
@@ -75,18 +89,13 @@ def _has_action(body: dict[str, Any]) -> bool:
 
 def _decide(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respond, *, approve: bool) -> None:
     """Record the decision, then acknowledge: a click Slack saw acknowledged is never lost to a crash."""
-    user = body.get("user")
-    user_id = str(user.get("id", "")) if isinstance(user, dict) else ""
+    user_id = _user_id(body)
     raw_id = str((body.get("actions") or [{}])[0].get("value", ""))
 
     def tell(text: str) -> None:
-        # Best effort, after ack(): Bolt turns a listener's exception after ack() into a 404 three seconds later.
-        try:
-            respond(text=text, response_type="ephemeral", replace_original=False)
-        except Exception as error:
-            log.warning("could not answer a click on the request message: %s", error)
+        _tell(respond, text)
 
-    if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:  # "²".isdigit(), but int("²") fails
+    if not _is_number(raw_id) or len(raw_id) > 18:
         ack()
         tell(":x: This button does not belong to a grant request.")
         return

@@ -7,7 +7,7 @@ escaped or sent as plain_text, so it cannot ping, link or format, and is cut to 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -138,7 +138,13 @@ def _decision_buttons(request: GrantRequest) -> Block:
                 "value": str(request.id),
                 "confirm": {
                     "title": {"type": "plain_text", "text": "Grant now?"},
-                    "text": {"type": "mrkdwn", "text": _confirm_text(request, env)},
+                    "text": _confirm_text(
+                        request,
+                        lambda qualification: (
+                            f"Grant {qualification} to {request.worker_count} worker(s) in *{env}*? "
+                            "Existing scores are overwritten."
+                        ),
+                    ),
                     "confirm": {"type": "plain_text", "text": "Approve and grant"},
                     "deny": {"type": "plain_text", "text": "Cancel"},
                 },
@@ -154,14 +160,12 @@ def _decision_buttons(request: GrantRequest) -> Block:
     }
 
 
-def _confirm_text(request: GrantRequest, env: str) -> str:
-    """The Approve dialog's question; an escaped name can be long, so it is left out rather than the rest."""
-
-    def question(qualification: str) -> str:
-        return f"Grant {qualification} to {request.worker_count} worker(s) in *{env}*? Existing scores are overwritten."
-
+def _confirm_text(request: GrantRequest, question: Callable[[str], str]) -> Block:
+    """A confirm dialog's question (at most 300 characters); an escaped name can be long, so it is left out
+    rather than the rest."""
     full = question(qualification_text(request))
-    return full if len(full) <= CONFIRM_TEXT_LIMIT else question(f"`{request.qualification_type_id}`")
+    text = full if len(full) <= CONFIRM_TEXT_LIMIT else question(f"`{request.qualification_type_id}`")
+    return {"type": "mrkdwn", "text": text}
 
 
 def decided_status(request: GrantRequest, detail: str = "") -> str:
@@ -337,9 +341,12 @@ def _retry_button(request: GrantRequest, failed: int) -> Block:
                 "value": f"{request.id}:{request.round}",
                 "confirm": {
                     "title": {"type": "plain_text", "text": "Retry the failed workers?"},
-                    "text": _mrkdwn(
-                        f"Grant {qualification_text(request)} again to the {failed} worker(s) that failed, in *{env}*. "
-                        "Workers already granted are not called again."
+                    "text": _confirm_text(
+                        request,
+                        lambda qualification: (
+                            f"Grant {qualification} again to the {failed} worker(s) that failed, "
+                            f"in *{env}*. Workers already granted are not called again."
+                        ),
                     ),
                     "confirm": {"type": "plain_text", "text": "Retry failed"},
                     "deny": {"type": "plain_text", "text": "Cancel"},
