@@ -8,7 +8,7 @@ maxima boto3 does not check client-side: WorkerId `^A[A-Z0-9]+$` and Qualificati
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -31,6 +31,7 @@ class Field(StrEnum):
 
     QUALIFICATION_TYPE = "qualification_type"
     WORKERS = "workers"
+    WORKERS_FILE = "workers_file"
     VALUE = "value"
     NOTIFY = "notify"
     REASON = "reason"
@@ -211,8 +212,13 @@ def build_grant_spec(
     send_notification: bool,
     reason: str,
     max_workers: int,
+    file_workers: Sequence[WorkerTarget] = (),
 ) -> GrantSpec:
-    """Validate every field at once, so the user sees all problems in one go."""
+    """Validate every field at once, so the user sees all problems in one go.
+
+    `file_workers` come from an uploaded file, already validated, each with its own score; typed IDs come
+    first and a worker in both keeps the typed entry.
+    """
     worker_ids = list(dict.fromkeys(worker_ids))  # a worker is granted once per request (the store's key)
     errors: dict[Field, str] = {}
     qualification, value = "", None
@@ -224,22 +230,24 @@ def build_grant_spec(
         value = parse_integer_value(integer_value)
     except InvalidRequest as e:
         errors.update(e.errors)
-    if worker_error := _workers_error(worker_ids, max_workers):
+    typed = set(worker_ids)
+    extra = [t for t in file_workers if t.worker_id not in typed]
+    if worker_error := _workers_error(worker_ids, len(worker_ids) + len(extra), max_workers, has_file=bool(extra)):
         errors[Field.WORKERS] = worker_error
     if len(reason) > MAX_REASON_CHARS:
         errors[Field.REASON] = f"The reason is {len(reason)} characters; keep it under {MAX_REASON_CHARS}."
     if errors:
         raise InvalidRequest(errors)
-    workers = tuple(WorkerTarget(w, value) for w in worker_ids)
+    workers = tuple(WorkerTarget(w, value) for w in worker_ids) + tuple(extra)
     # NUL is invisible, and PostgreSQL's text type cannot store it.
     return GrantSpec(qualification, workers, send_notification, reason.replace("\x00", "").strip())
 
 
-def _workers_error(worker_ids: list[str], max_workers: int) -> str | None:
-    if not worker_ids:
+def _workers_error(worker_ids: list[str], total: int, max_workers: int, *, has_file: bool) -> str | None:
+    if not worker_ids and not has_file:
         return "Enter at least one worker ID."
-    if len(worker_ids) > max_workers:
-        return f"{len(worker_ids)} workers is more than the {max_workers} one request may hold; split the list."
+    if total > max_workers:
+        return f"{total} workers is more than the {max_workers} one request may hold; split the list."
     return worker_id_errors(worker_ids)
 
 

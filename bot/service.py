@@ -58,22 +58,9 @@ class GrantService:
     def submit(self, user_id: str, spec: GrantSpec) -> GrantRequest:
         """Store a pending request after checking who asks and that the qualification type is theirs to grant."""
         self.ensure_may_request(user_id)
+        name = self.qualification_name(spec.qualification_type_id)
         env = self.gateway.environment
-        try:
-            qualification = self.gateway.find_owned_type(spec.qualification_type_id)
-        except (MTurkAccessError, MTurkUnavailable) as error:
-            raise CannotSubmit(f"Could not check the qualification type with MTurk: {error}") from None
-        if qualification is None:
-            raise InvalidRequest(
-                {
-                    Field.QUALIFICATION_TYPE: f"`{spec.qualification_type_id}` is not a qualification type "
-                    f"created by this requester account in the {env.label}. Check the ID on the requester "
-                    "site (Manage → Qualification Types)."
-                }
-            )
-        request = self.store.create_request(
-            spec, requester_id=user_id, mturk_env=env.value, qualification_name=qualification.name
-        )
+        request = self.store.create_request(spec, requester_id=user_id, mturk_env=env.value, qualification_name=name)
         log.info(
             "request #%s stored: %s workers, type %s",
             request.id,
@@ -81,6 +68,22 @@ class GrantService:
             request.qualification_type_id,
         )
         return request
+
+    def qualification_name(self, qualification_type_id: str) -> str:
+        """The name of a qualification type this account created; InvalidRequest if it did not create it."""
+        try:
+            qualification = self.gateway.find_owned_type(qualification_type_id)
+        except (MTurkAccessError, MTurkUnavailable) as error:
+            raise CannotSubmit(f"Could not check the qualification type with MTurk: {error}") from None
+        if qualification is None:
+            raise InvalidRequest(
+                {
+                    Field.QUALIFICATION_TYPE: f"`{qualification_type_id}` is not a qualification type created by "
+                    f"this requester account in the {self.gateway.environment.label}. Check the ID on the "
+                    "requester site (Manage → Qualification Types)."
+                }
+            )
+        return qualification.name
 
     def decide(self, request_id: int, user_id: str, *, approve: bool) -> Decision:
         """Approve or reject a pending request; only the first valid decision takes effect."""

@@ -152,7 +152,12 @@ class SlackSender:
 
 
 def modal_values(
-    qualification: str = "", workers: str = "", value: str = "", notify: bool = True, reason: str = ""
+    qualification: str = "",
+    workers: str = "",
+    value: str = "",
+    notify: bool = True,
+    reason: str = "",
+    files: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """view.state.values as Slack sends them for the grant modal."""
 
@@ -166,6 +171,7 @@ def modal_values(
         "value": text(value),
         "notify": {"value": {"type": "checkboxes", "selected_options": selected}},
         "reason": text(reason),
+        "workers_file": {"value": {"type": "file_input", "files": files or []}},
     }
 
 

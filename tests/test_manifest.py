@@ -31,5 +31,7 @@ def test_manifest_declares_command_interactivity_socket_mode_and_minimal_scopes(
         "channels:history",
         "chat:write",
         "commands",
+        "files:read",
+        "files:write",
         "groups:history",
     ]

@@ -214,11 +214,24 @@ def grant_modal(env: MTurkEnvironment, private_metadata: dict[str, str]) -> dict
             _text_input(
                 "workers",
                 "Worker IDs",
+                optional=True,
                 multiline=True,
                 placeholder="A1B2C3D4E5F6G7, A2B3C4D5E6F7G8",
-                hint="Separate with newlines, commas or spaces; duplicates are dropped. "
-                "At most 3,000 characters (about 200 IDs).",
+                hint="Separate with newlines, commas or spaces; duplicates are dropped. Slack allows 3,000 "
+                "characters here (about 200 IDs): for more, upload a file below.",
             ),
+            {
+                "type": "input",
+                "block_id": "workers_file",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "…or a file of workers"},
+                "element": {"type": "file_input", "action_id": "value", "filetypes": ["csv", "txt"], "max_files": 1},
+                "hint": {
+                    "type": "plain_text",
+                    "text": "A batch results CSV (its WorkerId column), the requester site's worker file (an "
+                    "UPDATE-<qualification> column gives each worker its own score), or one ID per line.",
+                },
+            },
             _text_input(
                 "value",
                 "Score (integer value)",

@@ -9,10 +9,20 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App
 from slack_sdk.webhook import WebhookClient
 
-from bot.requests import Field, InvalidRequest, build_grant_spec, split_worker_ids
+from bot.requests import (
+    Field,
+    InvalidRequest,
+    WorkerTarget,
+    build_grant_spec,
+    parse_integer_value,
+    parse_qualification_type_id,
+    split_worker_ids,
+)
 from bot.service import CannotSubmit, NotAllowed
 from bot.slack import blocks
+from bot.slack.files import FileDownloadError, download_uploaded_file
 from bot.slack.submission import announce_request
+from bot.worker_files import WorkerFileError, parse_worker_file
 
 if TYPE_CHECKING:
     from bot.slack import SlackContext
@@ -23,6 +33,7 @@ log = logging.getLogger(__name__)
 FIELD_BLOCKS = {
     Field.QUALIFICATION_TYPE: "qualification_type",
     Field.WORKERS: "workers",
+    Field.WORKERS_FILE: "workers_file",
     Field.VALUE: "value",
     Field.NOTIFY: "notify",
     Field.REASON: "reason",
@@ -45,6 +56,7 @@ def register(app: App, context: SlackContext) -> None:
                 send_notification=_checked(values, "notify"),
                 reason=_text(values, "reason"),
                 max_workers=max_workers,
+                file_workers=_workers_from_file(context, values, user_id),
             )
             request = service.submit(user_id, spec)
         except InvalidRequest as invalid:
@@ -55,6 +67,31 @@ def register(app: App, context: SlackContext) -> None:
             return
         ack()
         announce_request(context, request, _reply_to(view, context, user_id))
+
+
+def _workers_from_file(context: SlackContext, values: dict[str, Any], user_id: str) -> tuple[WorkerTarget, ...]:
+    """Workers from the uploaded file, if any; its problems come back inline, by line number."""
+    files = (values.get("workers_file", {}).get("value", {}) or {}).get("files") or []
+    if not files or not isinstance(files[0], dict):
+        return ()
+    context.service.ensure_may_request(user_id)  # an outsider's file is not even downloaded
+    qualification_type_id = parse_qualification_type_id(_text(values, "qualification_type"))
+    name = context.service.qualification_name(qualification_type_id)
+    default_value = parse_integer_value(_text(values, "value"))
+    try:
+        content = download_uploaded_file(files[0], context.messenger.client.token or "")
+        parsed = parse_worker_file(
+            content,
+            default_value=default_value,
+            qualification_name=name,
+            max_workers=context.max_workers,
+            filename=str(files[0].get("name") or ""),
+        )
+    except FileDownloadError as error:
+        raise InvalidRequest({Field.WORKERS_FILE: str(error)}) from None
+    except WorkerFileError as error:
+        raise InvalidRequest({Field.WORKERS_FILE: error.summary()}) from None
+    return parsed.workers
 
 
 def _inline_errors(invalid: InvalidRequest) -> dict[str, str]:

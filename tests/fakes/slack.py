@@ -80,6 +80,7 @@ class FakeSlack(FakeHttpServer):
         self.ephemerals: list[dict[str, Any]] = []
         self.views: dict[str, dict[str, Any]] = {}
         self.uploaded_files: dict[str, dict[str, Any]] = {}
+        self.downloads: list[str] = []  # file IDs downloaded with the bot token
         self.hosted_files: dict[str, dict[str, Any]] = {}
         self.responses: list[tuple[str, dict[str, Any]]] = []
         self.random_faults: dict[int | str, float] = {}
@@ -626,6 +627,7 @@ class FakeSlack(FakeHttpServer):
             return text_response("invalid_auth", 403)
         file_id, _, name = rest.partition("/")
         with self.lock:
+            self.downloads.append(file_id)
             hosted = self.hosted_files.get(file_id)
             if hosted is not None and quote(hosted["file"]["name"]) == name:
                 return HttpResponse(200, hosted["content"], hosted["file"]["mimetype"])

@@ -1,0 +1,470 @@
+"""Turning the bytes of an uploaded file into the workers to grant: decoding, CSV or plain-list parsing, and
+checking every row, with each problem reported by its line number.
+
+This module owns what a worker file may look like. Lab managers upload what MTurk's requester site exports:
+a batch results CSV (one row per assignment, a `WorkerId` column), the requester site's worker file
+(`Worker ID`, `UPDATE-<qualification name>` and other columns), or a plain list of IDs, often re-saved by Excel.
+It is pure: no Slack, no network, no database. Validation of the worker IDs and scores follows bot.requests.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from bot.requests import INT32_MAX, INT32_MIN, WORKER_ID_PATTERN, WorkerTarget
+
+# A cell holding an ID in the wrong case still "looks like" an ID: it decides plain mode, and earns a hint.
+_WORKER_ID_ANY_CASE = re.compile(WORKER_ID_PATTERN.pattern, re.IGNORECASE)
+_INTEGER = re.compile(r"[+-]?\d{1,10}")
+# Physical lines: only CR, LF and CRLF end a line, as in the csv module and in editors; str.splitlines would
+# also split on form feeds and U+2028, and then the line numbers in errors would not match what people see.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+_PLAIN_SEPARATORS = re.compile(r"[\s,;]+")
+# Excel writes this first line when told which delimiter to use ("sep=;"); it is not the header.
+_EXCEL_SEP_LINE = re.compile(r'"?sep=([,;\t|])"?', re.IGNORECASE)
+_DELIMITERS = (",", "\t", ";")
+_NOT_IN_NAME = frozenset(',\t;"')
+_UPDATE_PREFIX = "update-"
+_QUOTES = "\"'`“”‘’"
+
+_NOT_TEXT = "this is not a CSV or text file (save it as CSV UTF-8)"
+_BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "this is an Excel workbook or other zip file, not a CSV; in Excel use Save As › CSV UTF-8"),
+    (b"PK\x05\x06", "this is an Excel workbook or other zip file, not a CSV; in Excel use Save As › CSV UTF-8"),
+    (b"\xd0\xcf\x11\xe0", "this is an old Excel (.xls) workbook, not a CSV; in Excel use Save As › CSV UTF-8"),
+    (b"%PDF", "this is a PDF, not a CSV or text file"),
+    (b"\x1f\x8b", "this is a compressed (gzip) file; upload the CSV inside it"),
+)
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_UTF8_BOM = b"\xef\xbb\xbf"
+# Text never has more than the odd stray control character; a file that does is some binary format.
+_CONTROL_SAMPLE = 65536
+_MAX_CONTROL_FRACTION = 0.01
+_ALLOWED_CONTROLS = frozenset("\t\n\r\f\v")
+
+_SHOWN_VALUE_CHARS = 40
+_SHOWN_COLUMNS = 8
+_MAX_ERROR_CHARS = 300
+_SUMMARY_BUDGET = 1400  # Slack shows inline modal errors in full; a wall of text there helps no one
+# Spelled-out problems kept per file: far more than anyone reads, and a bound on memory for a 5 MB file of junk.
+_MAX_LISTED_ERRORS = 1000
+
+
+@dataclass(frozen=True)
+class WorkerFile:
+    """The workers a file asks to grant, and what it looked like (for the requester to check before submitting)."""
+
+    workers: tuple[WorkerTarget, ...]  # de-duplicated, in file order
+    per_worker_values: bool  # True when the scores came from an UPDATE- column
+    skipped_rows: int  # rows with a blank UPDATE- cell: the requester site's way of saying "no change"
+    description: str  # e.g. "WorkerId column, 2,000 workers"
+
+
+class WorkerFileError(Exception):
+    """The file cannot be used; `errors` says why, naming the line of each problem, in the uploader's terms."""
+
+    def __init__(self, errors: list[str], *, unlisted: int = 0) -> None:
+        self.errors = list(errors)
+        self.unlisted = unlisted  # further problems counted but not spelled out (a file of junk has millions)
+        super().__init__(self.summary())
+
+    def summary(self, limit: int = 10) -> str:
+        """The first `limit` problems in one short paragraph, for the modal's inline error under the file input."""
+        shown: list[str] = []
+        used = 0
+        for error in self.errors[: max(limit, 1)]:
+            clipped = _clip(error, _MAX_ERROR_CHARS)
+            if shown and used + len(clipped) + 2 > _SUMMARY_BUDGET:
+                break
+            shown.append(clipped)
+            used += len(clipped) + 2
+        text = "; ".join(shown)
+        more = len(self.errors) - len(shown) + self.unlisted
+        if more:
+            text += f" … and {more:,} more {_plural(more, 'problem')}"
+        return text
+
+
+def parse_worker_file(
+    content: bytes,
+    *,
+    default_value: int | None,
+    qualification_name: str | None,
+    max_workers: int,
+    filename: str = "",
+) -> WorkerFile:
+    """The workers to grant from an uploaded file, or WorkerFileError listing every problem found.
+
+    `default_value` is each worker's score unless the file has an UPDATE- column; `qualification_name` picks
+    that column when the file has several; `filename` only sharpens the message for a file that is not text.
+    """
+    lines = _physical_lines(_decode(content, filename))
+    forced: str | None = None
+    seen_text = False
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if not seen_text and (sep := _EXCEL_SEP_LINE.fullmatch(stripped)):
+            forced = sep.group(1)
+            seen_text = True
+            continue
+        seen_text = True
+        comment = stripped.startswith("#")
+        # A comment is sniffed as a header only if it could name the column, so a file of a million comment
+        # lines is not parsed three million times ("#" can start a CSV column name, e.g. a row-number column).
+        if (not comment or "workerid" in _normalized(stripped)) and (
+            delimiter := _header_delimiter(lines, index, forced)
+        ) is not None:
+            return _parse_csv(
+                lines,
+                index,
+                delimiter,
+                default_value=default_value,
+                qualification_name=qualification_name,
+                max_workers=max_workers,
+            )
+        if comment:
+            continue  # a comment above a plain list
+        _reject_header_without_worker_column(line, forced)
+        return _parse_plain(lines, index, default_value=default_value, max_workers=max_workers)
+    raise WorkerFileError(["the file has no worker IDs" if seen_text else "the file is empty"])
+
+
+def _decode(content: bytes, filename: str) -> str:
+    if not content:
+        raise WorkerFileError(["the file is empty"])
+    for signature, message in _BINARY_SIGNATURES:
+        if content.startswith(signature):
+            raise WorkerFileError([message])
+    if content.startswith(_UTF16_BOMS):
+        # Excel's "Unicode Text" is UTF-16 with a BOM: text, though full of NUL bytes.
+        try:
+            text = content.decode("utf-16")
+        except UnicodeDecodeError:
+            raise WorkerFileError([_not_text(filename)]) from None
+    elif b"\x00" in content:
+        raise WorkerFileError([_not_text(filename)])
+    else:
+        try:
+            text = content.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            # Excel on Windows saves "CSV (Comma delimited)" in the ANSI code page, which is cp1252 in the
+            # places our users are; the bytes it leaves undefined mean the file is not that either.
+            try:
+                text = content.removeprefix(_UTF8_BOM).decode("cp1252")
+            except UnicodeDecodeError:
+                raise WorkerFileError([_not_text(filename)]) from None
+    sample = text[:_CONTROL_SAMPLE]
+    controls = sum(1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in _ALLOWED_CONTROLS)
+    if "\x00" in text or controls > max(1, len(sample) * _MAX_CONTROL_FRACTION):
+        raise WorkerFileError([_not_text(filename)])
+    return text
+
+
+def _not_text(filename: str) -> str:
+    if filename.lower().endswith((".xlsx", ".xls", ".xlsm", ".numbers", ".ods")):
+        return "this is a spreadsheet, not a CSV; save it as CSV UTF-8 and upload that"
+    return _NOT_TEXT
+
+
+def _physical_lines(text: str) -> list[str]:
+    """Lines with their endings kept (the csv module needs them to join quoted fields that span lines)."""
+    return _LINE.findall(text)
+
+
+def _lines_from(lines: list[str], start: int) -> Iterator[str]:
+    # Neither a slice (copies the file) nor islice (walks to `start`): the header search calls this for every
+    # comment line above the header, and a file of nothing but comments must not take quadratic time.
+    return map(lines.__getitem__, range(start, len(lines)))
+
+
+def _header_delimiter(lines: list[str], index: int, forced: str | None) -> str | None:
+    """The delimiter under which the record starting at this line names a worker ID column, if any.
+
+    Each delimiter is tried in turn, rather than guessed from which characters occur, so that a quoted
+    column name containing a comma does not hide a semicolon-separated header.
+    """
+    for delimiter in (forced,) if forced else _DELIMITERS:
+        if _worker_column(_split_header(lines, index, delimiter)) is not None:
+            return delimiter
+    return None
+
+
+def _reject_header_without_worker_column(line: str, forced: str | None) -> None:
+    """Refuse a first line that is a header of some other table, rather than reading its words as worker IDs."""
+    present = [d for d in ((forced,) if forced else _DELIMITERS) if d in line]
+    if not present:
+        return
+    first = _PLAIN_SEPARATORS.split(line.strip(), maxsplit=1)[0].strip(_QUOTES)
+    if _WORKER_ID_ANY_CASE.fullmatch(first):
+        return  # IDs separated by commas or tabs, with no header: a plain list
+    cells = _split_header([line], 0, present[0])
+    shown = ", ".join(_cleaned(c.strip(), 30) for c in cells[:_SHOWN_COLUMNS])
+    if len(cells) > _SHOWN_COLUMNS:
+        shown += f", … ({len(cells) - _SHOWN_COLUMNS} more)"
+    raise WorkerFileError(
+        [f"no WorkerId column; columns are: {shown}. Add a column named WorkerId, or upload one ID per line"]
+    )
+
+
+def _split_header(lines: list[str], index: int, delimiter: str) -> list[str]:
+    """The cells of the record starting at lines[index]; a header cell may span lines, as Excel allows."""
+    # Lenient here: this only looks for the column; the strict reading of the whole file reports bad quoting.
+    try:
+        return next(csv.reader(_lines_from(lines, index), delimiter=delimiter, skipinitialspace=True), [])
+    except csv.Error:  # a header cell beyond csv.field_size_limit is no column name
+        return [lines[index][:_SHOWN_VALUE_CHARS]]
+
+
+def _worker_column(header: list[str]) -> int | None:
+    for index, name in enumerate(header):
+        # "WorkerId" (batch results), "Worker ID" (requester site's worker file), "worker_id", "workerid".
+        # A name holding a delimiter or quote is a header split at the wrong delimiter, not a column name.
+        if _normalized(name) == "workerid" and not set(name) & _NOT_IN_NAME:
+            return index
+    return None
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _update_column(header: list[str], qualification_name: str | None) -> int | None:
+    """The UPDATE-<qualification> column whose scores to grant, None when the file has no UPDATE- column."""
+    # "UPDATE BlockStatus" (no hyphen) is the requester site's blocking column, not a score.
+    updates = [i for i, name in enumerate(header) if name.strip().lower().startswith(_UPDATE_PREFIX)]
+    if not updates:
+        return None
+    if len(updates) == 1:
+        return updates[0]
+    wanted = (qualification_name or "").strip().casefold()
+    matching = [i for i in updates if wanted and header[i].strip()[len(_UPDATE_PREFIX) :].strip().casefold() == wanted]
+    if len(matching) == 1:
+        return matching[0]
+    names = ", ".join(_shown(header[i].strip(), 40) for i in updates[:_SHOWN_COLUMNS])
+    if len(updates) > _SHOWN_COLUMNS:
+        names += f", … ({len(updates) - _SHOWN_COLUMNS} more)"
+    if not wanted:
+        which = ""  # the qualification's name could not be looked up, so no column can be matched to it
+    elif not matching:
+        which = f" and none is for “{_clip((qualification_name or '').strip(), 60)}”"
+    else:
+        which = f" and {len(matching)} are for “{_clip((qualification_name or '').strip(), 60)}”"
+    raise WorkerFileError(
+        [f"the file has {len(updates)} UPDATE- columns ({names}){which}; keep only the one for this qualification"]
+    )
+
+
+class _Problems:
+    """The problems found so far, in file order: all counted, the first _MAX_LISTED_ERRORS spelled out."""
+
+    def __init__(self) -> None:
+        self.listed: list[str] = []
+        self.unlisted = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.listed)
+
+    @property
+    def full(self) -> bool:
+        """Whether a further problem would only be counted (so its message need not be built)."""
+        return len(self.listed) >= _MAX_LISTED_ERRORS
+
+    def append(self, message: str) -> None:
+        if self.full:
+            self.unlisted += 1
+        else:
+            self.listed.append(message)
+
+    def error(self, first: str | None = None) -> WorkerFileError:
+        return WorkerFileError(([first] if first else []) + self.listed, unlisted=self.unlisted)
+
+
+class _Collector:
+    """Workers and problems as rows are read: reading goes on after a problem, so the user fixes all in one go."""
+
+    def __init__(self, max_workers: int) -> None:
+        self.max_workers = max_workers
+        self.errors = _Problems()
+        self.workers: dict[str, tuple[int | None, int]] = {}  # worker ID → (score, line it was first seen on)
+
+    def add(self, worker_id: str, value: int | None, line: int) -> None:
+        first = self.workers.get(worker_id)
+        if first is None:
+            self.workers[worker_id] = (value, line)
+        elif first[0] != value:
+            # A batch results CSV lists a worker once per assignment: the same score again is no news, but a
+            # different one means the file contradicts itself, and guessing which is meant would grant wrongly.
+            self.errors.append(
+                f"line {line}: {worker_id} appears again with value {_value_text(value)} "
+                f"(line {first[1]} gave {_value_text(first[0])})"
+            )
+
+    def check_worker_id(self, raw: str, line: int) -> str | None:
+        if WORKER_ID_PATTERN.fullmatch(raw):
+            return raw
+        if self.errors.full:
+            self.errors.unlisted += 1
+        elif _WORKER_ID_ANY_CASE.fullmatch(raw):
+            # Upper-casing would usually be right, but a mangled ID could then grant a different worker.
+            self.errors.append(
+                f"line {line}: {_shown(raw)} is not an MTurk worker ID (they are upper-case, starting with A)"
+            )
+        else:
+            self.errors.append(f"line {line}: {_shown(raw)} is not an MTurk worker ID")
+        return None
+
+    def result(self, *, per_worker_values: bool, skipped_rows: int, source: str, empty: str) -> WorkerFile:
+        count = len(self.workers)
+        if count > self.max_workers:
+            raise self.errors.error(
+                f"{count:,} workers is more than the {self.max_workers:,} one request may hold; split the file"
+            )
+        if self.errors:
+            raise self.errors.error()
+        if not count:
+            raise WorkerFileError([empty])
+        description = f"{source}, {count:,} {_plural(count, 'worker')}"
+        if skipped_rows:
+            description += f" ({skipped_rows:,} {_plural(skipped_rows, 'row')} with a blank score skipped)"
+        workers = tuple(WorkerTarget(worker_id, value) for worker_id, (value, _) in self.workers.items())
+        return WorkerFile(workers, per_worker_values, skipped_rows, description)
+
+
+def _parse_csv(
+    lines: list[str],
+    header_index: int,
+    delimiter: str,
+    *,
+    default_value: int | None,
+    qualification_name: str | None,
+    max_workers: int,
+) -> WorkerFile:
+    collector = _Collector(max_workers)
+    records = _records(lines, header_index, delimiter, collector.errors)
+    header_line, header = next(records, (header_index + 1, []))
+    worker_column = _worker_column(header)
+    if worker_column is None:  # only when the strict reading disagrees with the lenient sniff of the header
+        raise collector.errors.error(None if collector.errors else f"line {header_line}: no WorkerId column")
+    worker_name = header[worker_column].strip()
+    update_column = _update_column(header, qualification_name)
+    update_name = header[update_column].strip() if update_column is not None else ""
+    skipped = 0
+    for line, row in records:
+        cells = [cell.strip() for cell in row]
+        if not any(cells):
+            continue  # blank lines, and Excel's trailing ",,,," rows
+        value = default_value
+        if update_column is not None:
+            score = cells[update_column] if update_column < len(cells) else ""
+            if not score:
+                # The requester site leaves UPDATE- blank for "no change": nothing to grant for this row.
+                skipped += 1
+                continue
+            value = _parse_score(score, update_name, line, collector.errors)
+        raw = cells[worker_column] if worker_column < len(cells) else ""
+        if not raw:
+            collector.errors.append(f"line {line}: no worker ID in the {_clip(worker_name, 40)} column")
+            continue
+        worker_id = collector.check_worker_id(raw, line)
+        if worker_id is not None and (update_column is None or value is not None):
+            collector.add(worker_id, value, line)
+    if update_column is not None:
+        source = f"{_clip(update_name, 60)} column"
+        empty = (
+            f"no row has a score in the {_clip(update_name, 60)} column ({skipped:,} left blank); nothing to grant"
+            if skipped
+            else "the file has a header but no workers"
+        )
+    else:
+        source, empty = f"{_clip(worker_name, 40)} column", "the file has a header but no workers"
+    return collector.result(
+        per_worker_values=update_column is not None, skipped_rows=skipped, source=source, empty=empty
+    )
+
+
+def _records(lines: list[str], start: int, delimiter: str, errors: _Problems) -> Iterator[tuple[int, list[str]]]:
+    """CSV records with the physical line each starts on (1-based), from the header on.
+
+    Strict quoting: a quote left open would otherwise swallow every later row into one field, silently
+    dropping those workers. After a quoting error nothing further can be trusted, so reading stops there.
+    """
+    reader = csv.reader(_lines_from(lines, start), delimiter=delimiter, skipinitialspace=True, strict=True)
+    while True:
+        first_line = start + reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            if "unexpected end of data" in str(error):
+                errors.append(f"line {first_line}: a quote opened in this row is never closed")
+            elif "field larger than field limit" in str(error):
+                errors.append(f"line {first_line}: a cell is too long to be part of a worker list")
+            else:
+                errors.append(
+                    f"line {start + reader.line_num}: the CSV's quoting is broken here ({error}); "
+                    "the rest of the file was not read"
+                )
+            return
+        yield first_line, row
+
+
+def _parse_score(raw: str, column: str, line: int, errors: _Problems) -> int | None:
+    if raw.casefold() == "revoke":
+        errors.append(f"line {line}: revoking is not supported by grant-qual; remove the row or the value")
+        return None
+    if not _INTEGER.fullmatch(raw) or not INT32_MIN <= int(raw) <= INT32_MAX:
+        errors.append(
+            f"line {line}: {_shown(raw)} in {_clip(column, 60)} is not a whole number "
+            f"between {INT32_MIN} and {INT32_MAX}"
+        )
+        return None
+    return int(raw)
+
+
+def _parse_plain(lines: list[str], start: int, *, default_value: int | None, max_workers: int) -> WorkerFile:
+    collector = _Collector(max_workers)
+    for index in range(start, len(lines)):
+        text = lines[index].strip()
+        if not text or text.startswith("#"):
+            continue
+        for token in _PLAIN_SEPARATORS.split(text):
+            raw = token.strip(_QUOTES)
+            if not raw:
+                continue
+            if (worker_id := collector.check_worker_id(raw, index + 1)) is not None:
+                collector.add(worker_id, default_value, index + 1)
+    return collector.result(
+        per_worker_values=False, skipped_rows=0, source="one ID per line", empty="the file has no worker IDs"
+    )
+
+
+def _value_text(value: int | None) -> str:
+    return "(the default)" if value is None else str(value)
+
+
+def _plural(count: int, noun: str) -> str:
+    return noun if count == 1 else f"{noun}s"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _shown(raw: str, limit: int = _SHOWN_VALUE_CHARS) -> str:
+    """A value from the file, quoted for a message, with no backtick inside to break the quoting."""
+    return "`" + _cleaned(raw, limit).replace("`", "'") + "`"
+
+
+def _cleaned(raw: str, limit: int) -> str:
+    """A value from the file made safe to show: on one line, without invisible characters, clipped."""
+    raw = _clip(raw, limit)
+    if raw.isprintable():  # exactly "no character of categories C or Z but the space": the usual case, fast
+        return raw
+    return "".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in raw)
