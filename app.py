@@ -82,6 +82,7 @@ class GrantQual:
     service: GrantService
     messenger: SlackMessenger
     delivery: EventDelivery
+    after_ack: ThreadPoolExecutor
 
     def wsgi(self) -> VerifiedSlackRequests:
         return VerifiedSlackRequests(
@@ -98,6 +99,7 @@ class GrantQual:
 
     def shutdown(self) -> None:
         """Stop taking work, record calls in flight, then tell Slack what can still be told."""
+        self.after_ack.shutdown(wait=True)
         self.executor.shutdown()
         self.delivery.stop()
 
@@ -127,8 +129,9 @@ def build(settings: Settings) -> GrantQual:
     messenger = SlackMessenger(bolt.client, store, settings.approval_channel)
     delivery = EventDelivery(store, messenger)
     executor.observer = SlackGrantObserver(messenger, delivery)
-    register(bolt, SlackContext(service, messenger, delivery, settings.max_workers_per_request))
-    return GrantQual(settings, bolt, store, executor, service, messenger, delivery)
+    after_ack = ThreadPoolExecutor(max_workers=8, thread_name_prefix="after-ack")
+    register(bolt, SlackContext(service, messenger, delivery, settings.max_workers_per_request, after_ack))
+    return GrantQual(settings, bolt, store, executor, service, messenger, delivery, after_ack)
 
 
 def http_server(
@@ -138,7 +141,7 @@ def http_server(
         grant_qual.wsgi(),
         host=host,
         port=grant_qual.settings.port if port is None else port,
-        threads=16,
+        threads=32,
         ident="grant-qual",
     )
 

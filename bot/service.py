@@ -94,12 +94,12 @@ class GrantService:
             return Decision(DecisionResult.REFUSED, request, refusal)
         if not self.store.decide(request_id, user_id=user_id, approve=approve):
             return Decision(DecisionResult.ALREADY_DECIDED, self.store.get(request_id))
-        decided = self.store.get(request_id)
+        # The request is returned as read before the decision: saving a read keeps the click's ack fast.
         log.info("request #%s %s by %s", request_id, "approved" if approve else "rejected", user_id)
         if approve:
             self.executor.submit(request_id)
-            return Decision(DecisionResult.APPROVED, decided)
-        return Decision(DecisionResult.REJECTED, decided)
+            return Decision(DecisionResult.APPROVED, request)
+        return Decision(DecisionResult.REJECTED, request)
 
     def retry_failed(self, request_id: int, round: int, user_id: str) -> Decision:
         """Re-run only the failed workers of `round`, under the same rules as an approval; once per round."""

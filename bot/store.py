@@ -7,7 +7,9 @@ memory or in a Slack message.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -155,6 +157,8 @@ def create_database_engine(url: str) -> Engine:
     def _sqlite_pragmas(connection: Any, _record: Any) -> None:
         cursor = connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL still survives a crash of the app; only a power loss can undo the last commits.
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -167,12 +171,24 @@ class GrantStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # SQLite has one writer at a time and makes the others sleep and poll; queueing them on a lock in
+        # the process instead keeps short transactions (a click's decision) from waiting behind the polls.
+        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        if self._write_lock is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     def upgrade_schema(self) -> None:
         """Create or upgrade the tables with the Alembic migrations in bot/migrations; data is kept."""
         config = AlembicConfig()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             if conn.dialect.name == "postgresql":
                 # Replicas starting together take turns; the second finds the schema current.
                 conn.execute(text("SELECT pg_advisory_xact_lock(724201)"))
@@ -183,7 +199,7 @@ class GrantStore:
         self, spec: GrantSpec, *, requester_id: str, mturk_env: str, qualification_name: str | None
     ) -> GrantRequest:
         created = now()
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             request_id = conn.execute(
                 insert(grant_requests).values(
                     requester_id=requester_id,
@@ -222,7 +238,7 @@ class GrantStore:
         return _to_request(row) if row else None
 
     def attach_message(self, request_id: int, channel_id: str, message_ts: str) -> None:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(
                 update(grant_requests)
                 .where(grant_requests.c.id == request_id)
@@ -233,7 +249,7 @@ class GrantStore:
         """pending → approved or rejected; True only for the one caller whose decision took effect."""
         target = RequestState.APPROVED if approve else RequestState.REJECTED
         kind = EventKind.APPROVED if approve else EventKind.REJECTED
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             won = _swap(
                 conn,
                 request_id,
@@ -250,7 +266,7 @@ class GrantStore:
     def retry_failed(self, request_id: int, *, round: int, user_id: str) -> bool:
         """failed (in `round`) → approved for round + 1, with only the failed workers pending again."""
         c, w = grant_requests.c, worker_grants.c
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             won = _swap(
                 conn,
                 request_id,
@@ -273,7 +289,7 @@ class GrantStore:
     def set_message_ts(self, request_id: int, **values: str | None) -> None:
         """Remember the thread messages a request keeps updating (progress_ts, summary_ts)."""
         assert set(values) <= {"progress_ts", "summary_ts"}
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(update(grant_requests).where(grant_requests.c.id == request_id).values(**values))
 
     def claim(self, request_id: int, *, owner: str, lease: timedelta) -> bool:
@@ -349,7 +365,7 @@ class GrantStore:
             }
             for o in outcomes
         ]
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(statement, rows)
 
     def finish(self, request_id: int, *, owner: str) -> RequestState | None:
@@ -360,7 +376,7 @@ class GrantStore:
         w, c = worker_grants.c, grant_requests.c
         any_pending = exists().where(w.request_id == c.id, w.status == WorkerStatus.PENDING)
         any_failed = exists().where(w.request_id == c.id, w.status == WorkerStatus.FAILED)
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             won = _swap(
                 conn,
                 request_id,
@@ -414,13 +430,13 @@ class GrantStore:
             return [_to_request(row) for row in conn.execute(query).mappings()]
 
     def _swap(self, request_id: int, conditions: tuple[Any, ...], **values: Any) -> bool:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             return _swap(conn, request_id, conditions, **values)
 
     def mark_dispatched(self, request_id: int, worker_ids: Sequence[str]) -> None:
         """Note that calls are about to be made, in one statement for the whole batch."""
         c = worker_grants.c
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(
                 update(worker_grants)
                 .where(c.request_id == request_id, c.worker_id.in_(list(worker_ids)), c.status == WorkerStatus.PENDING)
@@ -461,7 +477,7 @@ class GrantStore:
             .where(e.id == event_id, due)
             .values(delivery_state=DeliveryState.SENDING, lease_expires_at=moment + lease, attempts=e.attempts + 1)
         )
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             if conn.execute(statement).rowcount != 1:
                 return None
         return self.event(event_id)
@@ -485,7 +501,7 @@ class GrantStore:
 
     def event_step_done(self, event_id: int, step: str) -> None:
         e = request_events.c
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(update(request_events).where(e.id == event_id).values(steps_done=e.steps_done + f"{step},"))
 
     def event_delivered(self, event_id: int) -> None:
@@ -500,7 +516,7 @@ class GrantStore:
         self._set_event(event_id, delivery_state=DeliveryState.FAILED, last_error=error[:1000])
 
     def _set_event(self, event_id: int, **values: Any) -> None:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(update(request_events).where(request_events.c.id == event_id).values(**values))
 
 

@@ -45,12 +45,15 @@ def test_rate_limits_are_waited_out(app: RunningApp) -> None:
 def test_a_lost_answer_does_not_duplicate_the_result(app: RunningApp) -> None:
     app.request(f"{QUAL} {WORKERS[0]}")
     app.approval_message()
-    app.slack.drop_next("chat.postMessage")  # the thread reply lands, but its answer is lost
+    app.slack.drop_next("chat.postMessage")  # the next thread post lands, but its answer is lost
     app.click(APPROVER, "approve_request")
-    app.slack.wait_for(lambda: app.slack.dms_to(REQUESTER), timeout=30)
+    store = app.grant_qual.store
+    app.slack.wait_for(lambda: all(e.delivery_state is DeliveryState.DELIVERED for e in store.events(1)), timeout=30)
     time.sleep(1.0)
-    assert len(finished_posts(app)) == 1
+    assert app.slack.injected_faults["drop"] == 1
     assert app.slack.calls_to("conversations.replies")  # it looked before posting again
+    assert len(finished_posts(app)) == 1 and len(app.posts("approved")) == 1
+    assert len(app.slack.dms_to(REQUESTER)) == 1
 
 
 def test_a_lost_answer_to_the_request_post_does_not_duplicate_it(app: RunningApp) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from slack_bolt import App
@@ -19,6 +20,8 @@ class SlackContext:
     messenger: SlackMessenger
     delivery: EventDelivery
     max_workers: int
+    # Work a listener does after its ack (checking with MTurk, posting), off Bolt's listener threads.
+    after_ack: Executor
 
 
 def register(app: App, context: SlackContext) -> None:

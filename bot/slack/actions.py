@@ -45,7 +45,7 @@ def _retry(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respo
     ack()
     request = decision.request
     if decision.result is DecisionResult.APPROVED:
-        context.delivery.deliver_due()
+        context.delivery.wake()
     elif decision.result is DecisionResult.ALREADY_DECIDED and request:
         _tell(respond, f"Round {round_} of request #{request.id} was already retried or has nothing to retry.")
     else:
@@ -109,7 +109,7 @@ def _decide(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Resp
     ack()
     request = decision.request
     if decision.result in (DecisionResult.APPROVED, DecisionResult.REJECTED):
-        context.delivery.deliver_due()  # update the message now, from this thread, rather than at the next poll
+        context.delivery.wake()  # the delivery thread updates the message now; this thread is free for acks
     elif decision.result is DecisionResult.ALREADY_DECIDED and request:
         by = f" by <@{request.decided_by}>" if request.decided_by else ""
         tell(f"Request #{request.id} is already {request.state.value}{by}.")

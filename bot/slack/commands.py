@@ -26,6 +26,13 @@ def register(app: App, context: SlackContext) -> None:
     @app.command("/grant-qual")
     def grant_qual(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
+        if str(command.get("text") or "").strip():
+            # Checking with MTurk and posting take a while: free this listener thread for the next ack.
+            context.after_ack.submit(handle, command, respond, client)
+        else:
+            handle(command, respond, client)  # views.open must use the trigger within 3 seconds
+
+    def handle(command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         user_id = str(command.get("user_id", ""))
 
         def reply(text: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
@@ -52,6 +53,7 @@ class EventDelivery:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="slack-delivery")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="slack-delivery", daemon=True)
@@ -62,15 +64,16 @@ class EventDelivery:
         self._wake.set()
         if self._thread:
             self._thread.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def wake(self) -> None:
         self._wake.set()
 
     def deliver_due(self) -> None:
-        for event_id in self.store.due_event_ids():
-            if self._stopping.is_set():
-                return
-            self.deliver(event_id)
+        """Deliver every due event, a few at a time: one slow or rate-limited request does not hold up others."""
+        futures = [self._pool.submit(self.deliver, event_id) for event_id in self.store.due_event_ids()]
+        for future in futures:
+            future.result()
 
     def deliver_submission(self, request_id: int) -> bool:
         """Post a new request now, from the requester's own listener thread; False if it is left queued."""
@@ -82,6 +85,8 @@ class EventDelivery:
         return False
 
     def deliver(self, event_id: int) -> None:
+        if self._stopping.is_set():
+            return
         event = self.store.claim_event(event_id, lease=self._lease)
         if event is None:
             return

@@ -66,7 +66,7 @@ def register(app: App, context: SlackContext) -> None:
             ack(response_action="errors", errors={"qualification_type": str(error)})
             return
         ack()
-        announce_request(context, request, _reply_to(view, context, user_id))
+        context.after_ack.submit(announce_request, context, request, _reply_to(view, context, user_id))
 
 
 def _workers_from_file(context: SlackContext, values: dict[str, Any], user_id: str) -> tuple[WorkerTarget, ...]:
