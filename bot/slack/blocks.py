@@ -136,18 +136,15 @@ def _decision_buttons(request: GrantRequest) -> Block:
                 "text": {"type": "plain_text", "text": "Approve"},
                 "style": "primary",
                 "value": str(request.id),
-                "confirm": {
-                    "title": {"type": "plain_text", "text": "Grant now?"},
-                    "text": _confirm_text(
-                        request,
-                        lambda qualification: (
-                            f"Grant {qualification} to {request.worker_count} worker(s) in *{env}*? "
-                            "Existing scores are overwritten."
-                        ),
+                "confirm": _confirm(
+                    request,
+                    "Grant now?",
+                    lambda qualification: (
+                        f"Grant {qualification} to {request.worker_count} worker(s) in *{env}*? "
+                        "Existing scores are overwritten."
                     ),
-                    "confirm": {"type": "plain_text", "text": "Approve and grant"},
-                    "deny": {"type": "plain_text", "text": "Cancel"},
-                },
+                    "Approve and grant",
+                ),
             },
             {
                 "type": "button",
@@ -160,12 +157,17 @@ def _decision_buttons(request: GrantRequest) -> Block:
     }
 
 
-def _confirm_text(request: GrantRequest, question: Callable[[str], str]) -> Block:
-    """A confirm dialog's question (at most 300 characters); an escaped name can be long, so it is left out
-    rather than the rest."""
+def _confirm(request: GrantRequest, title: str, question: Callable[[str], str], confirm: str) -> Block:
+    """A confirm dialog; its question has at most 300 characters, and an escaped qualification name can be
+    long, so the name is left out rather than the rest."""
     full = question(qualification_text(request))
     text = full if len(full) <= CONFIRM_TEXT_LIMIT else question(f"`{request.qualification_type_id}`")
-    return {"type": "mrkdwn", "text": text}
+    return {
+        "title": {"type": "plain_text", "text": title},
+        "text": {"type": "mrkdwn", "text": text},
+        "confirm": {"type": "plain_text", "text": confirm},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+    }
 
 
 def decided_status(request: GrantRequest, detail: str = "") -> str:
@@ -352,18 +354,15 @@ def _retry_button(request: GrantRequest, failed: int) -> Block:
                 "action_id": RETRY_ACTION,
                 "text": {"type": "plain_text", "text": f"Retry failed ({failed})"},
                 "value": f"{request.id}:{request.round}",
-                "confirm": {
-                    "title": {"type": "plain_text", "text": "Retry the failed workers?"},
-                    "text": _confirm_text(
-                        request,
-                        lambda qualification: (
-                            f"Grant {qualification} again to the {failed} worker(s) that failed, "
-                            f"in *{env}*. Workers already granted are not called again."
-                        ),
+                "confirm": _confirm(
+                    request,
+                    "Retry the failed workers?",
+                    lambda qualification: (
+                        f"Grant {qualification} again to the {failed} worker(s) that failed, "
+                        f"in *{env}*. Workers already granted are not called again."
                     ),
-                    "confirm": {"type": "plain_text", "text": "Retry failed"},
-                    "deny": {"type": "plain_text", "text": "Cancel"},
-                },
+                    "Retry failed",
+                ),
             }
         ],
     }
