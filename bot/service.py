@@ -85,13 +85,20 @@ class GrantService:
             )
         return qualification.name
 
-    def decide(self, request_id: int, user_id: str, *, approve: bool) -> Decision:
-        """Approve or reject a pending request; only the first valid decision takes effect."""
+    def _decidable(self, request_id: int, user_id: str) -> GrantRequest | Decision:
+        """The request if `user_id` may decide on it, else the Decision that says why not."""
         request = self.store.get(request_id)
         if request is None:
             return Decision(DecisionResult.NOT_FOUND, None, f"Request #{request_id} does not exist.")
         if refusal := self.policy.decision_refusal(user_id, request.requester_id):
             return Decision(DecisionResult.REFUSED, request, refusal)
+        return request
+
+    def decide(self, request_id: int, user_id: str, *, approve: bool) -> Decision:
+        """Approve or reject a pending request; only the first valid decision takes effect."""
+        request = self._decidable(request_id, user_id)
+        if isinstance(request, Decision):
+            return request
         if not self.store.decide(request_id, user_id=user_id, approve=approve):
             return Decision(DecisionResult.ALREADY_DECIDED, self.store.get(request_id))
         # The request is returned as read before the decision: saving a read keeps the click's ack fast.
@@ -103,11 +110,9 @@ class GrantService:
 
     def retry_failed(self, request_id: int, round: int, user_id: str) -> Decision:
         """Re-run only the failed workers of `round`, under the same rules as an approval; once per round."""
-        request = self.store.get(request_id)
-        if request is None:
-            return Decision(DecisionResult.NOT_FOUND, None, f"Request #{request_id} does not exist.")
-        if refusal := self.policy.decision_refusal(user_id, request.requester_id):
-            return Decision(DecisionResult.REFUSED, request, refusal)
+        request = self._decidable(request_id, user_id)
+        if isinstance(request, Decision):
+            return request
         if not self.store.retry_failed(request_id, round=round, user_id=user_id):
             return Decision(DecisionResult.ALREADY_DECIDED, self.store.get(request_id))
         log.info("request #%s: failed workers of round %s retried by %s", request_id, round, user_id)

@@ -54,19 +54,23 @@ def result_posts(fake_slack: FakeSlack, store: GrantStore) -> list[dict]:
     return [m for m in replies if ((m.get("metadata") or {}).get("event_payload") or {}).get("kind") == "finished"]
 
 
-def wait_until_partly_granted(fake_slack: FakeSlack, store: GrantStore, at_least: int) -> None:
+def grant_partly(
+    processes: list[AppProcess], fake_slack: FakeSlack, fake_mturk: FakeMTurk, url: str, tmp: Path, at_least: int
+) -> tuple[AppProcess, GrantStore]:
+    """Start the app, request and approve the big batch, and return once `at_least` workers are recorded."""
+    fake_mturk.latency = 0.02
+    store = GrantStore(create_database_engine(url))
+    process = launch(processes, fake_slack, fake_mturk, url, tmp)
+    store.upgrade_schema()
+    request_and_approve(process, fake_slack, store)
     fake_slack.wait_for(lambda: len(granted_ids(store)) >= at_least, timeout=30)
+    return process, store
 
 
 def test_sigkill_mid_grant_resumes_without_calling_anyone_twice(
     fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, tmp_path: Path, processes: list[AppProcess]
 ) -> None:
-    fake_mturk.latency = 0.02
-    store = GrantStore(create_database_engine(database_url))
-    first = launch(processes, fake_slack, fake_mturk, database_url, tmp_path)
-    store.upgrade_schema()
-    request_and_approve(first, fake_slack, store)
-    wait_until_partly_granted(fake_slack, store, 60)
+    first, store = grant_partly(processes, fake_slack, fake_mturk, database_url, tmp_path, 60)
     first.kill()
     recorded_before_kill = granted_ids(store)
     assert 0 < len(recorded_before_kill) < WORKER_COUNT
@@ -86,12 +90,7 @@ def test_sigkill_mid_grant_resumes_without_calling_anyone_twice(
 def test_sigterm_records_calls_in_flight_exits_cleanly_and_restart_finishes(
     fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, tmp_path: Path, processes: list[AppProcess]
 ) -> None:
-    fake_mturk.latency = 0.02
-    store = GrantStore(create_database_engine(database_url))
-    first = launch(processes, fake_slack, fake_mturk, database_url, tmp_path)
-    store.upgrade_schema()
-    request_and_approve(first, fake_slack, store)
-    wait_until_partly_granted(fake_slack, store, 40)
+    first, store = grant_partly(processes, fake_slack, fake_mturk, database_url, tmp_path, 40)
     assert first.terminate(timeout=20) == 0
     assert "stopped" in first.log()
     stopped_with = granted_ids(store)
