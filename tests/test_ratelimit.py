@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from itertools import pairwise
 
@@ -21,11 +22,13 @@ class SimulatedTime:
         self.now += seconds
 
 
-def drive(limiter: AdaptiveRateLimiter, time: SimulatedTime, limit: float, seconds: float) -> tuple[list[float], int]:
+def drive(
+    limiter: AdaptiveRateLimiter, time: SimulatedTime, limit: float, seconds: float
+) -> tuple[list[float], list[float]]:
     """Calls as fast as the limiter allows against a server accepting `limit` calls in any trailing second."""
     accepted: deque[float] = deque()
     accepted_at: list[float] = []
-    throttled = 0
+    throttled_at: list[float] = []
     while time.now < seconds:
         limiter.acquire()
         time.now += 0.0001  # the call itself
@@ -36,27 +39,28 @@ def drive(limiter: AdaptiveRateLimiter, time: SimulatedTime, limit: float, secon
             accepted_at.append(time.now)
             limiter.on_success()
         else:
-            throttled += 1
+            throttled_at.append(time.now)
             limiter.on_throttle()
-    return accepted_at, throttled
+    return accepted_at, throttled_at
 
 
 @pytest.mark.parametrize("limit", [5, 100, 400])
 def test_finds_the_limit_and_keeps_over_ninety_percent_of_it(limit: float) -> None:
     time = SimulatedTime()
     limiter = AdaptiveRateLimiter(1000, clock=time.clock, sleep=time.sleep)
-    accepted_at, throttled = drive(limiter, time, limit, seconds=60)
+    accepted_at, throttled_at = drive(limiter, time, limit, seconds=60)
     steady = [t for t in accepted_at if t >= 10]
-    assert len(steady) / 50 >= 0.9 * limit
-    assert throttled <= max(30, 0.05 * len(accepted_at))  # the first overshoot, then rare probes
+    # At a handful of calls a second, each probe above the limit costs a whole call: allow that one.
+    assert len(steady) / 50 >= min(0.9 * limit, limit - 1)
+    assert len([t for t in throttled_at if t >= 2]) <= 58  # after the first overshoot, at most one probe a second
     assert limiter.ceiling is not None and limiter.ceiling <= limit * 1.05
 
 
 def test_never_exceeds_the_configured_maximum() -> None:
     time = SimulatedTime()
     limiter = AdaptiveRateLimiter(50, clock=time.clock, sleep=time.sleep)
-    accepted_at, throttled = drive(limiter, time, limit=10_000, seconds=10)
-    assert throttled == 0
+    accepted_at, throttled_at = drive(limiter, time, limit=10_000, seconds=10)
+    assert not throttled_at
     assert len(accepted_at) <= 50 * 10 + 1
 
 
@@ -76,10 +80,59 @@ def test_a_burst_of_throttles_cuts_once() -> None:
     limiter = AdaptiveRateLimiter(100, clock=time.clock, sleep=time.sleep)
     for _ in range(50):
         limiter.on_success()
-        time.now += 0.01
+        time.now += 0.019
     for _ in range(10):
         limiter.on_throttle()
     # MTurk accepted 50 calls in the trailing second: that is the ceiling, and the rate goes just under it.
     assert limiter.ceiling == 50
     assert limiter.rate == pytest.approx(45)
     assert limiter.throttles == 10
+
+
+def test_throttles_below_the_limit_just_found_do_not_cut_again() -> None:
+    time = SimulatedTime()
+    limiter = AdaptiveRateLimiter(100, clock=time.clock, sleep=time.sleep)
+    for _ in range(50):
+        limiter.on_success()
+        time.now += 0.019
+    limiter.on_throttle()
+    time.now += 1.5  # past the cooldown, still climbing back to the ceiling
+    limiter.on_success()
+    assert limiter.rate < limiter.ceiling == 50
+    before = limiter.rate
+    limiter.on_throttle()
+    assert limiter.rate == before and limiter.ceiling == 50
+
+
+def test_after_a_cut_the_rate_is_back_at_the_ceiling_within_seconds_and_then_probes_above() -> None:
+    time = SimulatedTime()
+    limiter = AdaptiveRateLimiter(1000, clock=time.clock, sleep=time.sleep)
+    for _ in range(10):  # a sporadic throttle early on, when only 10 calls were accepted: a ceiling far too low
+        limiter.on_success()
+        time.now += 0.01
+    limiter.on_throttle()
+    assert limiter.ceiling == 10
+    rates = {}
+    for tenth in range(1, 101):
+        time.now += 0.1
+        limiter.on_success()
+        rates[tenth / 10] = limiter.rate
+    assert rates[2.0] >= 10  # back at the ceiling
+    assert rates[10.0] > 100  # and well beyond it once MTurk keeps accepting
+
+
+def test_sporadic_throttles_do_not_ratchet_the_rate_down() -> None:
+    """MTurk throttling 4% of calls at random, whatever the pace: a fair share of the demand still goes through."""
+    time = SimulatedTime()
+    limiter = AdaptiveRateLimiter(200, clock=time.clock, sleep=time.sleep)
+    chance = random.Random(7)
+    accepted = 0
+    while time.now < 60:
+        limiter.acquire()
+        time.now += 0.01  # one caller making 10 ms calls: demand is 100 calls/s
+        if chance.random() < 0.04:
+            limiter.on_throttle()
+        else:
+            limiter.on_success()
+            accepted += time.now >= 10
+    assert accepted / 50 >= 15  # the limiter this replaced settled near 5/s here
