@@ -139,6 +139,7 @@ request_events = Table(
     Column("round", Integer, nullable=False, server_default="1"),
 )
 Index("ix_request_events_delivery", request_events.c.delivery_state, request_events.c.next_attempt_at)
+Index("ix_request_events_request", request_events.c.request_id, request_events.c.id)
 
 
 def now() -> datetime:
@@ -483,15 +484,24 @@ class GrantStore:
         return self.event(event_id)
 
     def due_event_ids(self, limit: int = 50) -> list[int]:
+        """Events to deliver now, oldest first; only a request's oldest undelivered one, so its posts keep order."""
         e = request_events.c
+        earlier = request_events.alias("earlier")
         moment = now()
+        undelivered = (DeliveryState.PENDING, DeliveryState.SENDING)
+        waiting_behind_earlier = exists().where(
+            earlier.c.request_id == e.request_id,
+            earlier.c.id < e.id,
+            earlier.c.delivery_state.in_(undelivered),
+        )
         query = (
             select(e.id)
             .where(
                 or_(
                     and_(e.delivery_state == DeliveryState.PENDING, e.next_attempt_at <= moment),
                     and_(e.delivery_state == DeliveryState.SENDING, e.lease_expires_at < moment),
-                )
+                ),
+                ~waiting_behind_earlier,
             )
             .order_by(e.id)
             .limit(limit)

@@ -102,6 +102,7 @@ def test_double_clicks_and_slack_retries_grant_once(app: RunningApp) -> None:
     assert app.mturk.grant_counts() == {w: 1 for w in WORKERS}
     assert len(app.mturk.calls("AssociateQualificationWithWorker")) == 3
     assert len(app.posts("finished")) == 1
+    app.slack.wait_for(lambda: app.slack.dms_to(REQUESTER))  # the DM follows the summary and its file
     assert len(app.slack.dms_to(REQUESTER)) == 1
 
 

@@ -45,6 +45,7 @@ class EventDelivery:
         *,
         lease: timedelta = timedelta(seconds=30),
         poll_interval: float = 1.0,
+        pool_size: int = 4,
     ) -> None:
         self.store = store
         self.messenger = messenger
@@ -53,7 +54,12 @@ class EventDelivery:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="slack-delivery")
+        # Few threads, so posting to Slack never crowds out acks on a small machine; they rarely wait on
+        # each other because each takes the next due event as soon as it is free.
+        self._pool_size = pool_size
+        self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="slack-delivery")
+        self._in_flight: set[int] = set()
+        self._in_flight_lock = threading.Lock()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="slack-delivery", daemon=True)
@@ -70,10 +76,25 @@ class EventDelivery:
         self._wake.set()
 
     def deliver_due(self) -> None:
-        """Deliver every due event, a few at a time: one slow or rate-limited request does not hold up others."""
-        futures = [self._pool.submit(self.deliver, event_id) for event_id in self.store.due_event_ids()]
-        for future in futures:
-            future.result()
+        """Hand due events to the pool, keeping it busy: one slow or rate-limited post holds up no other."""
+        with self._in_flight_lock:
+            room = 2 * self._pool_size - len(self._in_flight)
+            if room <= 0:
+                return
+            due = [i for i in self.store.due_event_ids(limit=room + len(self._in_flight)) if i not in self._in_flight]
+            for event_id in due[:room]:
+                self._in_flight.add(event_id)
+                self._pool.submit(self._deliver_and_look_again, event_id)
+
+    def _deliver_and_look_again(self, event_id: int) -> None:
+        try:
+            self.deliver(event_id)
+        except Exception:
+            log.exception("delivering event %s to Slack failed; will try again", event_id)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight.discard(event_id)
+            self._wake.set()  # the request's next event, or another request's, may be due now
 
     def deliver_submission(self, request_id: int) -> bool:
         """Post a new request now, from the requester's own listener thread; False if it is left queued."""
