@@ -82,6 +82,7 @@ class GrantQual:
     service: GrantService
     messenger: SlackMessenger
     delivery: EventDelivery
+    progress: SlackGrantObserver
     after_ack: ThreadPoolExecutor
 
     def wsgi(self) -> VerifiedSlackRequests:
@@ -101,6 +102,7 @@ class GrantQual:
         """Stop taking work, record calls in flight, then tell Slack what can still be told."""
         self.after_ack.shutdown(wait=True)
         self.executor.shutdown()
+        self.progress.close()
         self.delivery.stop()
 
 
@@ -128,10 +130,10 @@ def build(settings: Settings) -> GrantQual:
     )
     messenger = SlackMessenger(bolt.client, store, settings.approval_channel)
     delivery = EventDelivery(store, messenger)
-    executor.observer = SlackGrantObserver(messenger, delivery)
+    progress = executor.observer = SlackGrantObserver(messenger, delivery)
     after_ack = ThreadPoolExecutor(max_workers=8, thread_name_prefix="after-ack")
     register(bolt, SlackContext(service, messenger, delivery, settings.max_workers_per_request, after_ack))
-    return GrantQual(settings, bolt, store, executor, service, messenger, delivery, after_ack)
+    return GrantQual(settings, bolt, store, executor, service, messenger, delivery, progress, after_ack)
 
 
 def http_server(

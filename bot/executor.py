@@ -1,9 +1,12 @@
 """Carries out approved requests: claims one, grants its pending workers concurrently, records outcomes.
 
-One executor per process. The claim is a lease in the database, renewed while the grant runs, so a second
-replica never works on the same request and a process that dies leaves its unfinished workers to whoever
-claims the request after the lease expires. Outcomes are written in batches from the coordinating thread,
-so the hot path makes no database round-trip per call.
+One executor per process. The claim is a lease in the database, renewed by a heartbeat thread while the
+grant runs, so a second replica never works on the same request and a process that dies leaves its
+unfinished workers to whoever claims the request after the lease expires. The heartbeat, not the
+coordinating thread, keeps the lease: a coordinator held up (by the database, or by anything else) must not
+let the lease lapse while its calls are in flight, or the next owner could call MTurk for the same workers.
+Outcomes are written in batches from the coordinating thread, so the hot path makes no database round-trip
+per call.
 """
 
 from __future__ import annotations
@@ -71,7 +74,13 @@ class GrantExecutor:
         self._calls = ThreadPoolExecutor(max_concurrency, thread_name_prefix="mturk-call")
         self._coordinators = ThreadPoolExecutor(4, thread_name_prefix="grant")
         self._stopping = threading.Event()
+        self._closed = threading.Event()
         self._recovery: threading.Thread | None = None
+        # Requests this executor is granting, each with an event set once its lease is lost.
+        self._held: dict[int, threading.Event] = {}
+        self._held_lock = threading.Lock()
+        self._heartbeat = threading.Thread(target=self._keep_leases, name="grant-heartbeat", daemon=True)
+        self._heartbeat.start()
 
     def submit(self, request_id: int) -> Future[RequestState | None]:
         """Carry out an approved request in the background."""
@@ -103,6 +112,7 @@ class GrantExecutor:
         self._stopping.set()
         self._coordinators.shutdown(wait=True, cancel_futures=False)
         self._calls.shutdown(wait=True, cancel_futures=True)
+        self._closed.set()  # only now: the heartbeat keeps the leases while the last calls are recorded
 
     def execute(self, request_id: int) -> RequestState | None:
         """Grant every pending worker of the request; the final state if this call finished it."""
@@ -110,8 +120,14 @@ class GrantExecutor:
             return None
         request = self.store.get(request_id)
         assert request is not None
-        started = time.monotonic()
-        self._grant_pending(request, started)
+        lost = threading.Event()
+        with self._held_lock:
+            self._held[request_id] = lost
+        try:
+            self._grant_pending(request, time.monotonic(), lost)
+        finally:
+            with self._held_lock:
+                self._held.pop(request_id, None)
         state = self.store.finish(request_id, owner=self.owner)
         if state is None:
             # Stopped early, or lost the lease: the unfinished workers stay pending for the next claim.
@@ -122,6 +138,21 @@ class GrantExecutor:
         self.observer.grant_finished(finished)
         return state
 
+    def _keep_leases(self) -> None:
+        period = self._lease.total_seconds() / 3
+        while not self._closed.wait(period):
+            with self._held_lock:
+                held = list(self._held.items())
+            for request_id, lost in held:
+                try:
+                    if not lost.is_set() and not self.store.renew_lease(
+                        request_id, owner=self.owner, lease=self._lease
+                    ):
+                        log.warning("request #%s: lease lost to another executor; stopping its calls", request_id)
+                        lost.set()
+                except Exception:
+                    log.exception("renewing the lease of request #%s failed; will try again", request_id)
+
     def _execute_logged(self, request_id: int) -> RequestState | None:
         try:
             return self.execute(request_id)
@@ -129,7 +160,7 @@ class GrantExecutor:
             log.exception("grant of request #%s stopped; its pending workers will be resumed", request_id)
             return None
 
-    def _grant_pending(self, request: GrantRequest, started: float) -> None:
+    def _grant_pending(self, request: GrantRequest, started: float, lost: threading.Event) -> None:
         targets = self.store.pending_workers(request.id)
         in_doubt = self.store.in_doubt_worker_ids(request.id)
         counts = self.store.status_counts(request.id)
@@ -141,7 +172,7 @@ class GrantExecutor:
         last_flush = time.monotonic()
         next_index, dispatched_until = 0, 0
         while True:
-            while not self._stopping.is_set() and calls.has_room() and next_index < len(targets):
+            while not (self._stopping.is_set() or lost.is_set()) and calls.has_room() and next_index < len(targets):
                 if next_index >= dispatched_until:
                     # Mark a chunk ahead in one statement: after a crash, only these are in doubt.
                     dispatched_until = next_index + self._dispatch_chunk
@@ -149,7 +180,7 @@ class GrantExecutor:
                     self.store.mark_dispatched(request.id, [t.worker_id for t in chunk])
                 target = targets[next_index]
                 next_index += 1
-                calls.start(self._grant_one, request, target, target.worker_id in in_doubt, access_error)
+                calls.start(self._grant_one, request, target, target.worker_id in in_doubt, access_error, lost)
             if not calls.pending:
                 break
             for outcome in calls.collect(timeout=self._flush_interval):
@@ -173,8 +204,16 @@ class GrantExecutor:
         return self.store.renew_lease(request.id, owner=self.owner, lease=self._lease)
 
     def _grant_one(
-        self, request: GrantRequest, target: WorkerTarget, in_doubt: bool, access_error: list[str]
-    ) -> WorkerOutcome:
+        self,
+        request: GrantRequest,
+        target: WorkerTarget,
+        in_doubt: bool,
+        access_error: list[str],
+        lost: threading.Event,
+    ) -> WorkerOutcome | None:
+        """The worker's outcome, or None if the call was not made (the lease was lost: the worker stays pending)."""
+        if lost.is_set():
+            return None
         if access_error:
             return _failed(target, "AccessError", access_error[0])
         try:
@@ -193,7 +232,7 @@ class _CallWindow:
     def __init__(self, pool: ThreadPoolExecutor, limit: int) -> None:
         self._pool = pool
         self._limit = limit
-        self.pending: set[Future[WorkerOutcome]] = set()
+        self.pending: set[Future[WorkerOutcome | None]] = set()
 
     def has_room(self) -> bool:
         return len(self.pending) < self._limit
@@ -203,12 +242,12 @@ class _CallWindow:
 
     def collect(self, timeout: float) -> list[WorkerOutcome]:
         done, self.pending = wait(self.pending, timeout=timeout, return_when=FIRST_COMPLETED)
-        return [future.result() for future in done]
+        return [outcome for future in done if (outcome := future.result()) is not None]
 
     def drain(self, into: list[WorkerOutcome]) -> None:
         """Wait for calls already started: their outcome must be recorded, whatever made us stop."""
         done, _ = wait(self.pending)
-        into.extend(future.result() for future in done)
+        into.extend(outcome for future in done if (outcome := future.result()) is not None)
         self.pending = set()
 
 

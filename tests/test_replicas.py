@@ -66,3 +66,28 @@ def test_a_replica_that_dies_mid_grant_is_taken_over(
     finally:
         first.stop()
         second.stop()
+
+
+def test_a_replica_held_up_by_a_slow_slack_keeps_its_lease(
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, postgres_url: str
+) -> None:
+    """Progress updates that take longer than the lease must not let the other replica grant the same workers."""
+    first = start_app(fake_slack, fake_mturk, postgres_url, GRANT_LEASE_SECONDS="2", MTURK_MAX_CONCURRENCY="2")
+    second = start_app(fake_slack, fake_mturk, postgres_url, GRANT_LEASE_SECONDS="2")
+    try:
+        first.request(f"{QUAL} {' '.join(WORKERS)}")
+        first.approval_message()
+        fake_mturk.latency = 0.05
+        first.click(APPROVER, "approve_request")
+        fake_slack.wait_for(lambda: first.posts("approved"))  # the progress message is up
+        fake_slack.slow_methods["chat.update"] = 5.0
+        fake_slack.wait_for(lambda: fake_mturk.grant_counts().total() >= len(WORKERS), timeout=30)
+        fake_slack.slow_methods.clear()
+        request = first.wait_final(timeout=40)
+        assert request.state is RequestState.DONE
+        assert fake_mturk.grant_counts() == {w: 1 for w in WORKERS}
+        assert len(fake_mturk.calls("AssociateQualificationWithWorker")) == len(WORKERS)
+        assert len(first.posts("finished")) == 1
+    finally:
+        first.stop()
+        second.stop()

@@ -85,6 +85,8 @@ class FakeSlack(FakeHttpServer):
         self.responses: list[tuple[str, dict[str, Any]]] = []
         self.random_faults: dict[int | str, float] = {}
         self.random_retry_after = 1
+        # Web API method → seconds it takes to answer, as when Slack is slow under load.
+        self.slow_methods: dict[str, float] = {}
         self.random = random.Random(seed)
         self.injected_faults: collections.Counter[str] = collections.Counter()
         # While True, Slack is down: every Web API method answers 503 with an empty body and applies nothing.
@@ -292,6 +294,8 @@ class FakeSlack(FakeHttpServer):
         return text_response("not found", 404)
 
     def _api(self, method: str, request: HttpRequest) -> HttpResponse:
+        if delay := self.slow_methods.get(method):
+            time.sleep(delay)
         fault: dict[str, Any] | None = None
         args: dict[str, Any] = dict(request.query)
         if self.unavailable:
