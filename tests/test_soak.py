@@ -103,7 +103,7 @@ def test_soak_two_replicas_with_faults_and_a_crash(
     killer.join()
 
     try:
-        fake_slack.wait_for(lambda: _all_told(store), timeout=90)
+        fake_slack.wait_for(lambda: _all_told(store), timeout=150)
     except AssertionError:
         print("\n".join(_unfinished(store)))
         for replica in replicas:  # the app's own story, without the noise of the Slack faults injected

@@ -45,7 +45,7 @@ class EventDelivery:
         *,
         lease: timedelta = timedelta(seconds=30),
         poll_interval: float = 1.0,
-        pool_size: int = 4,
+        pool_size: int = 2,
     ) -> None:
         self.store = store
         self.messenger = messenger
