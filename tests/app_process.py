@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +32,8 @@ class AppProcess:
     def events_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/slack/events"
 
-    def start(self, timeout: float = 30.0) -> AppProcess:
+    def start(self, timeout: float = 30.0, ready: Callable[[], bool] | None = None) -> AppProcess:
+        """Start `python app.py`; return once it listens on its port (or, in Socket Mode, once `ready()`)."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "app.py")], cwd=self.workdir, env=self.env, stdout=log, stderr=log
@@ -40,12 +42,17 @@ class AppProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"app exited with {self.process.returncode}:\n{self.log()}")
+            if ready is not None:
+                if ready():
+                    return self
+                time.sleep(0.05)
+                continue
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return self
             except OSError:
                 time.sleep(0.05)
-        raise AssertionError(f"app did not listen on {self.port}:\n{self.log()}")
+        raise AssertionError(f"app did not get ready:\n{self.log()}")
 
     def kill(self) -> None:
         """SIGKILL: no clean-up of any kind, as in a crash or an OOM kill."""

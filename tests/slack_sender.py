@@ -63,8 +63,12 @@ class SlackSender:
             return SlackResponse(error.code, error.read().decode())
 
     def command(self, user_id: str, text: str, *, response_key: str | None = None, **options: Any) -> SlackResponse:
+        return self.post(self.command_form(user_id, text, response_key=response_key), **options)
+
+    def command_form(self, user_id: str, text: str, *, response_key: str | None = None) -> dict[str, str]:
+        """The fields of a /grant-qual invocation: a form over HTTP, an envelope's payload in Socket Mode."""
         key = response_key or f"cmd-{next(_counter)}"
-        form = {
+        return {
             "token": "deprecated-verification-token",
             "team_id": TEAM_ID,
             "team_domain": "lab",
@@ -78,7 +82,6 @@ class SlackSender:
             "response_url": f"{self.response_base}{key}",
             "trigger_id": f"trigger-{next(_counter)}",
         }
-        return self.post(form, **options)
 
     def click(
         self,
@@ -91,8 +94,24 @@ class SlackSender:
         response_key: str | None = None,
         **options: Any,
     ) -> SlackResponse:
+        payload = self.click_payload(
+            user_id, action_id, value, message_ts=message_ts, channel_id=channel_id, response_key=response_key
+        )
+        return self.post({"payload": json.dumps(payload)}, **options)
+
+    def click_payload(
+        self,
+        user_id: str,
+        action_id: str,
+        value: str,
+        *,
+        message_ts: str = "1.0",
+        channel_id: str = "C0APPROVALS",
+        response_key: str | None = None,
+    ) -> dict[str, Any]:
+        """A button click's block_actions payload: a form field over HTTP, an envelope's payload in Socket Mode."""
         key = response_key or f"click-{next(_counter)}"
-        payload = {
+        return {
             "type": "block_actions",
             "team": {"id": TEAM_ID, "domain": "lab"},
             "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM_ID},
@@ -119,7 +138,6 @@ class SlackSender:
                 }
             ],
         }
-        return self.post({"payload": json.dumps(payload)}, **options)
 
     def submit_view(
         self,

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, unquote
 
 from tests.fakes._http import FakeHttpServer, HttpRequest, HttpResponse, json_response, text_response
+from tests.fakes.socket_mode import FakeSocketMode
 
 T = TypeVar("T")
 
@@ -71,9 +72,13 @@ class _SlackError(Exception):
 class FakeSlack(FakeHttpServer):
     """The Slack workspace of one bot, served on 127.0.0.1; ``lock`` guards the public state."""
 
-    def __init__(self, bot_token: str = "xoxb-test-token", *, seed: int = 0) -> None:
+    def __init__(
+        self, bot_token: str = "xoxb-test-token", *, app_token: str = "xapp-1-test-app-token", seed: int = 0
+    ) -> None:
         super().__init__()
         self.bot_token = bot_token
+        self.app_token = app_token  # the app-level token: Socket Mode's apps.connections.open, nothing else
+        self.socket_mode: FakeSocketMode | None = None  # attach one to let the app connect in Socket Mode
         self.lock = threading.RLock()
         self.calls: list[SlackCall] = []
         self.messages: list[dict[str, Any]] = []
@@ -100,6 +105,7 @@ class FakeSlack(FakeHttpServer):
         self._sequence = 0
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
+            "apps.connections.open": self._apps_connections_open,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
@@ -307,7 +313,7 @@ class FakeSlack(FakeHttpServer):
             return HttpResponse(503, b"", "text/plain")
         try:
             args.update(_parse_args(request))
-            self._check_token(request, args)
+            self._check_token(request, args, method)
             fault = self._take_fault(method)
             if fault is not None and fault["kind"] == "status":
                 response = self._status_fault(fault)
@@ -341,16 +347,24 @@ class FakeSlack(FakeHttpServer):
         response = serve()
         return HttpResponse(drop=True) if fault is not None and fault["kind"] == "drop" else response
 
-    def _check_token(self, request: HttpRequest, args: dict[str, Any]) -> None:
+    def _check_token(self, request: HttpRequest, args: dict[str, Any], method: str) -> None:
         authorization = request.headers.get("authorization", "")
         token = authorization.removeprefix("Bearer ").strip() if authorization.startswith("Bearer ") else None
         token = token or args.get("token")
         if not token:
             raise _SlackError("not_authed")
-        if token != self.bot_token:
-            raise _SlackError("invalid_auth")
+        if method == "apps.connections.open":  # the one method that takes the app-level token, and only it
+            if token != self.app_token:
+                raise _SlackError("not_allowed_token_type" if token == self.bot_token else "invalid_auth")
+        elif token != self.bot_token:
+            raise _SlackError("not_allowed_token_type" if token == self.app_token else "invalid_auth")
 
     # ------------------------------------------------------------------ Web API methods
+
+    def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self.socket_mode is None:
+            raise _SlackError("socket_mode_not_enabled")
+        return {"url": self.socket_mode.url}
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
         return {
