@@ -141,12 +141,24 @@ def start_app(fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, *
     url = f"http://127.0.0.1:{server.effective_port}/slack/events"  # type: ignore[union-attr]
 
     def stop() -> None:
-        server.close()
+        stop_waitress(server, thread)
         grant_qual.shutdown()
         grant_qual.store.engine.dispose()
 
     sender = SlackSender(url, SIGNING_SECRET, fake_slack.response_url(""))
     return RunningApp(grant_qual, sender, fake_slack, fake_mturk, url, stop)
+
+
+def stop_waitress(server: Any, thread: threading.Thread) -> None:
+    """Close waitress from its own loop thread: closing its sockets from another thread races its poll()."""
+
+    def close_everything() -> None:
+        for dispatcher in list(server._map.values()):
+            dispatcher.close()  # with nothing left to watch, the loop returns
+
+    server.trigger.pull_trigger(close_everything)
+    thread.join(10)
+    server.task_dispatcher.shutdown()
 
 
 @pytest.fixture
