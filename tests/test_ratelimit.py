@@ -75,12 +75,17 @@ def test_calls_are_spaced_evenly_not_in_bursts() -> None:
     assert all(abs(gap - 0.05) < 1e-9 for gap in gaps)
 
 
-def test_a_burst_of_throttles_cuts_once() -> None:
+def accepted_fifty_in_a_second() -> tuple[AdaptiveRateLimiter, SimulatedTime]:
     time = SimulatedTime()
     limiter = AdaptiveRateLimiter(100, clock=time.clock, sleep=time.sleep)
     for _ in range(50):
         limiter.on_success()
         time.now += 0.019
+    return limiter, time
+
+
+def test_a_burst_of_throttles_cuts_once() -> None:
+    limiter, _ = accepted_fifty_in_a_second()
     for _ in range(10):
         limiter.on_throttle()
     # MTurk accepted 50 calls in the trailing second: that is the ceiling, and the rate goes just under it.
@@ -90,11 +95,7 @@ def test_a_burst_of_throttles_cuts_once() -> None:
 
 
 def test_throttles_below_the_limit_just_found_do_not_cut_again() -> None:
-    time = SimulatedTime()
-    limiter = AdaptiveRateLimiter(100, clock=time.clock, sleep=time.sleep)
-    for _ in range(50):
-        limiter.on_success()
-        time.now += 0.019
+    limiter, time = accepted_fifty_in_a_second()
     limiter.on_throttle()
     time.now += 1.5  # past the cooldown, still climbing back to the ceiling
     limiter.on_success()
