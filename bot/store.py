@@ -8,6 +8,7 @@ memory or in a Slack message.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -167,22 +168,57 @@ def create_database_engine(url: str) -> Engine:
     return engine
 
 
+class _WriterQueue:
+    """One writer at a time, urgent writers first (SQLite's single writer, queued in the process).
+
+    The turn is handed straight to the next waiter, so a release wakes one thread, not all of them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._busy = False
+        self._urgent: deque[threading.Event] = deque()
+        self._others: deque[threading.Event] = deque()
+
+    @contextmanager
+    def turn(self, *, urgent: bool) -> Iterator[None]:
+        handed: threading.Event | None = None
+        with self._lock:
+            if self._busy:
+                handed = threading.Event()
+                (self._urgent if urgent else self._others).append(handed)
+            self._busy = True
+        if handed is not None:
+            handed.wait()
+        try:
+            yield
+        finally:
+            with self._lock:
+                waiting = self._urgent or self._others
+                if waiting:
+                    waiting.popleft().set()
+                else:
+                    self._busy = False
+
+
 class GrantStore:
     """Requests, decisions and per-worker outcomes, with compare-and-swap state transitions."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # SQLite has one writer at a time and makes the others sleep and poll; queueing them on a lock in
-        # the process instead keeps short transactions (a click's decision) from waiting behind the polls.
-        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+        # SQLite has one writer at a time and makes the others sleep and poll; queueing them in the process
+        # instead keeps short transactions from waiting behind the polls, and lets a click's decision,
+        # which Slack is waiting on, go before the background's outcome and delivery writes.
+        self._writers = _WriterQueue() if engine.dialect.name == "sqlite" else None
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        if self._write_lock is None:
+    def _write(self, *, someone_waiting: bool = False) -> Iterator[Connection]:
+        """A write transaction; `someone_waiting` for writes made before an acknowledgement to Slack."""
+        if self._writers is None:
             with self.engine.begin() as conn:
                 yield conn
             return
-        with self._write_lock, self.engine.begin() as conn:
+        with self._writers.turn(urgent=someone_waiting), self.engine.begin() as conn:
             yield conn
 
     def upgrade_schema(self) -> None:
@@ -250,7 +286,7 @@ class GrantStore:
         """pending → approved or rejected; True only for the one caller whose decision took effect."""
         target = RequestState.APPROVED if approve else RequestState.REJECTED
         kind = EventKind.APPROVED if approve else EventKind.REJECTED
-        with self._write() as conn:
+        with self._write(someone_waiting=True) as conn:
             won = _swap(
                 conn,
                 request_id,
@@ -267,7 +303,7 @@ class GrantStore:
     def retry_failed(self, request_id: int, *, round: int, user_id: str) -> bool:
         """failed (in `round`) → approved for round + 1, with only the failed workers pending again."""
         c, w = grant_requests.c, worker_grants.c
-        with self._write() as conn:
+        with self._write(someone_waiting=True) as conn:
             won = _swap(
                 conn,
                 request_id,
