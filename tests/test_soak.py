@@ -140,6 +140,7 @@ def test_soak_two_replicas_with_faults_and_a_crash(
     assert not rejected_workers & set(grants)
     assert all(count == 1 for count in final_posts.values()), final_posts
     assert len(final_posts) == len(requests)
+    assert not _posted_out_of_order(fake_slack, requests)
 
 
 def _in_parallel(work: object, items: object, threads: int = 8) -> None:
@@ -192,3 +193,14 @@ def _final_posts_per_request(fake_slack: FakeSlack, requests: list) -> dict[int,
         kinds = [((m.get("metadata") or {}).get("event_payload") or {}).get("kind") for m in replies]
         counts[request.id] = sum(kind in ("finished", "rejected") for kind in kinds)
     return counts
+
+
+def _posted_out_of_order(fake_slack: FakeSlack, requests: list) -> list[int]:
+    """Requests whose thread shows the result before the 'approved' progress message."""
+    wrong = []
+    for request in requests:
+        replies = fake_slack.thread_replies(CHANNEL, request.message_ts)
+        kinds = [((m.get("metadata") or {}).get("event_payload") or {}).get("kind") for m in replies]
+        if "approved" in kinds and "finished" in kinds and kinds.index("finished") < kinds.index("approved"):
+            wrong.append(request.id)
+    return wrong
