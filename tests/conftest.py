@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import text
 
 from app import GrantQual, build, http_server
@@ -50,7 +51,13 @@ def fake_mturk() -> Iterator[FakeMTurk]:
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
     with FakeSlack(bot_token=BOT_TOKEN) as fake:
+        fake.bot_scopes = manifest_bot_scopes()  # the app gets exactly the scopes its manifest asks for
         yield fake
+
+
+def manifest_bot_scopes() -> set[str]:
+    manifest = yaml.safe_load((Path(__file__).resolve().parent.parent / "manifest.yml").read_text())
+    return set(manifest["oauth_config"]["scopes"]["bot"])
 
 
 def app_environment(

@@ -34,4 +34,6 @@ def test_manifest_declares_command_interactivity_socket_mode_and_minimal_scopes(
         "files:read",
         "files:write",
         "groups:history",
+        "im:history",
+        "im:write",
     ]

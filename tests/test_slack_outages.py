@@ -67,3 +67,17 @@ def test_a_lost_answer_to_the_request_post_does_not_duplicate_it(app: RunningApp
     assert len(top_level) == 1
     assert app.grant_qual.store.get(1).message_ts == top_level[0]["ts"]  # type: ignore[union-attr]
     assert app.slack.calls_to("conversations.history")
+
+
+def test_a_lost_answer_to_the_dm_does_not_send_it_twice(app: RunningApp) -> None:
+    app.request(f"{QUAL} {WORKERS[0]}")
+    app.approval_message()
+    app.slack.drop_next("chat.postMessage", channel=REQUESTER)  # the DM lands, but its answer is lost
+    app.click(APPROVER, "approve_request")
+    store = app.grant_qual.store
+    app.slack.wait_for(lambda: all(e.delivery_state is DeliveryState.DELIVERED for e in store.events(1)), timeout=30)
+    time.sleep(1.0)
+    assert app.slack.injected_faults["drop"] == 1
+    assert [call.args["channel"] for call in app.slack.calls_to("conversations.history")] == [f"D{REQUESTER}"]
+    assert len(app.slack.dms_to(REQUESTER)) == 1
+    assert len(finished_posts(app)) == 1

@@ -124,7 +124,12 @@ class SlackMessenger:
             counts = self.store.status_counts(request.id)
             granted, failed = counts[WorkerStatus.GRANTED], counts[WorkerStatus.FAILED]
             text = blocks.result_dm(request, granted, failed, self._round_seconds(event), link)
-        self.client.chat_postMessage(channel=request.requester_id, text=text)
+        if event.attempts > 1:
+            # A DM whose answer was lost may have landed: read the app's DM with the requester back first.
+            dm_channel = str(self.client.conversations_open(users=request.requester_id)["channel"]["id"])
+            if self._find_posted(event, dm_channel, None):
+                return
+        self.client.chat_postMessage(channel=request.requester_id, text=text, metadata=_metadata(event))
 
     def _step_progress(self, request: GrantRequest, event: RequestEvent) -> None:
         """Open the round's progress message in the thread, or (when the round ends) give it its last words."""

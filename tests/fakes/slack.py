@@ -79,6 +79,9 @@ class FakeSlack(FakeHttpServer):
         self.bot_token = bot_token
         self.app_token = app_token  # the app-level token: Socket Mode's apps.connections.open, nothing else
         self.socket_mode: FakeSocketMode | None = None  # attach one to let the app connect in Socket Mode
+        # The bot token's scopes (from manifest.yml in the tests): a method needing another answers
+        # missing_scope, as Slack does. None grants everything.
+        self.bot_scopes: set[str] | None = None
         self.lock = threading.RLock()
         self.calls: list[SlackCall] = []
         self.messages: list[dict[str, Any]] = []
@@ -242,16 +245,19 @@ class FakeSlack(FakeHttpServer):
         with self.lock:
             self._scripted.append({"method": method, "kind": "error", "error": error, "times": times})
 
-    def drop_next(self, method: str, times: int = 1) -> None:
-        """Apply the next ``times`` calls to ``method``, then close the connection without answering."""
+    def drop_next(self, method: str, times: int = 1, *, channel: str | None = None) -> None:
+        """Apply the next ``times`` calls to ``method`` (to ``channel`` only, if given), then close the connection
+        without answering."""
         with self.lock:
-            self._scripted.append({"method": method, "kind": "drop", "times": times})
+            self._scripted.append({"method": method, "kind": "drop", "times": times, "channel": channel})
 
-    def _take_fault(self, method: str) -> dict[str, Any] | None:
+    def _take_fault(self, method: str, args: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """The first scripted fault queued for ``method``, else a random one for API methods, else None."""
         is_api_method = "." in method
         with self.lock:
             for fault in self._scripted:
+                if fault.get("channel") and fault["channel"] != (args or {}).get("channel"):
+                    continue
                 if fault["method"] == method or (fault["method"] == "*" and is_api_method):
                     fault["times"] -= 1
                     if fault["times"] <= 0:
@@ -314,7 +320,8 @@ class FakeSlack(FakeHttpServer):
         try:
             args.update(_parse_args(request))
             self._check_token(request, args, method)
-            fault = self._take_fault(method)
+            self._check_scope(method, args)
+            fault = self._take_fault(method, args)
             if fault is not None and fault["kind"] == "status":
                 response = self._status_fault(fault)
             else:
@@ -358,6 +365,13 @@ class FakeSlack(FakeHttpServer):
                 raise _SlackError("not_allowed_token_type" if token == self.bot_token else "invalid_auth")
         elif token != self.bot_token:
             raise _SlackError("not_allowed_token_type" if token == self.app_token else "invalid_auth")
+
+    def _check_scope(self, method: str, args: dict[str, Any]) -> None:
+        if self.bot_scopes is None or method == "apps.connections.open":
+            return
+        needed = _scope_needed(method, args)
+        if needed and needed not in self.bot_scopes:
+            raise _SlackError("missing_scope")
 
     # ------------------------------------------------------------------ Web API methods
 
@@ -784,6 +798,25 @@ def _required(args: dict[str, Any], key: str, error: str) -> Any:
     if value in (None, ""):
         raise _SlackError(error)
     return value
+
+
+_HISTORY_SCOPE = {"C": "channels:history", "G": "groups:history", "D": "im:history"}
+_METHOD_SCOPE = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "conversations.open": "im:write",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+    "files.info": "files:read",
+}
+
+
+def _scope_needed(method: str, args: dict[str, Any]) -> str | None:
+    """The bot scope Slack requires for this call (auth.test, views.* and chat.getPermalink need none)."""
+    if method in ("conversations.history", "conversations.replies"):
+        return _HISTORY_SCOPE.get(str(args.get("channel", ""))[:1])
+    return _METHOD_SCOPE.get(method)
 
 
 def _conversation_id(channel: str) -> str:
