@@ -141,6 +141,8 @@ def test_soak_two_replicas_with_faults_and_a_crash(
     assert all(count == 1 for count in final_posts.values()), final_posts
     assert len(final_posts) == len(requests)
     assert not _posted_out_of_order(fake_slack, requests)
+    dms = Counter(_about(dm).get("request_id") for dm in fake_slack.dms_to(REQUESTER))
+    assert dms == {r.id: 1 for r in requests}, "each request's requester gets exactly one DM"
 
 
 def _in_parallel(work: object, items: object, threads: int = 8) -> None:
@@ -190,9 +192,14 @@ def _final_posts_per_request(fake_slack: FakeSlack, requests: list) -> dict[int,
     counts: dict[int, int] = {}
     for request in requests:
         replies = fake_slack.thread_replies(CHANNEL, request.message_ts)
-        kinds = [((m.get("metadata") or {}).get("event_payload") or {}).get("kind") for m in replies]
+        kinds = [_about(m).get("kind") for m in replies]
         counts[request.id] = sum(kind in ("finished", "rejected") for kind in kinds)
     return counts
+
+
+def _about(message: dict) -> dict:
+    """The event a message was posted for, from its metadata."""
+    return (message.get("metadata") or {}).get("event_payload") or {}
 
 
 def _posted_out_of_order(fake_slack: FakeSlack, requests: list) -> list[int]:
@@ -200,7 +207,7 @@ def _posted_out_of_order(fake_slack: FakeSlack, requests: list) -> list[int]:
     wrong = []
     for request in requests:
         replies = fake_slack.thread_replies(CHANNEL, request.message_ts)
-        kinds = [((m.get("metadata") or {}).get("event_payload") or {}).get("kind") for m in replies]
+        kinds = [_about(m).get("kind") for m in replies]
         if "approved" in kinds and "finished" in kinds and kinds.index("finished") < kinds.index("approved"):
             wrong.append(request.id)
     return wrong
