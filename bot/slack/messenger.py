@@ -135,23 +135,32 @@ class SlackMessenger:
         """Open the round's progress message in the thread, or (when the round ends) give it its last words."""
         if not request.channel_id or not request.message_ts:
             return
-        counts = self.store.status_counts(request.id)
-        granted, failed, pending = (
-            counts[s] for s in (WorkerStatus.GRANTED, WorkerStatus.FAILED, WorkerStatus.PENDING)
-        )
-        text = blocks.progress_text(request, granted, failed, pending, None)
         if request.progress_ts:
-            self.client.chat_update(channel=request.channel_id, ts=request.progress_ts, text=text)
+            self.show_recorded_progress(request)
             return
         if event.kind is EventKind.FINISHED:
             return  # the round ended before its progress message was posted; the summary says it all
         found = self._find_posted(event, request.channel_id, request.message_ts) if event.attempts > 1 else None
         if found is None:
+            text = self._recorded_progress_text(request)
             response = self.client.chat_postMessage(
                 channel=request.channel_id, thread_ts=request.message_ts, text=text, metadata=_metadata(event)
             )
             found = str(response["ts"])
         self.store.set_message_ts(request.id, progress_ts=found)
+
+    def show_recorded_progress(self, request: GrantRequest) -> None:
+        """Set the progress message to the counts in the database (a round's last words, when it has ended)."""
+        if request.channel_id and request.progress_ts:
+            text = self._recorded_progress_text(request)
+            self.client.chat_update(channel=request.channel_id, ts=request.progress_ts, text=text)
+
+    def _recorded_progress_text(self, request: GrantRequest) -> str:
+        counts = self.store.status_counts(request.id)
+        granted, failed, pending = (
+            counts[s] for s in (WorkerStatus.GRANTED, WorkerStatus.FAILED, WorkerStatus.PENDING)
+        )
+        return blocks.progress_text(request, granted, failed, pending, None)
 
     def show_progress(self, request: GrantRequest, granted: int, failed: int, remaining: int, rate: float) -> None:
         """Update the progress message in place (the executor calls this about once a second)."""

@@ -72,5 +72,10 @@ class SlackGrantObserver:
             self.messenger.show_progress(
                 current, progress.granted, progress.failed, progress.remaining, progress.calls_per_second
             )
+            after = self.messenger.store.get(request_id)
+            if after is not None and after.state is not RequestState.GRANTING:
+                # It ended while this update was out (its last words may be shown by another replica
+                # already): put them back, so a late "granting…" never stays on the message.
+                self.messenger.show_recorded_progress(after)
         except Exception as error:
             log.warning("progress update for request #%s failed: %s", request_id, type(error).__name__)
