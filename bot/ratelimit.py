@@ -18,6 +18,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from bot.turns import TurnQueue
+
 WINDOW = 1.0  # seconds of accepted calls that measure the rate MTurk accepted
 MAX_NAP = 0.05  # a waiting call looks at the rate again at least this often
 
@@ -47,7 +49,7 @@ class AdaptiveRateLimiter:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._last_send = -1e9
-        self._queue: deque[threading.Event] = deque()  # callers waiting for a slot, first in first out
+        self._turns = TurnQueue()  # callers waiting for a slot, first in first out
         self._last_cut = -1e9
         self._plateau_at = 0.0  # seconds after a cut when the curve is back at the ceiling
         self._accepted: deque[float] = deque()
@@ -59,19 +61,8 @@ class AdaptiveRateLimiter:
         least every MAX_NAP: slots are not booked ahead at the old spacing, so when the rate rises after
         a cut the calls speed up at once.
         """
-        turn = threading.Event()
-        with self._lock:
-            self._queue.append(turn)
-            if len(self._queue) == 1:
-                turn.set()
-        turn.wait()
-        try:
+        with self._turns.turn():
             self._wait_for_slot()
-        finally:
-            with self._lock:
-                self._queue.popleft()
-                if self._queue:
-                    self._queue[0].set()
 
     def _wait_for_slot(self) -> None:
         while True:

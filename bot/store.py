@@ -7,8 +7,6 @@ memory or in a Slack message.
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -56,6 +54,7 @@ from bot.requests import (
     WorkerStatus,
     WorkerTarget,
 )
+from bot.turns import TurnQueue
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -168,39 +167,6 @@ def create_database_engine(url: str) -> Engine:
     return engine
 
 
-class _WriterQueue:
-    """One writer at a time, urgent writers first (SQLite's single writer, queued in the process).
-
-    The turn is handed straight to the next waiter, so a release wakes one thread, not all of them.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._busy = False
-        self._urgent: deque[threading.Event] = deque()
-        self._others: deque[threading.Event] = deque()
-
-    @contextmanager
-    def turn(self, *, urgent: bool) -> Iterator[None]:
-        handed: threading.Event | None = None
-        with self._lock:
-            if self._busy:
-                handed = threading.Event()
-                (self._urgent if urgent else self._others).append(handed)
-            self._busy = True
-        if handed is not None:
-            handed.wait()
-        try:
-            yield
-        finally:
-            with self._lock:
-                waiting = self._urgent or self._others
-                if waiting:
-                    waiting.popleft().set()
-                else:
-                    self._busy = False
-
-
 class GrantStore:
     """Requests, decisions and per-worker outcomes, with compare-and-swap state transitions."""
 
@@ -209,7 +175,7 @@ class GrantStore:
         # SQLite has one writer at a time and makes the others sleep and poll; queueing them in the process
         # instead keeps short transactions from waiting behind the polls, and lets a click's decision,
         # which Slack is waiting on, go before the background's outcome and delivery writes.
-        self._writers = _WriterQueue() if engine.dialect.name == "sqlite" else None
+        self._writers = TurnQueue() if engine.dialect.name == "sqlite" else None
 
     @contextmanager
     def _write(self, *, someone_waiting: bool = False) -> Iterator[Connection]:

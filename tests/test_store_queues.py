@@ -8,11 +8,12 @@ import time
 from datetime import timedelta
 
 from bot.requests import GrantSpec, WorkerTarget
-from bot.store import GrantStore, _WriterQueue, create_database_engine
+from bot.store import GrantStore, create_database_engine
+from bot.turns import TurnQueue
 
 
 def test_one_writer_at_a_time_and_an_urgent_one_overtakes_those_already_waiting() -> None:
-    queue = _WriterQueue()
+    queue = TurnQueue()
     order: list[str] = []
     inside = 0
     most_inside = 0
