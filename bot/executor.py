@@ -188,20 +188,20 @@ class GrantExecutor:
                 granted += outcome.status is WorkerStatus.GRANTED
                 failed += outcome.status is WorkerStatus.FAILED
             if len(buffer) >= self._flush_size or time.monotonic() - last_flush >= self._flush_interval:
-                if not self._flush(request, buffer):
-                    break
+                self._record(request, buffer)
+                if lost.is_set():
+                    break  # another executor took the request over; the heartbeat found out
                 last_flush = time.monotonic()
                 rate = (granted + failed - done_before) / max(time.monotonic() - started, 1e-6)
                 progress = GrantProgress(granted, failed, request.worker_count - granted - failed, rate)
                 self.observer.grant_progressed(request, progress)
         calls.drain(buffer)
-        self._flush(request, buffer)
+        self._record(request, buffer)
 
-    def _flush(self, request: GrantRequest, buffer: list[WorkerOutcome]) -> bool:
-        """Record finished workers and renew the lease; False if another executor took the request over."""
+    def _record(self, request: GrantRequest, buffer: list[WorkerOutcome]) -> None:
+        """Write the finished workers in one transaction (the heartbeat, not this, keeps the lease)."""
         self.store.record_outcomes(request.id, buffer, request.round)
         buffer.clear()
-        return self.store.renew_lease(request.id, owner=self.owner, lease=self._lease)
 
     def _grant_one(
         self,
