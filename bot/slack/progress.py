@@ -2,7 +2,9 @@
 
 Progress updates go out from a thread of their own, never from the thread coordinating the grant: a
 rate-limited or slow Slack must not hold up the grant, its outcome writes, or its lease. Updates for one
-request never overlap; while one is out, only the newest of those that arrive meanwhile is sent next.
+request never overlap; while one is out, only the newest of those that arrive meanwhile is sent next. An
+update is only sent while the request is granting, and one that lands after the grant ended (here or on
+another replica) is followed by the round's last words again.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ from bot.slack.messenger import SlackMessenger
 
 log = logging.getLogger(__name__)
 
-FINISH_WAIT_SECONDS = 10.0
-
 
 class SlackGrantObserver:
     def __init__(self, messenger: SlackMessenger, delivery: EventDelivery) -> None:
@@ -27,8 +27,6 @@ class SlackGrantObserver:
         self.delivery = delivery
         self._lock = threading.Lock()
         self._newest: dict[int, GrantProgress] = {}  # requests with an update out, and the newest to send
-        self._idle = threading.Condition(self._lock)
-        self._finished: set[int] = set()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="slack-progress")
 
     def grant_progressed(self, request: GrantRequest, progress: GrantProgress) -> None:
@@ -36,16 +34,10 @@ class SlackGrantObserver:
         with self._lock:
             sending = request.id in self._newest
             self._newest[request.id] = progress
-            self._finished.discard(request.id)
         if not sending:
             self._pool.submit(self._send_newest, request.id)
 
     def grant_finished(self, request: GrantRequest) -> None:
-        # Let an update still out land first, so it cannot overwrite the progress message's last words.
-        with self._lock:
-            self._finished.add(request.id)
-            self._idle.wait_for(lambda: request.id not in self._newest, timeout=FINISH_WAIT_SECONDS)
-            self._finished.discard(request.id)  # an update still out after this finds the request final
         self.delivery.wake()
 
     def close(self) -> None:
@@ -55,13 +47,10 @@ class SlackGrantObserver:
         while True:
             with self._lock:
                 progress = self._newest[request_id]
-                skip = request_id in self._finished
-            if not skip:
-                self._show(request_id, progress)
+            self._show(request_id, progress)
             with self._lock:
-                if skip or self._newest[request_id] is progress:
+                if self._newest[request_id] is progress:
                     del self._newest[request_id]
-                    self._idle.notify_all()
                     return
 
     def _show(self, request_id: int, progress: GrantProgress) -> None:
