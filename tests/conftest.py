@@ -55,9 +55,12 @@ def fake_slack() -> Iterator[FakeSlack]:
         yield fake
 
 
+def load_manifest() -> dict[str, Any]:
+    return yaml.safe_load((Path(__file__).resolve().parent.parent / "manifest.yml").read_text())
+
+
 def manifest_bot_scopes() -> set[str]:
-    manifest = yaml.safe_load((Path(__file__).resolve().parent.parent / "manifest.yml").read_text())
-    return set(manifest["oauth_config"]["scopes"]["bot"])
+    return set(load_manifest()["oauth_config"]["scopes"]["bot"])
 
 
 def app_environment(

@@ -6,14 +6,11 @@ import json
 from pathlib import Path
 
 import jsonschema
-import yaml
+
+from tests.conftest import load_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT.parent / "shared" / "reference" / "slack-app-manifest.schema.1.0.0.json"
-
-
-def load_manifest() -> dict:
-    return yaml.safe_load((ROOT / "manifest.yml").read_text())
 
 
 def test_manifest_matches_slack_schema() -> None:

@@ -367,7 +367,7 @@ class FakeSlack(FakeHttpServer):
             raise _SlackError("not_allowed_token_type" if token == self.app_token else "invalid_auth")
 
     def _check_scope(self, method: str, args: dict[str, Any]) -> None:
-        if self.bot_scopes is None or method == "apps.connections.open":
+        if self.bot_scopes is None:
             return
         needed = _scope_needed(method, args)
         if needed and needed not in self.bot_scopes:
