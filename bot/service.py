@@ -1,8 +1,13 @@
-"""The use cases: submit a grant request, decide on it. Plain Python over the store, gateway and executor."""
+"""The use cases: submit a grant request, decide on it. Plain Python over the store, gateway and executor.
+
+A decision counts only when it comes from a surface the app rendered for that request (see ClickOrigin): a
+button's value names a request, but anyone can send that value from anywhere else.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -29,6 +34,7 @@ class DecisionResult(StrEnum):
     REFUSED = "refused"
     ALREADY_DECIDED = "already_decided"
     NOT_FOUND = "not_found"
+    NOT_ON_REQUEST_MESSAGE = "not_on_request_message"  # clicked somewhere the app did not render the button
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,49 @@ class Decision:
     result: DecisionResult
     request: GrantRequest | None
     message: str = ""
+
+
+@dataclass(frozen=True)
+class ClickOrigin:
+    """Where a button was clicked, as Slack reports it: a message (its channel and ts) or a view (its ID).
+
+    Empty fields mean Slack did not say; such a click matches no surface.
+    """
+
+    channel_id: str = ""
+    message_ts: str = ""
+    view_id: str = ""
+
+    @classmethod
+    def message(cls, channel_id: str, message_ts: str) -> ClickOrigin:
+        return cls(channel_id=channel_id, message_ts=message_ts)
+
+    @classmethod
+    def view(cls, view_id: str) -> ClickOrigin:
+        return cls(view_id=view_id)
+
+    def is_message(self, channel_id: str | None, message_ts: str | None) -> bool:
+        """Whether the click came from the message `message_ts` in `channel_id` (both known)."""
+        return bool(channel_id and message_ts) and (self.channel_id, self.message_ts) == (channel_id, message_ts)
+
+
+def on_approval_message(origin: ClickOrigin, request: GrantRequest) -> bool:
+    """Approve and Reject count only on the request's own message in the approvals channel."""
+    return origin.is_message(request.channel_id, request.message_ts) or _on_own_view(origin, request)
+
+
+def on_current_summary(origin: ClickOrigin, request: GrantRequest) -> bool:
+    """Retry failed counts only on the request's latest result summary, in its thread in the approvals channel."""
+    return origin.is_message(request.channel_id, request.summary_ts) or _on_own_view(origin, request)
+
+
+def _on_own_view(origin: ClickOrigin, request: GrantRequest) -> bool:
+    """Whether the click came from a view of the app's own that shows this request's buttons.
+
+    No such view exists yet, so a click from any view counts for nothing. A Home tab (say) would be recognised
+    here, by the view ID the app published it under, so that its buttons act like those on the message.
+    """
+    return False
 
 
 class GrantService:
@@ -85,18 +134,29 @@ class GrantService:
             )
         return qualification.name
 
-    def _decidable(self, request_id: int, user_id: str) -> GrantRequest | Decision:
-        """The request if `user_id` may decide on it, else the Decision that says why not."""
+    def _decidable(
+        self, request_id: int, user_id: str, clicked_on_request: Callable[[GrantRequest], bool]
+    ) -> GrantRequest | Decision:
+        """The request if `user_id` may decide on it from where they clicked, else the Decision that says why not."""
         request = self.store.get(request_id)
         if request is None:
             return Decision(DecisionResult.NOT_FOUND, None, f"Request #{request_id} does not exist.")
+        if not clicked_on_request(request):
+            log.warning(
+                "request #%s: a button clicked by %s elsewhere than on the request was ignored", request_id, user_id
+            )
+            return Decision(
+                DecisionResult.NOT_ON_REQUEST_MESSAGE,
+                request,
+                f"This button is not on request #{request_id}'s message in the approvals channel; nothing changed.",
+            )
         if refusal := self.policy.decision_refusal(user_id, request.requester_id):
             return Decision(DecisionResult.REFUSED, request, refusal)
         return request
 
-    def decide(self, request_id: int, user_id: str, *, approve: bool) -> Decision:
-        """Approve or reject a pending request; only the first valid decision takes effect."""
-        request = self._decidable(request_id, user_id)
+    def decide(self, request_id: int, user_id: str, *, approve: bool, origin: ClickOrigin) -> Decision:
+        """Approve or reject a pending request from its message; only the first valid decision takes effect."""
+        request = self._decidable(request_id, user_id, lambda r: on_approval_message(origin, r))
         if isinstance(request, Decision):
             return request
         if not self.store.decide(request_id, user_id=user_id, approve=approve):
@@ -108,9 +168,12 @@ class GrantService:
             return Decision(DecisionResult.APPROVED, request)
         return Decision(DecisionResult.REJECTED, request)
 
-    def retry_failed(self, request_id: int, round: int, user_id: str) -> Decision:
-        """Re-run only the failed workers of `round`, under the same rules as an approval; once per round."""
-        request = self._decidable(request_id, user_id)
+    def retry_failed(self, request_id: int, round: int, user_id: str, *, origin: ClickOrigin) -> Decision:
+        """Re-run only the failed workers of `round`, under the same rules as an approval; once per round.
+
+        Only from the latest summary: an older summary's button (or one anywhere else) changes nothing.
+        """
+        request = self._decidable(request_id, user_id, lambda r: on_current_summary(origin, r))
         if isinstance(request, Decision):
             return request
         if not self.store.retry_failed(request_id, round=round, user_id=user_id):

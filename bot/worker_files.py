@@ -99,8 +99,9 @@ def parse_worker_file(
 ) -> WorkerFile:
     """The workers to grant from an uploaded file, or WorkerFileError listing every problem found.
 
-    `default_value` is each worker's score unless the file has an UPDATE- column; `qualification_name` picks
-    that column when the file has several; `filename` only sharpens the message for a file that is not text.
+    `default_value` is each worker's score unless the file has an UPDATE- column; only the UPDATE- column named
+    for `qualification_name` is used (a file with UPDATE- columns but not that one is refused); `filename` only
+    sharpens the message for a file that is not text.
     """
     lines = _physical_lines(_decode(content, filename))
     forced: str | None = None
@@ -235,29 +236,45 @@ def _normalized(name: str) -> str:
 
 
 def _update_column(header: list[str], qualification_name: str | None) -> int | None:
-    """The UPDATE-<qualification> column whose scores to grant, None when the file has no UPDATE- column."""
+    """The UPDATE-<qualification> column whose scores to grant, None when the file has no UPDATE- column.
+
+    Only the column named for this qualification counts, even when it is the file's only UPDATE- column:
+    a worker file downloaded for another qualification would otherwise grant that one's scores here.
+    """
     # "UPDATE BlockStatus" (no hyphen) is the requester site's blocking column, not a score.
     updates = [i for i, name in enumerate(header) if name.strip().lower().startswith(_UPDATE_PREFIX)]
     if not updates:
         return None
-    if len(updates) == 1:
-        return updates[0]
-    wanted = (qualification_name or "").strip().casefold()
-    matching = [i for i in updates if wanted and header[i].strip()[len(_UPDATE_PREFIX) :].strip().casefold() == wanted]
+    wanted = (qualification_name or "").strip()
+    matching = [
+        i
+        for i in updates
+        if wanted and header[i].strip()[len(_UPDATE_PREFIX) :].strip().casefold() == wanted.casefold()
+    ]
     if len(matching) == 1:
         return matching[0]
     names = ", ".join(_shown(header[i].strip(), 40) for i in updates[:_SHOWN_COLUMNS])
     if len(updates) > _SHOWN_COLUMNS:
         names += f", … ({len(updates) - _SHOWN_COLUMNS} more)"
     if not wanted:
-        which = ""  # the qualification's name could not be looked up, so no column can be matched to it
+        # The qualification's name could not be looked up, so no column can be matched to it.
+        problem = (
+            f"the file has UPDATE- {_plural(len(updates), 'column')} ({names}), but this qualification's name "
+            "is not known, so no UPDATE- column can be used"
+        )
     elif not matching:
-        which = f" and none is for “{_clip((qualification_name or '').strip(), 60)}”"
+        columns = f"{_plural(len(updates), 'column')} ({names}) {'is' if len(updates) == 1 else 'are'}"
+        expected = _shown(f"{_UPDATE_PREFIX.upper()}{wanted}", 70)
+        problem = (
+            f"the file's UPDATE- {columns} not for “{_clip(wanted, 60)}”; "
+            f"the scores for it go in a column named {expected}"
+        )
     else:
-        which = f" and {len(matching)} are for “{_clip((qualification_name or '').strip(), 60)}”"
-    raise WorkerFileError(
-        [f"the file has {len(updates)} UPDATE- columns ({names}){which}; keep only the one for this qualification"]
-    )
+        problem = (
+            f"the file has {len(updates)} UPDATE- columns ({names}) and {len(matching)} are for "
+            f"“{_clip(wanted, 60)}”; keep only the one for this qualification"
+        )
+    raise WorkerFileError([problem])
 
 
 class _Problems:

@@ -107,7 +107,7 @@ class RunningApp:
 
     def click(self, user: str, action: str, request_id: int = 1, **options: Any) -> Any:
         message = self.approval_message(request_id)
-        return self.sender.click(user, action, str(request_id), message_ts=message["ts"], **options)
+        return self.sender.click(user, action, str(request_id), message=message, channel_id=CHANNEL, **options)
 
     def thread(self, request_id: int = 1) -> list[dict[str, Any]]:
         request = self.grant_qual.store.get(request_id)

@@ -91,11 +91,20 @@ class SlackSender:
         *,
         message_ts: str = "1.0",
         channel_id: str = "C0APPROVALS",
+        message: dict[str, Any] | None = None,
+        view_id: str | None = None,
         response_key: str | None = None,
         **options: Any,
     ) -> SlackResponse:
         payload = self.click_payload(
-            user_id, action_id, value, message_ts=message_ts, channel_id=channel_id, response_key=response_key
+            user_id,
+            action_id,
+            value,
+            message_ts=message_ts,
+            channel_id=channel_id,
+            message=message,
+            view_id=view_id,
+            response_key=response_key,
         )
         return self.post({"payload": json.dumps(payload)}, **options)
 
@@ -107,25 +116,23 @@ class SlackSender:
         *,
         message_ts: str = "1.0",
         channel_id: str = "C0APPROVALS",
+        message: dict[str, Any] | None = None,
+        view_id: str | None = None,
         response_key: str | None = None,
     ) -> dict[str, Any]:
-        """A button click's block_actions payload: a form field over HTTP, an envelope's payload in Socket Mode."""
+        """A button click's block_actions payload: a form field over HTTP, an envelope's payload in Socket Mode.
+
+        Slack says where the button was: `container` (and `channel`, `message`) for a button in a message,
+        given by its ts or as the message itself; `container` and `view` for a button in a view.
+        """
         key = response_key or f"click-{next(_counter)}"
-        return {
+        payload: dict[str, Any] = {
             "type": "block_actions",
             "team": {"id": TEAM_ID, "domain": "lab"},
             "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM_ID},
             "api_app_id": "A0APP",
             "token": "deprecated-verification-token",
-            "container": {
-                "type": "message",
-                "message_ts": message_ts,
-                "channel_id": channel_id,
-                "is_ephemeral": False,
-            },
             "trigger_id": f"trigger-{next(_counter)}",
-            "channel": {"id": channel_id, "name": "approvals"},
-            "message": {"type": "message", "ts": message_ts, "text": "request"},
             "response_url": f"{self.response_base}{key}",
             "actions": [
                 {
@@ -138,6 +145,22 @@ class SlackSender:
                 }
             ],
         }
+        if view_id is not None:
+            payload["container"] = {"type": "view", "view_id": view_id}
+            payload["view"] = {"id": view_id, "team_id": TEAM_ID, "type": "home", "blocks": [], "app_id": "A0APP"}
+            return payload
+        clicked = _clicked_message(message, message_ts)
+        payload["container"] = {
+            "type": "message",
+            "message_ts": clicked["ts"],
+            "channel_id": channel_id,
+            "is_ephemeral": False,
+            **({"thread_ts": clicked["thread_ts"]} if clicked.get("thread_ts") else {}),
+        }
+        # Slack names a DM's channel "directmessage"; the channel's own name otherwise.
+        payload["channel"] = {"id": channel_id, "name": "directmessage" if channel_id.startswith("D") else "approvals"}
+        payload["message"] = clicked
+        return payload
 
     def submit_view(
         self,
@@ -167,6 +190,17 @@ class SlackSender:
             "response_urls": [],
         }
         return self.post({"payload": json.dumps(payload)}, **options)
+
+
+def _clicked_message(message: dict[str, Any] | None, message_ts: str) -> dict[str, Any]:
+    """The `message` of a click payload: the message as Slack shows it to the app (its text, blocks, thread)."""
+    if message is None:
+        return {"type": "message", "ts": message_ts, "text": "request"}
+    shown = {"type": "message", "ts": message["ts"], "text": message.get("text") or ""}
+    for field in ("user", "bot_id", "app_id", "blocks", "thread_ts"):
+        if message.get(field):
+            shown[field] = message[field]
+    return shown
 
 
 def modal_values(

@@ -45,6 +45,16 @@ def test_requester_site_worker_file_gives_each_worker_its_own_score(app: Running
     assert {g.worker_id: g.integer_value for g in app.mturk.grants} == {"A1AAAAAAAAAAAA": 80, "A3CCCCCCCCCCCC": 95}
 
 
+def test_worker_file_for_another_qualification_is_refused_inline(app: RunningApp) -> None:
+    content = b'"Worker ID","CURRENT-Adult","UPDATE-Adult"\n"A1AAAAAAAAAAAA","","80"\n'
+    file = app.slack.host_file("F0OTHERQUAL", "User_123_workers.csv", content)
+    answer = app.sender.submit_view(REQUESTER, modal_values(QUAL, files=[file])).json()
+    assert answer["response_action"] == "errors"
+    error = answer["errors"]["workers_file"]
+    assert "`UPDATE-Adult`" in error and f"not for “{QUAL_NAME}”" in error and f"`UPDATE-{QUAL_NAME}`" in error
+    assert app.grant_qual.store.requests() == [] and app.slack.calls_to("chat.postMessage") == []
+
+
 def test_bad_rows_come_back_inline_by_line_and_nothing_posts(app: RunningApp) -> None:
     content = b"WorkerId,Score\nA1GOOD00000001,1\nnot-a-worker,2\nA1GOOD00000002,3\na1lower,4\n"
     file = app.slack.host_file("F0BAD", "bad.csv", content)

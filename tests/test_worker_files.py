@@ -237,16 +237,41 @@ def test_several_update_columns_use_the_one_named_for_the_qualification() -> Non
     assert result.skipped_rows == 1
 
 
-@pytest.mark.parametrize("name", ["Some other qualification", None, ""])
-def test_several_update_columns_and_none_for_this_qualification_is_an_error(name: str | None) -> None:
+def test_several_update_columns_and_none_for_this_qualification_is_an_error() -> None:
     content = '"Worker ID","UPDATE-Adult","UPDATE-Passed screener"\nA1WORKER00001,1,2\n'
+    (error,) = errors_of(content, qualification_name="Some other qualification")
+    assert "`UPDATE-Adult`, `UPDATE-Passed screener`" in error
+    assert "not for “Some other qualification”" in error and "`UPDATE-Some other qualification`" in error
+
+
+def test_two_update_columns_for_this_qualification_is_an_error() -> None:
+    content = '"Worker ID","UPDATE-Passed screener","update-passed screener"\nA1WORKER00001,1,2\n'
+    (error,) = errors_of(content)
+    assert "2 are for “Passed screener”" in error and "keep only the one" in error
+
+
+def test_a_lone_update_column_for_another_qualification_is_refused() -> None:
+    # A worker file exported for another qualification must not grant that qualification's scores here.
+    content = '"Worker ID","CURRENT-Adult","UPDATE-Adult"\nA1WORKER00001,,4\n'
+    (error,) = errors_of(content)
+    assert error == (
+        "the file's UPDATE- column (`UPDATE-Adult`) is not for “Passed screener”; "
+        "the scores for it go in a column named `UPDATE-Passed screener`"
+    )
+
+
+@pytest.mark.parametrize("name", [None, "", "  "])
+def test_update_columns_are_refused_when_the_qualification_name_is_unknown(name: str | None) -> None:
+    content = '"Worker ID","UPDATE BlockStatus","UPDATE-Passed screener"\nA1WORKER00001,,4\n'
     (error,) = errors_of(content, qualification_name=name)
-    assert "UPDATE-Adult" in error and "UPDATE-Passed screener" in error and "keep only the one" in error
+    assert "`UPDATE-Passed screener`" in error and "name is not known" in error
+    assert "BlockStatus" not in error
 
 
-def test_a_single_update_column_is_used_whatever_its_name() -> None:
-    content = '"Worker ID","UPDATE-Old name of the qual"\nA1WORKER00001,4\n'
-    assert parse(content).workers == (WorkerTarget("A1WORKER00001", 4),)
+def test_without_update_columns_an_unknown_name_does_not_matter() -> None:
+    content = '"Worker ID","UPDATE BlockStatus","BlockReason"\nA1WORKER00001,,\n'
+    result = parse(content, default_value=2, qualification_name=None)
+    assert result.workers == (WorkerTarget("A1WORKER00001", 2),)
 
 
 # --- plain lists -------------------------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Approve and Reject buttons on a request message."""
+"""Approve and Reject buttons on a request message, and Retry failed on its result summary.
+
+Each listener passes on where Slack says the button was (ClickOrigin); the service decides whether that is a
+surface the app rendered for the request.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App, BoltRequest, BoltResponse, Respond
 from slack_bolt.middleware import Middleware
 
-from bot.service import DecisionResult
+from bot.service import ClickOrigin, DecisionResult
 from bot.slack import blocks
 
 if TYPE_CHECKING:
@@ -41,11 +45,13 @@ def _retry(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respo
         ack()
         _tell(respond, ":x: This button does not belong to a grant request.")
         return
-    decision = context.service.retry_failed(int(request_id), int(round_), user_id)
+    decision = context.service.retry_failed(int(request_id), int(round_), user_id, origin=_click_origin(body))
     ack()
     request = decision.request
     if decision.result is DecisionResult.APPROVED:
         context.delivery.wake()
+    elif decision.result is DecisionResult.NOT_ON_REQUEST_MESSAGE:
+        _tell(respond, f":no_entry: {decision.message}")
     elif decision.result is DecisionResult.ALREADY_DECIDED and request:
         _tell(respond, f"Round {round_} of request #{request.id} was already retried or has nothing to retry.")
     else:
@@ -63,6 +69,18 @@ def _tell(respond: Respond, text: str) -> None:
 def _user_id(body: dict[str, Any]) -> str:
     user = body.get("user")
     return str(user.get("id", "")) if isinstance(user, dict) else ""
+
+
+def _click_origin(body: dict[str, Any]) -> ClickOrigin:
+    """Where Slack says the button was clicked: a message's channel and ts, or a view's ID."""
+    container = body.get("container")
+    if not isinstance(container, dict):
+        return ClickOrigin()
+    if container.get("type") == "message":
+        return ClickOrigin.message(str(container.get("channel_id") or ""), str(container.get("message_ts") or ""))
+    if container.get("type") == "view":
+        return ClickOrigin.view(str(container.get("view_id") or ""))
+    return ClickOrigin()
 
 
 def _is_number(text: str) -> bool:
@@ -99,8 +117,9 @@ def _decide(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Resp
         ack()
         tell(":x: This button does not belong to a grant request.")
         return
+    origin = _click_origin(body)
     try:
-        decision = context.service.decide(int(raw_id), user_id, approve=approve)  # one short transaction
+        decision = context.service.decide(int(raw_id), user_id, approve=approve, origin=origin)  # one short transaction
     except Exception:
         ack()
         log.exception("recording a decision on request #%s failed", raw_id)
@@ -110,6 +129,8 @@ def _decide(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Resp
     request = decision.request
     if decision.result in (DecisionResult.APPROVED, DecisionResult.REJECTED):
         context.delivery.wake()  # the delivery thread updates the message now; this thread is free for acks
+    elif decision.result is DecisionResult.NOT_ON_REQUEST_MESSAGE:
+        tell(f":no_entry: {decision.message}")
     elif decision.result is DecisionResult.ALREADY_DECIDED and request:
         by = f" by <@{request.decided_by}>" if request.decided_by else ""
         tell(f"Request #{request.id} is already {request.state.value}{by}.")

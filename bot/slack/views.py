@@ -20,7 +20,7 @@ from bot.requests import (
 )
 from bot.service import CannotSubmit, NotAllowed
 from bot.slack import blocks
-from bot.slack.files import FileDownloadError, download_uploaded_file
+from bot.slack.files import FileDownloadError, fetch_uploaded_file
 from bot.slack.submission import announce_request
 from bot.worker_files import WorkerFileError, parse_worker_file
 
@@ -79,7 +79,8 @@ def _workers_from_file(context: SlackContext, values: dict[str, Any], user_id: s
     name = context.service.qualification_name(qualification_type_id)
     default_value = parse_integer_value(_text(values, "value"))
     try:
-        content = download_uploaded_file(files[0], context.messenger.client.token or "")
+        # Only the file's ID is taken from the submission: where to download it from, Slack itself says.
+        content = fetch_uploaded_file(context.messenger.client, str(files[0].get("id") or ""))
         parsed = parse_worker_file(
             content,
             default_value=default_value,

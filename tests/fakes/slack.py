@@ -170,10 +170,23 @@ class FakeSlack(FakeHttpServer):
             self._triggers[trigger_id] = time.monotonic()
         return trigger_id
 
-    def host_file(self, file_id: str, name: str, content: bytes, filetype: str = "csv") -> dict[str, Any]:
-        """Make a file downloadable as a Slack file; the answer is the file object a file_input would carry."""
+    def host_file(
+        self,
+        file_id: str,
+        name: str,
+        content: bytes,
+        filetype: str = "csv",
+        *,
+        url: str | None = None,
+        redirect_to: str | None = None,
+    ) -> dict[str, Any]:
+        """Make a file downloadable as a Slack file; the answer is the file object a file_input would carry.
+
+        `url` replaces the download address files.info gives (default: this fake's own); `redirect_to` makes
+        the download answer a 302 to that address, as a file host sending the client elsewhere would.
+        """
         mimetype = _FILETYPE_MIMETYPES.get(filetype) or mimetypes.guess_type(name)[0] or "application/octet-stream"
-        url = f"{self.url}/files-pri/{file_id}/{quote(name)}"
+        url = url or f"{self.url}/files-pri/{file_id}/{quote(name)}"
         file = {
             "id": file_id,
             "created": int(time.time()),
@@ -192,7 +205,7 @@ class FakeSlack(FakeHttpServer):
             "url_private_download": f"{url}?download=1",
         }
         with self.lock:
-            self.hosted_files[file_id] = {"file": file, "content": content}
+            self.hosted_files[file_id] = {"file": file, "content": content, "redirect_to": redirect_to}
         return copy.deepcopy(file)
 
     def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0) -> T:
@@ -662,6 +675,8 @@ class FakeSlack(FakeHttpServer):
             self.downloads.append(file_id)
             hosted = self.hosted_files.get(file_id)
             if hosted is not None and quote(hosted["file"]["name"]) == name:
+                if hosted["redirect_to"]:
+                    return HttpResponse(302, b"", "text/plain", {"Location": hosted["redirect_to"]})
                 return HttpResponse(200, hosted["content"], hosted["file"]["mimetype"])
             upload = self.uploaded_files.get(file_id)
             if upload is not None and upload["completed"] and quote(upload["filename"]) == name:
