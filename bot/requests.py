@@ -71,6 +71,8 @@ class EventKind(StrEnum):
     REJECTED = "rejected"
     FINISHED = "finished"
     RETRY_APPROVED = "retry_approved"
+    # A process running in the other MTurk environment left the request as it is (recorded once per request).
+    ENVIRONMENT_MISMATCH = "environment_mismatch"
 
 
 class DeliveryState(StrEnum):
