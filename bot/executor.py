@@ -250,10 +250,10 @@ class GrantExecutor:
         if access_error:
             return _failed(target, "AccessError", access_error[0])
         try:
-            if in_doubt and self.gateway.holds(target, request.qualification_type_id):
-                # The call made before a crash reached MTurk: record it rather than grant (and notify) twice.
-                return WorkerOutcome(target.worker_id, target.integer_value, WorkerStatus.GRANTED)
-            return self.gateway.grant(target, request.qualification_type_id, request.send_notification)
+            # In doubt: a call made before a crash may have reached MTurk; the gateway reads it back first.
+            return self.gateway.grant(
+                target, request.qualification_type_id, request.send_notification, may_have_landed=in_doubt
+            )
         except MTurkAccessError as error:
             access_error.append(str(error))
             return _failed(target, "AccessError", str(error))

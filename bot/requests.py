@@ -59,6 +59,10 @@ class RequestState(StrEnum):
         return self in {RequestState.REJECTED, RequestState.DONE, RequestState.FAILED}
 
 
+# A failed worker's error code when MTurk never said whether a grant call landed: they may hold it already.
+OUTCOME_UNKNOWN = "OutcomeUnknown"
+
+
 class WorkerStatus(StrEnum):
     PENDING = "pending"
     GRANTED = "granted"

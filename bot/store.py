@@ -44,6 +44,7 @@ from sqlalchemy import (
 )
 
 from bot.requests import (
+    OUTCOME_UNKNOWN,
     DeliveryState,
     EventKind,
     GrantRequest,
@@ -281,10 +282,14 @@ class GrantStore:
             )
             if not won:
                 return False
+            # A worker whose grant may have landed unanswered stays dispatched, so the next round reads it back first.
+            unsure = case((w.error_code == OUTCOME_UNKNOWN, w.dispatched_at), else_=None)
             conn.execute(
                 update(worker_grants)
                 .where(w.request_id == request_id, w.status == WorkerStatus.FAILED)
-                .values(status=WorkerStatus.PENDING, error_code=None, error_message=None, hint=None, dispatched_at=None)
+                .values(
+                    status=WorkerStatus.PENDING, error_code=None, error_message=None, hint=None, dispatched_at=unsure
+                )
             )
             _add_event(conn, request_id, EventKind.RETRY_APPROVED, user_id, round + 1)
         return True
