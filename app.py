@@ -149,7 +149,8 @@ def http_server(
 
 
 def describe(settings: Settings) -> str:
-    endpoint = settings.mturk_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_MTURK") or "boto3 default (production)"
+    override = f", set by {settings.mturk_endpoint_setting}" if settings.mturk_endpoint_setting else ""
+    endpoint = f"{settings.mturk_endpoint_url}{override}"
     mode = "Socket Mode" if settings.socket_mode else f"HTTP on port {settings.port} at {EVENTS_PATH}"
     database = make_url(settings.database_url).render_as_string(hide_password=True)
     return f"MTurk {settings.mturk_env.label} ({endpoint}); Slack {mode}; database {database}"

@@ -6,11 +6,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 README_HINT = "see the Settings section of README.md"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 SANDBOX_ENDPOINT_URL = "https://mturk-requester-sandbox.us-east-1.amazonaws.com"
 PRODUCTION_ENDPOINT_URL = "https://mturk-requester.us-east-1.amazonaws.com"
+# Where the MTurk endpoint may be set, in boto3's order of precedence (our own setting first).
+ENDPOINT_SETTINGS = ("MTURK_ENDPOINT_URL", "AWS_ENDPOINT_URL_MTURK", "AWS_ENDPOINT_URL")
 
 _SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
@@ -24,6 +27,10 @@ class MTurkEnvironment(StrEnum):
     def label(self) -> str:
         """How every message names the environment: unmistakable, upper-case."""
         return self.value.upper()
+
+    @property
+    def endpoint_url(self) -> str:
+        return SANDBOX_ENDPOINT_URL if self is MTurkEnvironment.SANDBOX else PRODUCTION_ENDPOINT_URL
 
 
 class SettingsError(Exception):
@@ -41,8 +48,10 @@ class Settings:
     approval_channel: str
     allow_self_approval: bool
     mturk_env: MTurkEnvironment
-    # None means "let boto3 decide": its default (production) or AWS_ENDPOINT_URL_MTURK.
-    mturk_endpoint_url: str | None
+    # Always passed to boto3 explicitly, so no boto3 setting can send the calls elsewhere than it says.
+    mturk_endpoint_url: str
+    # The setting that chose the endpoint (one of ENDPOINT_SETTINGS), or None for MTURK_ENV's own endpoint.
+    mturk_endpoint_setting: str | None
     database_url: str
     port: int
     mturk_max_concurrency: int
@@ -76,6 +85,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             f"grant-qual uses SLACK_BOT_TOKEN, so unset them ({README_HINT})"
         )
     mturk_env = _parse_mturk_env(env.get("MTURK_ENV", "sandbox"))
+    endpoint_url, endpoint_setting = _mturk_endpoint(env, mturk_env)
     return Settings(
         slack_bot_token=_token(env, "SLACK_BOT_TOKEN", "xoxb-"),
         slack_signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
@@ -86,7 +96,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         approval_channel=_channel_id(env, "APPROVAL_CHANNEL"),
         allow_self_approval=_bool(env, "ALLOW_SELF_APPROVAL", default=False),
         mturk_env=mturk_env,
-        mturk_endpoint_url=_mturk_endpoint(env, mturk_env),
+        mturk_endpoint_url=endpoint_url,
+        mturk_endpoint_setting=endpoint_setting,
         database_url=env.get("DATABASE_URL") or "sqlite:///grant-qual.db",
         port=_int(env, "PORT", default=3000, low=1, high=65535),
         mturk_max_concurrency=_int(env, "MTURK_MAX_CONCURRENCY", default=20, low=1, high=200),
@@ -96,13 +107,31 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     )
 
 
-def _mturk_endpoint(env: Mapping[str, str], mturk_env: MTurkEnvironment) -> str | None:
-    # An explicit override wins; boto3 reads AWS_ENDPOINT_URL_MTURK itself, so we must not mask it.
-    if env.get("MTURK_ENDPOINT_URL"):
-        return _url(env, "MTURK_ENDPOINT_URL", "", trailing_slash=False)
-    if env.get("AWS_ENDPOINT_URL_MTURK"):
-        return None
-    return SANDBOX_ENDPOINT_URL if mturk_env is MTurkEnvironment.SANDBOX else None
+def _mturk_endpoint(env: Mapping[str, str], mturk_env: MTurkEnvironment) -> tuple[str, str | None]:
+    """The endpoint URL and the setting that chose it; an override must not be the other environment's host."""
+    names = ENDPOINT_SETTINGS
+    if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        names = ("MTURK_ENDPOINT_URL",)  # boto3 would ignore its own two, as that setting asks
+    for name in names:
+        if env.get(name):
+            url = _url(env, name, "", trailing_slash=False)
+            _check_endpoint_environment(env, name, url, mturk_env)
+            return url, name
+    return mturk_env.endpoint_url, None
+
+
+def _check_endpoint_environment(env: Mapping[str, str], name: str, url: str, mturk_env: MTurkEnvironment) -> None:
+    # Hosts only: scheme, port, path and case do not change which MTurk a call reaches. A proxy or a fake is fine.
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    other = next(e for e in MTurkEnvironment if e is not mturk_env)
+    if host != urlsplit(other.endpoint_url).hostname:
+        return
+    chosen = f"MTURK_ENV={mturk_env.value}" if env.get("MTURK_ENV") else f"MTURK_ENV is unset ({mturk_env.value})"
+    raise SettingsError(
+        f"{chosen} but {name} points at MTurk's {other.label} endpoint ({host}): every message would say "
+        f"{mturk_env.label} while the grants happen in {other.label}; set MTURK_ENV={other.value} or unset {name} "
+        f"({README_HINT})"
+    )
 
 
 def _parse_mturk_env(raw: str) -> MTurkEnvironment:
@@ -122,7 +151,7 @@ def _token(env: Mapping[str, str], name: str, prefix: str) -> str:
 
 def _url(env: Mapping[str, str], name: str, default: str, *, trailing_slash: bool) -> str:
     value = env.get(name) or default
-    if not re.match(r"^https?://[^\s/]+", value):
+    if not re.match(r"^https?://[^\s/]+", value, re.IGNORECASE):
         raise SettingsError(f"{name} must be an http(s) URL, not {value!r} ({README_HINT})")
     if trailing_slash and not value.endswith("/"):
         value += "/"

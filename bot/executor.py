@@ -7,6 +7,10 @@ coordinating thread, keeps the lease: a coordinator held up (by the database, or
 let the lease lapse while its calls are in flight, or the next owner could call MTurk for the same workers.
 Outcomes are written in batches from the coordinating thread, so the hot path makes no database round-trip
 per call.
+
+A request runs only in the MTurk environment it was made (and shown) in: the executor claims no request of
+the other environment, so every path that calls MTurk for a request (approve, retry failed, resume) is bound
+to it; `other_environment_refusal` is the check the service makes before it changes a request's state.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
+from bot.config import MTurkEnvironment
 from bot.mturk import MTurkAccessError, MTurkGateway
 from bot.requests import GrantRequest, RequestState, WorkerOutcome, WorkerStatus, WorkerTarget
 from bot.store import GrantStore
@@ -88,7 +93,11 @@ class GrantExecutor:
 
     def resume_unfinished(self) -> list[int]:
         """Pick up approved requests that nobody is granting (a crash, or a replica that died)."""
-        ids = self.store.resumable_request_ids()
+        env = self.gateway.environment.value
+        for request_id in self.store.stranded_request_ids(env):  # the other environment's: tell, do not touch
+            if (request := self.store.get(request_id)) is not None:
+                self.other_environment_refusal(request)
+        ids = self.store.resumable_request_ids(env)
         for request_id in ids:
             self.submit(request_id)
         return ids
@@ -114,9 +123,33 @@ class GrantExecutor:
         self._calls.shutdown(wait=True, cancel_futures=True)
         self._closed.set()  # only now: the heartbeat keeps the leases while the last calls are recorded
 
+    def other_environment_refusal(self, request: GrantRequest, actor_id: str | None = None) -> str | None:
+        """Why this executor will not call MTurk for `request` (made in the other environment), or None.
+
+        The request is left as it is; its thread is told once (an outbox event recorded once per request).
+        """
+        here = self.gateway.environment
+        if request.mturk_env == here.value:
+            return None
+        made_in = MTurkEnvironment(request.mturk_env).label
+        if self.store.note_environment_mismatch(request.id, actor_id=actor_id):
+            log.warning(
+                "request #%s was made in the %s; this process runs in %s: left as it is",
+                request.id,
+                made_in,
+                here.label,
+            )
+        return (
+            f"Request #{request.id} was made in the {made_in}; this app now runs in {here.label}, so nothing was "
+            f"granted and the request is left as it is. An app running in the {made_in} can still carry it out."
+        )
+
     def execute(self, request_id: int) -> RequestState | None:
         """Grant every pending worker of the request; the final state if this call finished it."""
-        if self._stopping.is_set() or not self.store.claim(request_id, owner=self.owner, lease=self._lease):
+        env = self.gateway.environment.value
+        if self._stopping.is_set() or not self.store.claim(
+            request_id, owner=self.owner, lease=self._lease, mturk_env=env
+        ):
             return None
         request = self.store.get(request_id)
         assert request is not None
@@ -217,10 +250,10 @@ class GrantExecutor:
         if access_error:
             return _failed(target, "AccessError", access_error[0])
         try:
-            if in_doubt and self.gateway.holds(target, request.qualification_type_id):
-                # The call made before a crash reached MTurk: record it rather than grant (and notify) twice.
-                return WorkerOutcome(target.worker_id, target.integer_value, WorkerStatus.GRANTED)
-            return self.gateway.grant(target, request.qualification_type_id, request.send_notification)
+            # In doubt: a call made before a crash may have reached MTurk; the gateway reads it back first.
+            return self.gateway.grant(
+                target, request.qualification_type_id, request.send_notification, may_have_landed=in_doubt
+            )
         except MTurkAccessError as error:
             access_error.append(str(error))
             return _failed(target, "AccessError", str(error))

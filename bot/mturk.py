@@ -3,6 +3,11 @@
 Knows nothing of Slack. `grant` never raises for a worker-level failure: it returns a WorkerOutcome in
 MTurk's own words plus a hint. Problems that no worker can get past (missing or rejected credentials) raise
 MTurkAccessError so the executor can stop calling MTurk for the rest of the request.
+
+Retries: botocore's own are off, so the gateway's loop is the only one and its bounds are the totals: a
+grant is attempted at most GRANT_ATTEMPTS times, a lookup at most LOOKUP_ATTEMPTS times. A grant call left
+without an answer (read timeout, connection dropped after sending) may have landed, so before calling again
+the gateway reads the worker's score back, as after a crash: MTurk emails a worker at every call.
 """
 
 from __future__ import annotations
@@ -20,19 +25,29 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
+    ProxyConnectionError,
 )
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
 from bot.config import MTurkEnvironment, Settings
-from bot.requests import WorkerOutcome, WorkerStatus, WorkerTarget
+from bot.requests import OUTCOME_UNKNOWN, WorkerOutcome, WorkerStatus, WorkerTarget
 
 log = logging.getLogger(__name__)
 
 REGION = "us-east-1"
+# Every call to MTurk, in all (first call included): the gateway's loop is the only retry.
+GRANT_ATTEMPTS = 6
+# Lookups run while a person waits (a form gets 3 seconds to answer), so they give up sooner.
+LOOKUP_ATTEMPTS = 3
+# Failures before the request left this machine: nothing reached MTurk, so calling again is safe.
+NOT_SENT_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError)
 TRANSIENT_CODES = frozenset(
     {
         "ServiceFault",
@@ -94,15 +109,18 @@ class UnpacedCalls:
         pass
 
 
-def create_mturk_client(settings: Settings, *, max_pool_connections: int | None = None) -> BaseClient:
-    """A boto3 MTurk client; credentials from boto3's standard chain, endpoint by MTURK_ENV or override."""
+def create_mturk_client(
+    settings: Settings, *, max_pool_connections: int | None = None, read_timeout: float = 20.0
+) -> BaseClient:
+    """A boto3 MTurk client; credentials from boto3's standard chain, the endpoint chosen by the settings."""
     config = Config(
         region_name=REGION,
-        # botocore's default is "legacy"; standard mode retries 5xx, throttling and dropped connections.
-        retries={"mode": "standard", "max_attempts": 4},
+        # One attempt per call: botocore would retry a dropped connection blindly (a second grant, a second
+        # email to the worker) and multiply the gateway's attempts. MTurkGateway retries instead.
+        retries={"mode": "standard", "total_max_attempts": 1},
         max_pool_connections=max_pool_connections or max(10, settings.mturk_max_concurrency),
         connect_timeout=5,
-        read_timeout=20,
+        read_timeout=read_timeout,
     )
     return boto3.client("mturk", region_name=REGION, endpoint_url=settings.mturk_endpoint_url, config=config)
 
@@ -116,18 +134,16 @@ class MTurkGateway:
         environment: MTurkEnvironment,
         *,
         pacer: CallPacer | None = None,
-        transient_attempts: int = 6,
         backoff_base: float = 0.5,
     ) -> None:
         self.client = client
         self.environment = environment
         self.pacer = pacer or UnpacedCalls()
-        self._transient_attempts = transient_attempts
         self._backoff_base = backoff_base
         self._types_lock = threading.Lock()
         self._owned_types: dict[str, QualificationTypeInfo] = {}
         self._owned_types_at = 0.0
-        # Pace every HTTP attempt, botocore's own retries included, and learn from every answer.
+        # Pace every HTTP attempt and learn from every answer (botocore fires these for each one).
         events = client.meta.events
         events.register("before-send.mturk.AssociateQualificationWithWorker", self._before_send)
         events.register("needs-retry.mturk.AssociateQualificationWithWorker", self._after_attempt)
@@ -144,8 +160,20 @@ class MTurkGateway:
         elif parsed.get("Error", {}).get("Code") in THROTTLE_CODES:
             self.pacer.on_throttle()
 
-    def grant(self, target: WorkerTarget, qualification_type_id: str, send_notification: bool) -> WorkerOutcome:
-        """Grant one worker, retrying transient failures with backoff; returns what happened."""
+    def grant(
+        self,
+        target: WorkerTarget,
+        qualification_type_id: str,
+        send_notification: bool,
+        *,
+        may_have_landed: bool = False,
+    ) -> WorkerOutcome:
+        """Grant one worker, at most GRANT_ATTEMPTS calls with backoff; returns what happened.
+
+        `may_have_landed`: an earlier call for this worker got no answer (a process died while it was in
+        flight). Then, and after any call of ours left without an answer, the worker's score is read back
+        before calling again: a worker who holds the target value already is granted, with no second call.
+        """
         params: dict[str, Any] = {
             "QualificationTypeId": qualification_type_id,
             "WorkerId": target.worker_id,
@@ -153,30 +181,49 @@ class MTurkGateway:
         }
         if target.integer_value is not None:
             params["IntegerValue"] = target.integer_value
+        in_doubt = may_have_landed
         last: WorkerOutcome | None = None
-        for attempt in range(self._transient_attempts):
+        for attempt in range(GRANT_ATTEMPTS):
             if attempt:
-                time.sleep(self._backoff_base * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5))
-            last = self._grant_once(target, params)
-            if last is not None and last.status is not WorkerStatus.PENDING:
+                self._back_off(attempt)
+            if in_doubt:
+                held = self._read_back(target, qualification_type_id)
+                if held:
+                    return WorkerOutcome(target.worker_id, target.integer_value, WorkerStatus.GRANTED)
+                if held is None:
+                    continue  # MTurk could not say: calling now could grant (and email) twice
+                in_doubt = False
+            last, in_doubt = self._grant_once(target, params)
+            if last.status is not WorkerStatus.PENDING:
                 return last
-        assert last is not None
-        return WorkerOutcome(
-            target.worker_id,
-            target.integer_value,
-            WorkerStatus.FAILED,
-            last.error_code,
-            last.error_message,
-            f"MTurk kept failing after {self._transient_attempts} attempts; nothing was granted to this worker. "
-            "Try again later.",
-        )
+        if in_doubt and self._read_back(target, qualification_type_id):
+            return WorkerOutcome(target.worker_id, target.integer_value, WorkerStatus.GRANTED)
+        return self._gave_up(target, last, in_doubt)
 
-    def _grant_once(self, target: WorkerTarget, params: dict[str, Any]) -> WorkerOutcome:
-        """One call; a PENDING outcome means a transient failure worth another attempt."""
+    def _gave_up(self, target: WorkerTarget, last: WorkerOutcome | None, in_doubt: bool) -> WorkerOutcome:
+        if in_doubt:
+            hint = (
+                "MTurk did not answer whether a grant reached it, so it was not called again (the worker would be "
+                "emailed twice). Check the worker's score on the requester site before retrying."
+            )
+        else:
+            hint = (
+                f"MTurk kept failing after {GRANT_ATTEMPTS} attempts; nothing was granted to this worker. "
+                "Try again later."
+            )
+        code = OUTCOME_UNKNOWN if in_doubt or last is None else last.error_code
+        message = last.error_message if last else "MTurk did not answer whether an earlier call landed."
+        return WorkerOutcome(target.worker_id, target.integer_value, WorkerStatus.FAILED, code, message, hint)
+
+    def _back_off(self, attempt: int) -> None:
+        time.sleep(self._backoff_base * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5))
+
+    def _grant_once(self, target: WorkerTarget, params: dict[str, Any]) -> tuple[WorkerOutcome, bool]:
+        """One call: its outcome (PENDING: worth another attempt) and whether it may have landed unanswered."""
         try:
             self.client.associate_qualification_with_worker(**params)
         except ClientError as error:
-            return self._classify(target, error)
+            return self._classify(target, error), False
         except (NoCredentialsError, PartialCredentialsError):
             raise MTurkAccessError(
                 "No AWS credentials were found. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) "
@@ -184,10 +231,11 @@ class MTurkGateway:
             ) from None
         except (BotoConnectionError, BotoCoreError) as error:
             log.warning("MTurk call for %s failed: %s", target.worker_id, error)
-            return WorkerOutcome(
+            pending = WorkerOutcome(
                 target.worker_id, target.integer_value, WorkerStatus.PENDING, type(error).__name__, str(error)
             )
-        return WorkerOutcome(target.worker_id, target.integer_value, WorkerStatus.GRANTED)
+            return pending, _may_have_landed(error)
+        return WorkerOutcome(target.worker_id, target.integer_value, WorkerStatus.GRANTED), False
 
     def _classify(self, target: WorkerTarget, error: ClientError) -> WorkerOutcome:
         code, message, turk_code = _error_fields(error)
@@ -215,14 +263,25 @@ class MTurkGateway:
             return "Only qualification types created by this requester account can be granted."
         return None
 
-    def holds(self, target: WorkerTarget, qualification_type_id: str) -> bool:
-        """Whether the worker already has the qualification with the target's value (read back after a crash)."""
+    def _read_back(self, target: WorkerTarget, qualification_type_id: str) -> bool | None:
+        """Whether the worker holds the qualification with the target's value; None if MTurk could not say."""
         try:
             response = self.client.get_qualification_score(
                 QualificationTypeId=qualification_type_id, WorkerId=target.worker_id
             )
-        except (ClientError, BotoCoreError):
-            return False  # not held, or unknown: granting again is safe, it sets the same value
+        except ClientError as error:
+            code, message, _ = _error_fields(error)
+            if code in ACCESS_CODES:
+                raise MTurkAccessError(
+                    f"AWS rejected the credentials ({code}: {message}). Check the AWS keys."
+                ) from None
+            # Any other answer (no such qualification, no such worker) says the grant did not land.
+            return None if code in TRANSIENT_CODES else False
+        except (NoCredentialsError, PartialCredentialsError):
+            raise MTurkAccessError("No AWS credentials were found; see the README.") from None
+        except (BotoConnectionError, BotoCoreError) as error:
+            log.warning("reading back %s failed: %s", target.worker_id, error)
+            return None
         qualification = response.get("Qualification", {})
         expected = 1 if target.integer_value is None else target.integer_value
         return qualification.get("Status") == "Granted" and qualification.get("IntegerValue") == expected
@@ -241,7 +300,7 @@ class MTurkGateway:
         params: dict[str, Any] = {"MustBeRequestable": False, "MustBeOwnedByCaller": True, "MaxResults": 100}
         try:
             while True:
-                page = self.client.list_qualification_types(**params)
+                page = self._look_up(self.client.list_qualification_types, params)
                 for item in page.get("QualificationTypes", []):
                     info = QualificationTypeInfo(
                         item["QualificationTypeId"],
@@ -264,6 +323,26 @@ class MTurkGateway:
             raise MTurkUnavailable(f"MTurk answered {code}: {message}") from None
         except (BotoConnectionError, BotoCoreError) as error:
             raise MTurkUnavailable(f"MTurk could not be reached ({type(error).__name__}).") from None
+
+    def _look_up(self, operation: Any, params: dict[str, Any]) -> Any:
+        """A read, retried (it changes nothing) at most LOOKUP_ATTEMPTS times; the last failure is raised."""
+        for attempt in range(LOOKUP_ATTEMPTS):
+            if attempt:
+                self._back_off(attempt)
+            try:
+                return operation(**params)
+            except ClientError as error:
+                if attempt == LOOKUP_ATTEMPTS - 1 or _error_fields(error)[0] not in TRANSIENT_CODES:
+                    raise
+            except (BotoConnectionError, HTTPClientError):
+                if attempt == LOOKUP_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def _may_have_landed(error: Exception) -> bool:
+    """Whether a failed call may have reached MTurk and been carried out: it was sent, but no answer came."""
+    return isinstance(error, (BotoConnectionError, HTTPClientError)) and not isinstance(error, NOT_SENT_ERRORS)
 
 
 def _error_fields(error: ClientError) -> tuple[str, str, str | None]:

@@ -59,6 +59,10 @@ class RequestState(StrEnum):
         return self in {RequestState.REJECTED, RequestState.DONE, RequestState.FAILED}
 
 
+# A failed worker's error code when MTurk never said whether a grant call landed: they may hold it already.
+OUTCOME_UNKNOWN = "OutcomeUnknown"
+
+
 class WorkerStatus(StrEnum):
     PENDING = "pending"
     GRANTED = "granted"
@@ -71,6 +75,8 @@ class EventKind(StrEnum):
     REJECTED = "rejected"
     FINISHED = "finished"
     RETRY_APPROVED = "retry_approved"
+    # A process running in the other MTurk environment left the request as it is (recorded once per request).
+    ENVIRONMENT_MISMATCH = "environment_mismatch"
 
 
 class DeliveryState(StrEnum):

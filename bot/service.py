@@ -14,7 +14,7 @@ from enum import StrEnum
 from bot.executor import GrantExecutor
 from bot.mturk import MTurkAccessError, MTurkGateway, MTurkUnavailable
 from bot.policy import AccessPolicy
-from bot.requests import Field, GrantRequest, GrantSpec, InvalidRequest
+from bot.requests import Field, GrantRequest, GrantSpec, InvalidRequest, RequestState
 from bot.store import GrantStore
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ class DecisionResult(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     REFUSED = "refused"
+    WRONG_ENVIRONMENT = "wrong_environment"  # made in the other MTurk environment: nothing changed
     ALREADY_DECIDED = "already_decided"
     NOT_FOUND = "not_found"
     NOT_ON_REQUEST_MESSAGE = "not_on_request_message"  # clicked somewhere the app did not render the button
@@ -159,6 +160,8 @@ class GrantService:
         request = self._decidable(request_id, user_id, lambda r: on_approval_message(origin, r))
         if isinstance(request, Decision):
             return request
+        if approve and request.state is RequestState.PENDING and (refusal := self._elsewhere(request, user_id)):
+            return refusal  # still pending, so an app in the request's own environment can approve it
         if not self.store.decide(request_id, user_id=user_id, approve=approve):
             return Decision(DecisionResult.ALREADY_DECIDED, self.store.get(request_id))
         # The request is returned as read before the decision: saving a read keeps the click's ack fast.
@@ -176,8 +179,17 @@ class GrantService:
         request = self._decidable(request_id, user_id, lambda r: on_current_summary(origin, r))
         if isinstance(request, Decision):
             return request
+        retryable = request.state is RequestState.FAILED and request.round == round
+        if retryable and (refusal := self._elsewhere(request, user_id)):
+            return refusal
         if not self.store.retry_failed(request_id, round=round, user_id=user_id):
             return Decision(DecisionResult.ALREADY_DECIDED, self.store.get(request_id))
         log.info("request #%s: failed workers of round %s retried by %s", request_id, round, user_id)
         self.executor.submit(request_id)
         return Decision(DecisionResult.APPROVED, self.store.get(request_id))
+
+    def _elsewhere(self, request: GrantRequest, user_id: str) -> Decision | None:
+        """A refusal, changing nothing, if the request belongs to the other MTurk environment than this app's."""
+        if refusal := self.executor.other_environment_refusal(request, user_id):
+            return Decision(DecisionResult.WRONG_ENVIRONMENT, request, refusal)
+        return None

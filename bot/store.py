@@ -44,6 +44,7 @@ from sqlalchemy import (
 )
 
 from bot.requests import (
+    OUTCOME_UNKNOWN,
     DeliveryState,
     EventKind,
     GrantRequest,
@@ -281,10 +282,14 @@ class GrantStore:
             )
             if not won:
                 return False
+            # A worker whose grant may have landed unanswered stays dispatched, so the next round reads it back first.
+            unsure = case((w.error_code == OUTCOME_UNKNOWN, w.dispatched_at), else_=None)
             conn.execute(
                 update(worker_grants)
                 .where(w.request_id == request_id, w.status == WorkerStatus.FAILED)
-                .values(status=WorkerStatus.PENDING, error_code=None, error_message=None, hint=None, dispatched_at=None)
+                .values(
+                    status=WorkerStatus.PENDING, error_code=None, error_message=None, hint=None, dispatched_at=unsure
+                )
             )
             _add_event(conn, request_id, EventKind.RETRY_APPROVED, user_id, round + 1)
         return True
@@ -295,17 +300,16 @@ class GrantStore:
         with self._write() as conn:
             conn.execute(update(grant_requests).where(grant_requests.c.id == request_id).values(**values))
 
-    def claim(self, request_id: int, *, owner: str, lease: timedelta) -> bool:
-        """approved → granting for `owner`, or take over a grant whose previous owner's lease expired."""
+    def claim(self, request_id: int, *, owner: str, lease: timedelta, mturk_env: str) -> bool:
+        """approved → granting for `owner`, or take over a grant whose previous owner's lease expired.
+
+        Only a request made in `mturk_env`, the environment the owner's process calls: never the other one's.
+        """
         c = grant_requests.c
         moment = now()
-        claimable = or_(
-            c.state == RequestState.APPROVED,
-            and_(c.state == RequestState.GRANTING, c.lease_expires_at < moment),
-        )
         return self._swap(
             request_id,
-            (claimable,),
+            (c.mturk_env == mturk_env, _unattended(moment)),
             state=RequestState.GRANTING,
             lease_owner=owner,
             lease_expires_at=moment + lease,
@@ -409,21 +413,33 @@ class GrantStore:
             counts = {WorkerStatus(status): n for status, n in conn.execute(query)}
         return {status: counts.get(status, 0) for status in WorkerStatus}
 
-    def resumable_request_ids(self) -> list[int]:
-        """Approved requests nobody is granting: never claimed, or claimed by a process that died."""
+    def resumable_request_ids(self, mturk_env: str) -> list[int]:
+        """Approved requests of `mturk_env` nobody is granting: never claimed, or claimed by a process that died."""
         c = grant_requests.c
-        query = (
-            select(c.id)
-            .where(
-                or_(
-                    c.state == RequestState.APPROVED,
-                    and_(c.state == RequestState.GRANTING, c.lease_expires_at < now()),
-                )
-            )
-            .order_by(c.id)
-        )
+        query = select(c.id).where(c.mturk_env == mturk_env, _unattended(now())).order_by(c.id)
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
+
+    def stranded_request_ids(self, mturk_env: str) -> list[int]:
+        """Approved requests of another environment nobody is granting, whose thread was not yet told so."""
+        c, e = grant_requests.c, request_events.c
+        noted = exists().where(e.request_id == c.id, e.kind == EventKind.ENVIRONMENT_MISMATCH)
+        query = select(c.id).where(c.mturk_env != mturk_env, _unattended(now()), ~noted).order_by(c.id)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def note_environment_mismatch(self, request_id: int, *, actor_id: str | None) -> bool:
+        """Record, once per request, that a process of the other environment left it as it is; True if new."""
+        c, e = grant_requests.c, request_events.c
+        # A click waits for this (it is recorded before the ack); a recovery sweep does not.
+        with self._write(someone_waiting=actor_id is not None) as conn:
+            # Locking the request row makes "insert if none yet" exact when two replicas note it at once.
+            round_ = conn.execute(select(c.round).where(c.id == request_id).with_for_update()).scalar_one_or_none()
+            noted = select(e.id).where(e.request_id == request_id, e.kind == EventKind.ENVIRONMENT_MISMATCH)
+            if round_ is None or conn.execute(noted.limit(1)).first() is not None:
+                return False
+            _add_event(conn, request_id, EventKind.ENVIRONMENT_MISMATCH, actor_id, round_)
+        return True
 
     def requests(self, states: Iterable[RequestState] | None = None) -> list[GrantRequest]:
         query = select(grant_requests).order_by(grant_requests.c.id)
@@ -530,6 +546,15 @@ class GrantStore:
     def _set_event(self, event_id: int, **values: Any) -> None:
         with self._write() as conn:
             conn.execute(update(request_events).where(request_events.c.id == event_id).values(**values))
+
+
+def _unattended(moment: datetime) -> Any:
+    """Approved and never claimed, or being granted by a process whose lease expired (it died)."""
+    c = grant_requests.c
+    return or_(
+        c.state == RequestState.APPROVED,
+        and_(c.state == RequestState.GRANTING, c.lease_expires_at < moment),
+    )
 
 
 def _swap(conn: Connection, request_id: int, conditions: tuple[Any, ...], **values: Any) -> bool:

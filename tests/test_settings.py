@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import SANDBOX_ENDPOINT_URL, MTurkEnvironment, SettingsError, load_settings
+from app import describe
+from bot.config import (
+    PRODUCTION_ENDPOINT_URL,
+    SANDBOX_ENDPOINT_URL,
+    MTurkEnvironment,
+    SettingsError,
+    load_settings,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = {
@@ -32,12 +39,55 @@ def test_defaults() -> None:
 
 
 def test_endpoint_overrides_are_respected() -> None:
-    assert load_settings({**BASE, "MTURK_ENV": "production"}).mturk_endpoint_url is None
-    assert (
-        load_settings({**BASE, "MTURK_ENDPOINT_URL": "http://127.0.0.1:9"}).mturk_endpoint_url == "http://127.0.0.1:9"
+    production = load_settings({**BASE, "MTURK_ENV": "production"})
+    assert (production.mturk_endpoint_url, production.mturk_endpoint_setting) == (PRODUCTION_ENDPOINT_URL, None)
+    fake = load_settings({**BASE, "MTURK_ENDPOINT_URL": "http://127.0.0.1:9"})
+    assert (fake.mturk_endpoint_url, fake.mturk_endpoint_setting) == ("http://127.0.0.1:9", "MTURK_ENDPOINT_URL")
+    # boto3's own endpoint settings are read by the app and passed on, in boto3's order of precedence.
+    for name in ("AWS_ENDPOINT_URL_MTURK", "AWS_ENDPOINT_URL"):
+        proxied = load_settings({**BASE, name: "http://127.0.0.1:9"})
+        assert (proxied.mturk_endpoint_url, proxied.mturk_endpoint_setting) == ("http://127.0.0.1:9", name)
+    both = load_settings({**BASE, "AWS_ENDPOINT_URL_MTURK": "http://127.0.0.1:8", "AWS_ENDPOINT_URL": "http://x:9"})
+    assert both.mturk_endpoint_url == "http://127.0.0.1:8"
+    ignored = {**BASE, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}
+    assert load_settings(ignored).mturk_endpoint_url == SANDBOX_ENDPOINT_URL
+
+
+@pytest.mark.parametrize("name", ["MTURK_ENDPOINT_URL", "AWS_ENDPOINT_URL_MTURK", "AWS_ENDPOINT_URL"])
+@pytest.mark.parametrize(
+    ("mturk_env", "endpoint", "other"),
+    [
+        ("sandbox", "https://mturk-requester.us-east-1.amazonaws.com", "PRODUCTION"),
+        ("sandbox", "HTTPS://MTurk-Requester.us-east-1.amazonaws.com:443/", "PRODUCTION"),
+        ("", "https://mturk-requester.us-east-1.amazonaws.com.", "PRODUCTION"),
+        ("production", "https://mturk-requester-sandbox.us-east-1.amazonaws.com", "SANDBOX"),
+        ("production", "http://mturk-requester-sandbox.us-east-1.amazonaws.com:8443", "SANDBOX"),
+    ],
+)
+def test_endpoint_of_the_other_environment_stops_the_app(name: str, mturk_env: str, endpoint: str, other: str) -> None:
+    chosen = {"MTURK_ENV": mturk_env} if mturk_env else {}  # "": left unset, so the default (sandbox)
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**BASE, **chosen, name: endpoint})
+    message = str(caught.value)
+    assert "MTURK_ENV" in message and name in message and f"MTurk's {other} endpoint" in message
+    assert "\n" not in message and "README" in message
+
+
+@pytest.mark.parametrize("mturk_env", ["sandbox", "production"])
+def test_endpoint_of_the_same_environment_or_a_proxy_is_allowed(mturk_env: str) -> None:
+    own = SANDBOX_ENDPOINT_URL if mturk_env == "sandbox" else PRODUCTION_ENDPOINT_URL
+    for endpoint in (own + "/", "http://127.0.0.1:4566", "https://mturk-proxy.example.org"):
+        settings = load_settings({**BASE, "MTURK_ENV": mturk_env, "AWS_ENDPOINT_URL_MTURK": endpoint})
+        assert settings.mturk_endpoint_url == endpoint and settings.mturk_env == mturk_env
+
+
+def test_start_up_line_shows_the_endpoint_used() -> None:
+    assert "(http://127.0.0.1:4566, set by AWS_ENDPOINT_URL)" in describe(
+        load_settings({**BASE, "AWS_ENDPOINT_URL": "http://127.0.0.1:4566"})
     )
-    # boto3 reads AWS_ENDPOINT_URL_MTURK itself; the app must not mask it with the sandbox URL.
-    assert load_settings({**BASE, "AWS_ENDPOINT_URL_MTURK": "http://127.0.0.1:9"}).mturk_endpoint_url is None
+    assert f"MTurk PRODUCTION ({PRODUCTION_ENDPOINT_URL})" in describe(
+        load_settings({**BASE, "MTURK_ENV": "production"})
+    )
 
 
 def test_socket_mode_needs_no_signing_secret() -> None:

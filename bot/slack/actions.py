@@ -52,6 +52,9 @@ def _retry(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respo
         context.delivery.wake()
     elif decision.result is DecisionResult.NOT_ON_REQUEST_MESSAGE:
         _tell(respond, f":no_entry: {decision.message}")
+    elif decision.result is DecisionResult.WRONG_ENVIRONMENT:
+        context.delivery.wake()  # the thread's note
+        _tell(respond, f":no_entry: {decision.message}")
     elif decision.result is DecisionResult.ALREADY_DECIDED and request:
         _tell(respond, f"Round {round_} of request #{request.id} was already retried or has nothing to retry.")
     else:
@@ -130,6 +133,9 @@ def _decide(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Resp
     if decision.result in (DecisionResult.APPROVED, DecisionResult.REJECTED):
         context.delivery.wake()  # the delivery thread updates the message now; this thread is free for acks
     elif decision.result is DecisionResult.NOT_ON_REQUEST_MESSAGE:
+        tell(f":no_entry: {decision.message}")
+    elif decision.result is DecisionResult.WRONG_ENVIRONMENT:
+        context.delivery.wake()  # the thread's note
         tell(f":no_entry: {decision.message}")
     elif decision.result is DecisionResult.ALREADY_DECIDED and request:
         by = f" by <@{request.decided_by}>" if request.decided_by else ""

@@ -417,3 +417,14 @@ def result_dm(request: GrantRequest, granted: int, failed: int, elapsed: float |
 
 def _see(link: str | None) -> str:
     return f" <{link}|See the request>" if link else ""
+
+
+def environment_mismatch_note(request: GrantRequest) -> str:
+    """The thread's note when an app running in the other MTurk environment left the request as it is."""
+    made_in = MTurkEnvironment(request.mturk_env)
+    runs_in = next(env for env in MTurkEnvironment if env is not made_in)
+    return (
+        f"{environment_tag(made_in)} :warning: This request was made in the {made_in.label}; this app now runs in "
+        f"{runs_in.label}, so it granted nothing and left the request as it is. An app running in the "
+        f"{made_in.label} can still carry it out."
+    )

@@ -30,6 +30,7 @@ STEPS: dict[EventKind, tuple[str, ...]] = {
     EventKind.RETRY_APPROVED: ("update", "retire_summary", "progress"),
     EventKind.REJECTED: ("update", "thread", "dm"),
     EventKind.FINISHED: ("update", "progress", "thread", "results_file", "dm"),
+    EventKind.ENVIRONMENT_MISMATCH: ("thread",),
 }
 
 
@@ -103,6 +104,8 @@ class SlackMessenger:
             return
         if event.kind is EventKind.REJECTED:
             text, message_blocks = blocks.rejection_reply(request), None
+        elif event.kind is EventKind.ENVIRONMENT_MISMATCH:
+            text, message_blocks = blocks.environment_mismatch_note(request), None
         else:
             outcomes = self.store.outcomes(request.id)
             text, message_blocks = blocks.result_message(request, outcomes, self._round_seconds(event))

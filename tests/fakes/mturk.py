@@ -30,7 +30,11 @@ REGION = "us-east-1"
 SIGNING_NAME = "mturk-requester"
 WORKER_ID = re.compile(r"A[A-Z0-9]+")
 QUALIFICATION_TYPE_ID = re.compile(r"[A-Z0-9]+")
-FAULTS = ("ServiceFault", "ThrottlingException")
+# DropBeforeGrant closes the connection without an answer and without granting (it never reached MTurk).
+FAULTS = ("ServiceFault", "ThrottlingException", "DropBeforeGrant")
+# Faults after the grant is applied, so the caller cannot know it landed: the connection is closed without an
+# answer, or the answer comes only after `slow_answer_seconds` (past a client's read timeout).
+AFTER_GRANT_FAULTS = ("DropAfterGrant", "SlowAnswerAfterGrant")
 
 _AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/,\s]+)/"
@@ -85,6 +89,7 @@ class FakeMTurk(FakeHttpServer):
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.service_fault_status = 500
         self.latency = 0.0
+        self.slow_answer_seconds = 2.0  # how late SlowAnswerAfterGrant answers
         # (probability, seconds): some calls are slow, as MTurk's are under load.
         self.random_slow: tuple[float, float] = (0.0, 0.0)
         self.throttle_above_tps: float | None = None
@@ -142,9 +147,12 @@ class FakeMTurk(FakeHttpServer):
         return grant
 
     def fail_next(self, error: str, times: int = 1, worker_id: str | None = None) -> None:
-        """Answer the next ``times`` associate calls (for ``worker_id`` only, if given) with ``error``."""
-        if error not in FAULTS:
-            raise ValueError(f"unknown fault {error!r}; choose from {FAULTS}")
+        """Answer the next ``times`` associate calls (for ``worker_id`` only, if given) with ``error``.
+
+        An error of AFTER_GRANT_FAULTS grants first, then drops the connection or answers too late.
+        """
+        if error not in FAULTS + AFTER_GRANT_FAULTS:
+            raise ValueError(f"unknown fault {error!r}; choose from {FAULTS + AFTER_GRANT_FAULTS}")
         with self.lock:
             self._scripted.append([error, times, worker_id])
 
@@ -273,7 +281,7 @@ class FakeMTurk(FakeHttpServer):
             with self.lock:
                 self.injected_faults["slow"] += 1
             time.sleep(seconds)
-        self._inject_fault(params.get("WorkerId"))
+        after_grant = self._inject_fault(params.get("WorkerId"))
         type_id = _require_id(params, "QualificationTypeId", QUALIFICATION_TYPE_ID)
         worker_id = _require_id(params, "WorkerId", WORKER_ID)
         integer_value = params.get("IntegerValue", 1)
@@ -287,6 +295,10 @@ class FakeMTurk(FakeHttpServer):
             if worker_id in self.unknown_workers:
                 raise _Rejected(_parameter_error(worker_id, "WorkerId"))
             self.grants.append(Grant(type_id, worker_id, integer_value, send_notification))
+        if after_grant == "DropAfterGrant":
+            raise _Rejected(HttpResponse(drop=True))
+        if after_grant == "SlowAnswerAfterGrant":
+            time.sleep(self.slow_answer_seconds)
         return {}
 
     def _get_qualification_score(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -384,7 +396,8 @@ class FakeMTurk(FakeHttpServer):
                 raise _Rejected(self._fault("ThrottlingException"))
             self._accepted_at.append(now)
 
-    def _inject_fault(self, worker_id: Any) -> None:
+    def _inject_fault(self, worker_id: Any) -> str | None:
+        """Raise the scripted or random error due for this call; an after-grant fault is returned instead."""
         with self.lock:
             for entry in self._scripted:
                 error, _, only_for = entry
@@ -397,11 +410,15 @@ class FakeMTurk(FakeHttpServer):
                 # Sorted so a seed gives the same faults whatever order the dict was filled in.
                 error = next((name for name, p in sorted(self.random_faults.items()) if self.random.random() < p), None)
             if error is None:
-                return
+                return None
             self.injected_faults[error] += 1
+            if error in AFTER_GRANT_FAULTS:
+                return error
             raise _Rejected(self._fault(error))
 
     def _fault(self, error: str) -> HttpResponse:
+        if error == "DropBeforeGrant":
+            return HttpResponse(drop=True)
         if error == "ThrottlingException":
             return _error(400, "ThrottlingException", "Rate exceeded")
         if error == "ServiceFault":
