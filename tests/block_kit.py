@@ -3,8 +3,9 @@
 Every ``blocks`` list and view is parsed with slack_sdk's Block Kit models and validated with their own
 validators (``validate_json`` on the block, and ``to_dict``, which validates each nested element, text
 object and confirm dialog). On top of that come limits slack_sdk does not check but Slack enforces: at most
-50 blocks in a message and 100 in a modal, no empty text object, section text up to 3,000 characters and
-each section field up to 2,000.
+50 blocks in a message and 100 in a modal, no empty text object and none over 3,000 characters (a context
+element's text included), section text up to 3,000 characters, at most 10 section fields of up to 2,000
+each, and a message's top-level ``text`` within the 40,000 characters past which Slack truncates it.
 
 Use ``assert_valid_block_kit(fake_slack)`` at the end of a test, or the ``valid_block_kit`` fixture (import
 it into a test module and list it in ``pytest.mark.usefixtures``) to check every call of a test.
@@ -26,6 +27,9 @@ MAX_MESSAGE_BLOCKS = 50
 MAX_MODAL_BLOCKS = 100
 SECTION_TEXT_LIMIT = 3000
 SECTION_FIELD_LIMIT = 2000
+SECTION_FIELDS = 10
+TEXT_OBJECT_LIMIT = 3000
+MESSAGE_TEXT_LIMIT = 40_000
 MESSAGE_METHODS = ("chat.postMessage", "chat.update", "chat.postEphemeral")
 VIEW_METHODS = ("views.open", "views.update", "views.push")
 TEXT_TYPES = ("plain_text", "mrkdwn")
@@ -83,12 +87,13 @@ def validate_view(view: Any, *, where: str = "view") -> None:
 def _check_limits(block: dict[str, Any], where: str) -> None:
     for path, obj in text_objects(block, where):
         assert isinstance(obj.get("text"), str) and obj["text"], f"{path}: a text object needs non-empty text"
+        assert len(obj["text"]) <= TEXT_OBJECT_LIMIT, f"{path}: text over {TEXT_OBJECT_LIMIT} characters"
     if block.get("type") == "section":
         text = block.get("text")
         if isinstance(text, dict):
             assert len(text.get("text", "")) <= SECTION_TEXT_LIMIT, f"{where}: section text over {SECTION_TEXT_LIMIT}"
         fields = block.get("fields") or []
-        assert len(fields) <= 10, f"{where}: {len(fields)} section fields (at most 10)"
+        assert len(fields) <= SECTION_FIELDS, f"{where}: {len(fields)} section fields (at most {SECTION_FIELDS})"
         for i, field in enumerate(fields):
             assert len(field.get("text", "")) <= SECTION_FIELD_LIMIT, f"{where}.fields[{i}] over {SECTION_FIELD_LIMIT}"
 
@@ -112,9 +117,12 @@ def assert_valid_block_kit(fake_slack: FakeSlack) -> int:
         if sent.kind == "view":
             validate_view(sent.payload, where=sent.where)
             checked += 1
-        elif sent.payload.get("blocks") is not None:
-            validate_blocks(sent.payload["blocks"], where=f"{sent.where}.blocks")
-            checked += 1
+        else:
+            text = sent.payload.get("text")
+            assert not isinstance(text, str) or len(text) <= MESSAGE_TEXT_LIMIT, f"{sent.where}: text over 40,000"
+            if sent.payload.get("blocks") is not None:
+                validate_blocks(sent.payload["blocks"], where=f"{sent.where}.blocks")
+                checked += 1
     return checked
 
 

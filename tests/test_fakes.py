@@ -324,6 +324,64 @@ def test_auth_and_messages(slack_fake: FakeSlack, slack: WebClient) -> None:
     assert bad_token.value.response["error"] == "invalid_auth"
 
 
+@pytest.mark.parametrize(
+    ("block", "pointer"),
+    [
+        ({"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}, "/blocks/0/text/text"),
+        ({"type": "section", "fields": [{"type": "mrkdwn", "text": "x" * 2001}]}, "/blocks/0/fields/0/text"),
+        ({"type": "section", "fields": [{"type": "mrkdwn", "text": "x"}] * 11}, "/blocks/0/fields"),
+        ({"type": "context", "elements": [{"type": "mrkdwn", "text": "x" * 3001}]}, "/blocks/0/elements/0/text"),
+        ({"type": "context", "elements": [{"type": "mrkdwn", "text": "x"}] * 11}, "/blocks/0/elements"),
+        ({"type": "header", "text": {"type": "plain_text", "text": "x" * 151}}, "/blocks/0/text/text"),
+        ({"type": "section", "text": {"type": "mrkdwn", "text": ""}}, "/blocks/0/text/text"),
+        (
+            {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "x" * 76}}]},
+            "/blocks/0/elements/0/text/text",
+        ),
+        (
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "Go"},
+                        "confirm": {
+                            "title": {"type": "plain_text", "text": "Sure?"},
+                            "text": {"type": "mrkdwn", "text": "x" * 301},
+                            "confirm": {"type": "plain_text", "text": "Yes"},
+                            "deny": {"type": "plain_text", "text": "No"},
+                        },
+                    }
+                ],
+            },
+            "/blocks/0/elements/0/confirm/text/text",
+        ),
+    ],
+    ids=[
+        "section-text",
+        "field",
+        "eleven-fields",
+        "context-text",
+        "eleven-elements",
+        "header",
+        "empty",
+        "button",
+        "confirm",
+    ],
+)
+def test_blocks_over_slacks_limits_are_refused(
+    slack_fake: FakeSlack, slack: WebClient, block: dict[str, Any], pointer: str
+) -> None:
+    with pytest.raises(SlackApiError) as refused:
+        slack.chat_postMessage(channel="C0APPROVALS", text="x", blocks=[block])
+    assert refused.value.response["error"] == "invalid_blocks"
+    assert f"[json-pointer:{pointer}]" in refused.value.response["response_metadata"]["messages"][0]
+    with pytest.raises(SlackApiError) as too_long:
+        slack.chat_postMessage(channel="C0APPROVALS", text="x" * 40_001)
+    assert too_long.value.response["error"] == "msg_too_long"
+    assert slack_fake.messages == []
+
+
 def test_form_encoded_json_fields_are_decoded(slack_fake: FakeSlack, slack: WebClient) -> None:
     blocks = [{"type": "divider"}]
     slack.api_call("chat.postMessage", params={"channel": "C1", "text": "[not json]", "blocks": json.dumps(blocks)})

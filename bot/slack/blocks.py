@@ -1,29 +1,51 @@
 """Block Kit builders: pure functions from domain objects to Slack payloads. No network calls here.
 
 Anything a person typed (reasons, IDs that failed validation, MTurk's error text, qualification names) is
-escaped or sent as plain_text, so it cannot ping, link or format, and is cut to Block Kit's limits.
+escaped or sent as plain_text, so it cannot ping, link or format. Every builder stays within Block Kit's
+published limits whatever it is given (10,000 workers, as many distinct scores or failure reasons): counts
+and outcomes come first, long lists are summarised (the thread carries the full CSV), and long text is cut
+by truncate() alone, after escaping.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 from bot.config import MTurkEnvironment
-from bot.reports import group_failures
+from bot.reports import FailureGroup, group_failures
 from bot.requests import USAGE, GrantRequest, WorkerOutcome, WorkerStatus
 
 APPROVE_ACTION = "approve_request"
 RETRY_ACTION = "retry_failed"
 REJECT_ACTION = "reject_request"
 MODAL_CALLBACK = "grant_request_modal"
-SECTION_TEXT_LIMIT = 3000
+SECTION_TEXT_LIMIT = 3000  # also any text object's, so a context element's
+SECTION_FIELD_LIMIT = 2000
+HEADER_LIMIT = 150
 TEXT_INPUT_LIMIT = 3000
 CONFIRM_TEXT_LIMIT = 300
+# A message's top-level text is its notification and the fallback where blocks cannot show. Slack truncates
+# it past 40,000 characters and recommends staying under 4,000; everything it must say is in its first line.
+MESSAGE_TEXT_LIMIT = 4000
 SHOWN_WORKERS = 40
+# Room for the first SHOWN_WORKERS IDs even at MTurk's longest (64 characters), with the heading and a count.
+WORKER_LIST_BUDGET = 2800
+SHOWN_VALUES = 10
 SHOWN_FAILURE_GROUPS = 8
+NAME_LIMIT = 200  # a qualification name, escaped
+FAILURE_MESSAGE_LIMIT = 300  # MTurk's words for one failure, escaped
+HINT_LIMIT = 300
+FAILED_IDS_SHOWN = 5
+FAILED_IDS_BUDGET = 400
+ELLIPSIS = "…"
+# What a cut can leave of an entity escape() writes: "&", "&a", "&am", "&amp", "&l", "&lt", "&g", "&gt".
+_PARTIAL_ENTITY = re.compile(r"&(?:a|am|amp|l|lt|g|gt)?$")
+# The app's own mrkdwn sequences (a mention, a date, a link) are shorter than this; user text has no "<".
+_LONGEST_OWN_SEQUENCE = 200
 
 Block = dict[str, Any]
 
@@ -34,7 +56,19 @@ def escape(text: str) -> str:
 
 
 def truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """`text` in at most `limit` characters, ending in "…" when cut: the one place that cuts what Slack shows.
+
+    Escape first, then cut: a cut never splits an entity escape() wrote (`&amp;` would show as `&am`) nor one
+    of the app's own `<…>` sequences (a mention, a date, a link); it backs off to before them. Python's str
+    is indexed by code point, so a cut never splits a character either.
+    """
+    if len(text) <= limit:
+        return text
+    kept = _PARTIAL_ENTITY.sub("", text[: max(limit - len(ELLIPSIS), 0)])
+    opened = kept.rfind("<")
+    if opened > kept.rfind(">") and len(kept) - opened <= _LONGEST_OWN_SEQUENCE:
+        kept = kept[:opened]
+    return kept + ELLIPSIS if limit >= len(ELLIPSIS) else ""
 
 
 def environment_line(env: MTurkEnvironment | str) -> str:
@@ -48,18 +82,40 @@ def environment_tag(env: MTurkEnvironment | str) -> str:
     return f"[{MTurkEnvironment(env).label}]"
 
 
-def worker_list(worker_ids: Sequence[str], shown: int = SHOWN_WORKERS) -> str:
-    """The one place that formats a list of worker IDs: all of them, or the first ones and a count."""
-    listed = ", ".join(f"`{w}`" for w in worker_ids[:shown])
-    rest = len(worker_ids) - shown
-    return listed + (f" … and {rest} more" if rest > 0 else "")
+def worker_list(worker_ids: Sequence[str], shown: int = SHOWN_WORKERS, budget: int = WORKER_LIST_BUDGET) -> str:
+    """The one place that formats a list of worker IDs: all of them, or the first ones (at most `shown`, in
+    at most `budget` characters) and a count of the rest."""
+    if len(worker_ids) <= shown:
+        everyone = ", ".join(f"`{w}`" for w in worker_ids)
+        if len(everyone) <= budget:
+            return everyone
+    room = budget - len(f" … and {len(worker_ids)} more")
+    listed: list[str] = []
+    used = 0
+    for worker_id in worker_ids[:shown]:
+        cost = len(worker_id) + 2 + (2 if listed else 0)
+        if used + cost > room:
+            break
+        listed.append(f"`{worker_id}`")
+        used += cost
+    return f"{', '.join(listed)} … and {len(worker_ids) - len(listed)} more".lstrip()
 
 
-def value_text(values: set[int | None]) -> str:
-    if len(values) > 1:
-        return "per worker (" + ", ".join(str(v) if v is not None else "1" for v in sorted(values, key=_num)) + ")"
-    value = next(iter(values), None)
-    return f"{value}" if value is not None else "1 (MTurk's default)"
+def value_text(values: Collection[int | None]) -> str:
+    """The score a request gives: one, a short list, or how many distinct ones and their range (the thread's
+    CSV lists each worker's)."""
+    distinct = sorted({_num(v) for v in values})
+    if len(set(values)) <= 1:
+        value = next(iter(values), None)
+        return f"{value}" if value is not None else "1 (MTurk's default)"
+    if len(distinct) <= SHOWN_VALUES:
+        return "per worker (" + ", ".join(str(v) for v in distinct) + ")"
+    return f"per worker: {len(distinct)} distinct scores, {distinct[0]}–{distinct[-1]}; see the CSV"
+
+
+def needs_worker_file(request: GrantRequest, workers: Sequence[WorkerOutcome]) -> bool:
+    """Whether the approval message leaves workers or their scores out, so its thread must list them all."""
+    return request.worker_count > SHOWN_WORKERS or len({_num(w.integer_value) for w in workers}) > SHOWN_VALUES
 
 
 def _num(value: int | None) -> int:
@@ -67,12 +123,16 @@ def _num(value: int | None) -> int:
 
 
 def qualification_text(request: GrantRequest) -> str:
-    name = f" {escape(truncate(request.qualification_name, 100))}" if request.qualification_name else ""
+    name = f" {truncate(escape(request.qualification_name), NAME_LIMIT)}" if request.qualification_name else ""
     return f"`{request.qualification_type_id}`{name}"
 
 
-def _mrkdwn(text: str) -> Block:
-    return {"type": "mrkdwn", "text": truncate(text, SECTION_TEXT_LIMIT)}
+def _mrkdwn(text: str, limit: int = SECTION_TEXT_LIMIT) -> Block:
+    return {"type": "mrkdwn", "text": truncate(text, limit)}
+
+
+def _field(text: str) -> Block:
+    return _mrkdwn(text, SECTION_FIELD_LIMIT)
 
 
 def _section(text: str) -> Block:
@@ -91,16 +151,19 @@ def request_message(
     blocks: list[Block] = [
         {
             "type": "header",
-            "text": {"type": "plain_text", "text": f"Qualification grant request #{request.id}"},
+            "text": {
+                "type": "plain_text",
+                "text": truncate(f"Qualification grant request #{request.id}", HEADER_LIMIT),
+            },
         },
         _section(environment_line(request.mturk_env)),
         {
             "type": "section",
             "fields": [
-                _mrkdwn(f"*Requested by*\n<@{request.requester_id}>"),
-                _mrkdwn(f"*Qualification type*\n{qualification_text(request)}"),
-                _mrkdwn(f"*Value*\n{value_text({w.integer_value for w in workers})}"),
-                _mrkdwn(f"*Notify workers*\n{'Yes' if request.send_notification else 'No'}"),
+                _field(f"*Requested by*\n<@{request.requester_id}>"),
+                _field(f"*Qualification type*\n{qualification_text(request)}"),
+                _field(f"*Value*\n{value_text({w.integer_value for w in workers})}"),
+                _field(f"*Notify workers*\n{'Yes' if request.send_notification else 'No'}"),
             ],
         },
         _section(f"*Workers ({request.worker_count})*\n{worker_list(worker_ids)}"),
@@ -109,7 +172,7 @@ def request_message(
         blocks.append(
             {
                 "type": "section",
-                "text": {"type": "plain_text", "text": truncate(f"Reason: {request.reason}", 3000)},
+                "text": {"type": "plain_text", "text": truncate(f"Reason: {request.reason}", SECTION_TEXT_LIMIT)},
             }
         )
     blocks.append(_context("Granting overwrites any score a worker already has for this qualification."))
@@ -121,7 +184,7 @@ def request_message(
         f"{environment_tag(request.mturk_env)} Request #{request.id}: grant {request.qualification_type_id} "
         f"to {request.worker_count} worker(s)"
     )
-    return text, blocks
+    return truncate(text, MESSAGE_TEXT_LIMIT), blocks
 
 
 def _decision_buttons(request: GrantRequest) -> Block:
@@ -161,7 +224,8 @@ def _confirm(request: GrantRequest, title: str, question: Callable[[str], str], 
     """A confirm dialog; its question has at most 300 characters, and an escaped qualification name can be
     long, so the name is left out rather than the rest."""
     full = question(qualification_text(request))
-    text = full if len(full) <= CONFIRM_TEXT_LIMIT else question(f"`{request.qualification_type_id}`")
+    short = full if len(full) <= CONFIRM_TEXT_LIMIT else question(f"`{request.qualification_type_id}`")
+    text = truncate(short, CONFIRM_TEXT_LIMIT)
     return {
         "title": {"type": "plain_text", "text": title},
         "text": {"type": "mrkdwn", "text": text},
@@ -319,28 +383,42 @@ def result_message(
             f":warning: {tag} Granted {what} to {len(granted)} of {len(outcomes)} worker(s); {len(failed)} failed"
             f"{took}{round_label}."
         )
-    blocks = [_section(summary)]
+    blocks = [_section(summary)]  # the counts and the outcome first, whatever follows
     if failed:
-        blocks.append(_section("*Failed, by reason*\n" + _failure_groups(failed)))
+        blocks.append(_section(_failure_groups(failed)))
     if granted and len(outcomes) <= SHOWN_WORKERS:
         blocks.append(_section(f"*Granted*\n{worker_list([o.worker_id for o in granted])}"))
     blocks.append(_context("Every worker's result, in MTurk's words, is in the CSV file in this thread."))
     if failed:
         blocks.append(_retry_button(request, len(failed)))
-    return _plain(summary), blocks
+    return truncate(_plain(summary), MESSAGE_TEXT_LIMIT), blocks
 
 
 def _failure_groups(failed: Sequence[WorkerOutcome]) -> str:
+    """The largest groups of failures, as many as fit in one section; the others are counted."""
     groups = group_failures(failed)
-    lines = []
+    lines = ["*Failed, by reason*"]
+    room = SECTION_TEXT_LIMIT - len(lines[0]) - len(_more_reasons(len(groups))) - 1
     for group in groups[:SHOWN_FAILURE_GROUPS]:
-        hint = f" — _{escape(group.hint)}_" if group.hint else ""
-        message = escape(truncate(group.message, 300))
-        ids = worker_list(list(group.worker_ids), shown=5)
-        lines.append(f"• {len(group.worker_ids)} × {message}{hint}\n      {ids}")
-    if len(groups) > SHOWN_FAILURE_GROUPS:
-        lines.append(f"… and {len(groups) - SHOWN_FAILURE_GROUPS} more reasons (see the CSV file).")
+        line = _failure_line(group)
+        room -= len(line) + 1
+        if room < 0:
+            break
+        lines.append(line)
+    if rest := len(groups) - (len(lines) - 1):
+        lines.append(_more_reasons(rest))
     return "\n".join(lines)
+
+
+def _failure_line(group: FailureGroup) -> str:
+    hint = f" — _{truncate(escape(group.hint), HINT_LIMIT)}_" if group.hint else ""
+    message = truncate(escape(group.message), FAILURE_MESSAGE_LIMIT)
+    ids = worker_list(group.worker_ids, shown=FAILED_IDS_SHOWN, budget=FAILED_IDS_BUDGET)
+    return f"• {len(group.worker_ids)} × {message}{hint}\n      {ids}"
+
+
+def _more_reasons(count: int) -> str:
+    return f"… and {count} more reason{'s' if count > 1 else ''} (see the CSV file)."
 
 
 def _retry_button(request: GrantRequest, failed: int) -> Block:

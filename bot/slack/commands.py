@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from bot.requests import HelpWanted, InvalidRequest, ModalWanted, parse_command_text
 from bot.service import CannotSubmit, NotAllowed
 from bot.slack import blocks
+from bot.slack.after_ack import Requester, run_after_ack
 from bot.slack.submission import announce_request
 
 if TYPE_CHECKING:
@@ -26,18 +27,17 @@ def register(app: App, context: SlackContext) -> None:
     @app.command("/grant-qual")
     def grant_qual(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
+        requester = Requester(
+            str(command.get("user_id", "")), lambda text: respond(text=text, response_type="ephemeral")
+        )
         if str(command.get("text") or "").strip():
             # Checking with MTurk and posting take a while: free this listener thread for the next ack.
-            context.after_ack.submit(handle, command, respond, client)
+            run_after_ack(context, requester, lambda: handle(command, requester, client))
         else:
-            handle(command, respond, client)  # views.open must use the trigger within 3 seconds
+            handle(command, requester, client)  # views.open must use the trigger within 3 seconds
 
-    def handle(command: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        user_id = str(command.get("user_id", ""))
-
-        def reply(text: str) -> None:
-            respond(text=text, response_type="ephemeral")
-
+    def handle(command: dict[str, Any], requester: Requester, client: WebClient) -> None:
+        user_id, reply = requester.user_id, requester.reply
         try:
             service.ensure_may_request(user_id)
             parsed = parse_command_text(str(command.get("text") or ""), max_workers=max_workers)
@@ -47,7 +47,8 @@ def register(app: App, context: SlackContext) -> None:
             elif isinstance(parsed, HelpWanted):
                 reply(blocks.usage_text(env, max_workers))
             else:
-                announce_request(context, service.submit(user_id, parsed), reply)
+                requester.request = service.submit(user_id, parsed)
+                announce_request(context, requester.request, reply)
         except NotAllowed as refusal:
             reply(f":no_entry: {refusal} Nothing was posted.")
         except InvalidRequest as invalid:

@@ -185,11 +185,13 @@ class SlackMessenger:
         )
 
     def _step_worker_file(self, request: GrantRequest, event: RequestEvent) -> None:
-        """For big requests, the full list of workers as a file in the thread, so the approver sees everyone."""
-        if request.worker_count <= blocks.SHOWN_WORKERS:
+        """The full list of workers and scores as a file in the thread when the approval message leaves some out,
+        so the approver sees everyone."""
+        outcomes = self.store.outcomes(request.id)
+        if not blocks.needs_worker_file(request, outcomes):
             return
         filename = f"grant-qual-request-{request.id}-workers.csv"
-        content = workers_csv(self.store.outcomes(request.id))
+        content = workers_csv(outcomes)
         comment = f"All {request.worker_count} workers this request would grant, with their scores."
         self._upload_once(request, event, filename, content, comment)
 

@@ -20,6 +20,7 @@ from bot.requests import (
 )
 from bot.service import CannotSubmit, NotAllowed
 from bot.slack import blocks
+from bot.slack.after_ack import Requester, run_after_ack
 from bot.slack.files import FileDownloadError, fetch_uploaded_file
 from bot.slack.submission import announce_request
 from bot.worker_files import WorkerFileError, parse_worker_file
@@ -66,7 +67,8 @@ def register(app: App, context: SlackContext) -> None:
             ack(response_action="errors", errors={"qualification_type": str(error)})
             return
         ack()
-        context.after_ack.submit(announce_request, context, request, _reply_to(view, context, user_id))
+        requester = Requester(user_id, _reply_to(view, context, user_id), request)
+        run_after_ack(context, requester, lambda: announce_request(context, request, requester.reply))
 
 
 def _workers_from_file(context: SlackContext, values: dict[str, Any], user_id: str) -> tuple[WorkerTarget, ...]:

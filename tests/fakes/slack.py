@@ -33,8 +33,15 @@ BOT_ID = "B0001"
 APP_ID = "A0001"
 MAX_MESSAGE_BLOCKS = 50
 MAX_MODAL_BLOCKS = 100
-MAX_SECTION_TEXT = 3000
 MAX_MESSAGE_TEXT = 40_000
+# Block Kit's published limits, which Slack enforces with invalid_blocks (invalid_arguments in a view).
+MAX_TEXT_OBJECT = 3000  # any text object, so a section's text and a context element's too
+MAX_SECTION_FIELDS = 10
+MAX_SECTION_FIELD = 2000
+MAX_CONTEXT_ELEMENTS = 10
+MAX_HEADER_TEXT = 150
+MAX_BUTTON_TEXT = 75
+MAX_CONFIRM_TEXTS = {"title": 100, "text": 300, "confirm": 30, "deny": 30}
 # Form fields that carry user text: never decoded as JSON even when they happen to look like it.
 FREE_TEXT_FIELDS = frozenset({"text", "initial_comment", "title", "alt_txt", "filename", "content", "private_metadata"})
 _FILETYPE_MIMETYPES = {
@@ -854,12 +861,54 @@ def _check_blocks(blocks: Any, limit: int, error: str, pointer: str) -> None:
     for index, block in enumerate(blocks):
         if not isinstance(block, dict) or not isinstance(block.get("type"), str):
             raise _SlackError(error, [f"[ERROR] missing required field: type [json-pointer:{pointer}/{index}]"])
-        text = block.get("text")
-        if isinstance(text, dict) and len(str(text.get("text", ""))) > MAX_SECTION_TEXT:
-            where = f"{pointer}/{index}/text/text"
-            raise _SlackError(
-                error, [f"[ERROR] must be less than {MAX_SECTION_TEXT + 1} characters [json-pointer:{where}]"]
-            )
+        problem = _block_problem(block, f"{pointer}/{index}")
+        if problem:
+            raise _SlackError(error, [problem])
+
+
+def _block_problem(block: dict[str, Any], pointer: str) -> str | None:
+    """The first of Slack's published Block Kit limits that `block` breaks, worded as Slack words it."""
+    limits: list[tuple[Any, int, str]] = []  # (text object, its maximum length, where)
+    kind = block["type"]
+    if kind == "header":
+        limits.append((block.get("text"), MAX_HEADER_TEXT, "/text"))
+    elif kind == "section":
+        fields = block.get("fields") or []
+        if len(fields) > MAX_SECTION_FIELDS:
+            return f"[ERROR] no more than {MAX_SECTION_FIELDS} items allowed [json-pointer:{pointer}/fields]"
+        limits += [(field, MAX_SECTION_FIELD, f"/fields/{i}") for i, field in enumerate(fields)]
+    elif kind == "context":
+        if len(block.get("elements") or []) > MAX_CONTEXT_ELEMENTS:
+            return f"[ERROR] no more than {MAX_CONTEXT_ELEMENTS} items allowed [json-pointer:{pointer}/elements]"
+    elif kind == "actions":
+        for i, element in enumerate(block.get("elements") or []):
+            if not isinstance(element, dict):
+                continue
+            limits.append((element.get("text"), MAX_BUTTON_TEXT, f"/elements/{i}/text"))
+            confirm = element.get("confirm")
+            if isinstance(confirm, dict):
+                for key, most in MAX_CONFIRM_TEXTS.items():
+                    limits.append((confirm.get(key), most, f"/elements/{i}/confirm/{key}"))
+    for text, most, where in limits:
+        if isinstance(text, dict) and len(str(text.get("text", ""))) > most:
+            return f"[ERROR] must be less than {most + 1} characters [json-pointer:{pointer}{where}/text]"
+    for where, text in _text_objects(block, pointer):
+        length = len(str(text.get("text") or ""))
+        if length == 0:
+            return f"[ERROR] must be more than 0 characters [json-pointer:{where}/text]"
+        if length > MAX_TEXT_OBJECT:
+            return f"[ERROR] must be less than {MAX_TEXT_OBJECT + 1} characters [json-pointer:{where}/text]"
+    return None
+
+
+def _text_objects(node: Any, pointer: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every text object (plain_text or mrkdwn) inside `node`, with its JSON pointer."""
+    if isinstance(node, list):
+        return [found for i, item in enumerate(node) for found in _text_objects(item, f"{pointer}/{i}")]
+    if not isinstance(node, dict):
+        return []
+    own = [(pointer, node)] if node.get("type") in ("plain_text", "mrkdwn") and "text" in node else []
+    return own + [found for key, value in node.items() for found in _text_objects(value, f"{pointer}/{key}")]
 
 
 def _view_argument(args: dict[str, Any]) -> dict[str, Any]:
