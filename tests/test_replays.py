@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert, select
 
+from bot.slack.replays import delivery_key, delivery_kind
 from bot.store import DELIVERY_KEYS_KEPT, GrantStore, create_database_engine, deliveries_taken, now
 from tests.conftest import APPROVER, CHANNEL, QUAL, REQUESTER, WORKERS, RunningApp, start_app
 from tests.fakes import FakeMTurk, FakeSlack
@@ -192,3 +193,16 @@ def test_delivery_keys_are_forgotten_after_a_day(store: GrantStore) -> None:
         kept = set(conn.execute(select(deliveries_taken.c.key)).scalars())
     assert kept == {"T-recent", "T-new"}
     assert store.take_delivery("T-recent", "command") is False
+
+
+def test_delivery_keys_are_the_trigger_id_or_a_digest_the_same_in_every_copy() -> None:
+    command = {"command": "/grant-qual", "text": "x", "trigger_id": "1234.5678.abc", "response_url": "https://a/1"}
+    assert (delivery_kind(command), delivery_key(command)) == ("command", "1234.5678.abc")
+    submission = {"type": "view_submission", "view": {"id": "V1", "state": {"values": {}}}}
+    assert delivery_kind(submission) == "view_submission"
+    assert delivery_key(submission) == delivery_key(json.loads(json.dumps(submission)))
+    assert delivery_key(submission).startswith("sha256:") and len(delivery_key(submission)) <= 128
+    other = {**command, "trigger_id": "", "response_url": "https://a/2"}
+    assert delivery_key(other) != delivery_key({**other, "response_url": "https://a/3"})
+    assert delivery_key({**command, "trigger_id": "t" * 500}).startswith("sha256:")
+    assert delivery_kind({"type": "block_actions", "trigger_id": "1"}) is None  # clicks are compare-and-swap

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App
+from slack_bolt.middleware import Middleware
+from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.store import GrantStore
@@ -27,12 +29,20 @@ _MAX_TRIGGER_ID_CHARS = 100
 
 
 def register(app: App, store: GrantStore) -> None:
-    @app.middleware
-    def take_each_delivery_once(body: dict[str, Any], next_: Callable[[], None]) -> BoltResponse | None:
-        kind = delivery_kind(body)
-        if kind is None or store.take_delivery(delivery_key(body), kind):
-            next_()
-            return None
+    app.use(TakeEachDeliveryOnce(store))
+
+
+class TakeEachDeliveryOnce(Middleware):
+    """Bolt middleware, for both transports. A class, not a function: Bolt builds a function middleware's
+    arguments from the body first, which raises on some signed payloads (a click without actions)."""
+
+    def __init__(self, store: GrantStore) -> None:
+        self.store = store
+
+    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> BoltResponse | None:
+        kind = delivery_kind(req.body)
+        if kind is None or self.store.take_delivery(delivery_key(req.body), kind):
+            return next()
         log.info("a repeated %s was acknowledged and ignored", kind)
         return BoltResponse(status=200, body="")
 
