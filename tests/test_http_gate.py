@@ -83,6 +83,12 @@ def test_a_body_that_is_not_utf8_gets_401_unsigned_and_400_signed(app: RunningAp
     assert_nothing_happened(app)
 
 
+@pytest.mark.parametrize("payload", ["not json", "[]", '"text"'])
+def test_a_signed_payload_that_is_not_a_json_object_gets_400(app: RunningApp, payload: str) -> None:
+    assert app.sender.post({"payload": payload}).status == 400
+    assert_nothing_happened(app)
+
+
 # ---------------------------------------------------------------------------------------------- the body cap
 
 
@@ -178,6 +184,17 @@ def test_the_gate_reads_a_body_without_length_only_up_to_the_cap(app: RunningApp
     app.grant_qual.wsgi()(environ, lambda status, headers: statuses.append(status))
     assert statuses == ["413 Content Too Large"]
     assert MAX_BODY_BYTES < body.read_bytes <= MAX_BODY_BYTES + 64 * 1024
+
+    for declared in (str(MAX_BODY_BYTES + 1), "9" * 5000):
+        statuses.clear()
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/slack/events",
+            "wsgi.input": body,
+            "CONTENT_LENGTH": declared,
+        }
+        app.grant_qual.wsgi()(environ, lambda status, headers: statuses.append(status))
+        assert statuses == ["413 Content Too Large"]
 
 
 def peak_rss_mb(pid: int) -> float:
