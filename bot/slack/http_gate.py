@@ -109,7 +109,8 @@ def read_body(environ: dict[str, Any], max_bytes: int) -> bytes:
     if declared:
         if not (declared.isascii() and declared.isdigit()):
             raise Refused("400 Bad Request")
-        if len(declared) > len(str(max_bytes)) or int(declared) > max_bytes:  # int() refuses 4,300+ digits
+        too_many_digits = len(declared.lstrip("0")) > len(str(max_bytes))  # and int() refuses 4,300+ digits
+        if too_many_digits or int(declared) > max_bytes:
             raise Refused("413 Content Too Large")
         remaining = int(declared)
     elif environ.get("wsgi.input_terminated"):
