@@ -155,7 +155,7 @@ deliveries_taken = Table(
     Column("received_at", UtcDateTime, nullable=False),
 )
 Index("ix_deliveries_taken_received_at", deliveries_taken.c.received_at)
-# Far longer than any copy can come: a signature is good for 5 minutes, Slack retries within about an hour.
+# Far longer than any copy can come: a signature is good for 5 minutes, and Slack retries within minutes.
 DELIVERY_KEYS_KEPT = timedelta(days=1)
 
 
