@@ -2,7 +2,8 @@
 
 Every transition is one conditional UPDATE (compare-and-swap on `state`), so the first decision wins on any
 replica and a grant is claimed by exactly one executor at a time. Nothing about a request lives only in
-memory or in a Slack message.
+memory or in a Slack message. Likewise a delivery from Slack is taken by inserting its key, which only one
+caller can do.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from sqlalchemy import (
     bindparam,
     case,
     create_engine,
+    delete,
     event,
     exists,
     func,
@@ -42,6 +44,8 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.requests import (
     OUTCOME_UNKNOWN,
@@ -141,6 +145,19 @@ request_events = Table(
 )
 Index("ix_request_events_delivery", request_events.c.delivery_state, request_events.c.next_attempt_at)
 Index("ix_request_events_request", request_events.c.request_id, request_events.c.id)
+
+# The keys of the Slack deliveries already taken (commands, form submissions), so that a replayed, retried
+# or re-delivered copy is recognised on any replica and after a restart; kept for DELIVERY_KEYS_KEPT.
+deliveries_taken = Table(
+    "deliveries_taken",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+)
+Index("ix_deliveries_taken_received_at", deliveries_taken.c.received_at)
+# Far longer than any copy can come: a signature is good for 5 minutes, and Slack retries within minutes.
+DELIVERY_KEYS_KEPT = timedelta(days=1)
 
 
 def now() -> datetime:
@@ -470,6 +487,24 @@ class GrantStore:
         )
         with self.engine.connect() as conn:
             return set(conn.execute(query).scalars())
+
+    def take_delivery(self, key: str, kind: str) -> bool:
+        """Take a delivery by its key: True for the first caller only, on any replica; False for any copy.
+
+        Keys older than DELIVERY_KEYS_KEPT are forgotten in the same transaction.
+        """
+        moment = now()
+        table = deliveries_taken
+        dialect_insert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        statement = (
+            dialect_insert(table)
+            .values(key=key, kind=kind, received_at=moment)
+            .on_conflict_do_nothing()
+            .returning(table.c.key)  # a row back only if inserted (SQLAlchemy gives rowcount -1 for it on psycopg)
+        )
+        with self._write(someone_waiting=True) as conn:
+            conn.execute(delete(table).where(table.c.received_at < moment - DELIVERY_KEYS_KEPT))
+            return conn.execute(statement).first() is not None
 
     # Events: the audit trail, and the outbox the Slack layer delivers from.
 

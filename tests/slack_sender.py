@@ -46,6 +46,18 @@ class SlackSender:
         sign: bool = True,
         retry_num: int | None = None,
     ) -> SlackResponse:
+        return self.send(*self.prepare(form, timestamp=timestamp, secret=secret, sign=sign, retry_num=retry_num))
+
+    def prepare(
+        self,
+        form: dict[str, str],
+        *,
+        timestamp: int | None = None,
+        secret: str | None = None,
+        sign: bool = True,
+        retry_num: int | None = None,
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of one delivery, as Slack would send them (to replay byte for byte)."""
         body = urllib.parse.urlencode(form).encode()
         ts = str(int(time.time()) if timestamp is None else timestamp)
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -55,6 +67,10 @@ class SlackSender:
         if retry_num is not None:
             headers["X-Slack-Retry-Num"] = str(retry_num)
             headers["X-Slack-Retry-Reason"] = "http_timeout"
+        return body, headers
+
+    def send(self, body: bytes, headers: dict[str, str]) -> SlackResponse:
+        """POST exactly these bytes and headers (header values go out as latin-1, as http.client sends them)."""
         request = urllib.request.Request(self.events_url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
@@ -169,9 +185,26 @@ class SlackSender:
         *,
         private_metadata: str = "{}",
         callback_id: str = "grant_request_modal",
+        view_id: str | None = None,
         **options: Any,
     ) -> SlackResponse:
-        payload = {
+        payload = self.view_submission_payload(
+            user_id, values, private_metadata=private_metadata, callback_id=callback_id, view_id=view_id
+        )
+        return self.post({"payload": json.dumps(payload)}, **options)
+
+    def view_submission_payload(
+        self,
+        user_id: str,
+        values: dict[str, Any],
+        *,
+        private_metadata: str = "{}",
+        callback_id: str = "grant_request_modal",
+        view_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A view_submission payload. Every submission is a new interaction with its own trigger_id; a modal
+        resubmitted after inline errors keeps its view ID (pass `view_id`) and gets a new hash."""
+        return {
             "type": "view_submission",
             "team": {"id": TEAM_ID, "domain": "lab"},
             "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM_ID},
@@ -179,17 +212,16 @@ class SlackSender:
             "token": "deprecated-verification-token",
             "trigger_id": f"trigger-{next(_counter)}",
             "view": {
-                "id": f"V{next(_counter):08d}",
+                "id": view_id or f"V{next(_counter):08d}",
                 "team_id": TEAM_ID,
                 "type": "modal",
                 "callback_id": callback_id,
                 "private_metadata": private_metadata,
                 "state": {"values": values},
-                "hash": "1.abc",
+                "hash": f"{next(_counter)}.abc",
             },
             "response_urls": [],
         }
-        return self.post({"payload": json.dumps(payload)}, **options)
 
 
 def _clicked_message(message: dict[str, Any] | None, message_ts: str) -> dict[str, Any]:

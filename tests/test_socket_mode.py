@@ -6,6 +6,8 @@ acknowledge each one; what it then does goes through the same Web API and MTurk 
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from tests.app_process import AppProcess
 from tests.conftest import APPROVER, CHANNEL, OUTSIDER, QUAL, REQUESTER, SIGNING_SECRET, app_environment, posted_for
 from tests.fakes import FakeMTurk, FakeSlack
 from tests.fakes.socket_mode import FakeSocketMode
-from tests.slack_sender import SlackSender
+from tests.slack_sender import SlackSender, modal_values
 
 WORKERS = ["A1SOCKETMODE0001", "A1SOCKETMODE0002"]
 
@@ -94,3 +96,22 @@ def test_sigterm_in_socket_mode_closes_the_connection_and_exits_cleanly(
     assert socket_app.terminate(timeout=20) == 0
     assert "stopped" in socket_app.log()
     assert gateway.wait_disconnected(timeout=5)
+
+
+def test_a_re_delivered_envelope_is_taken_once(
+    socket_app: AppProcess, gateway: FakeSocketMode, fake_slack: FakeSlack, database_url: str
+) -> None:
+    """Socket Mode delivers an envelope again when its acknowledgement was not seen: one request each."""
+    slack = SlackSender("", SIGNING_SECRET, fake_slack.response_url(""))
+    store = GrantStore(create_database_engine(database_url))
+    command = slack.command_form(REQUESTER, f"{QUAL} {WORKERS[0]}", response_key="typed")
+    metadata = json.dumps({"response_url": fake_slack.response_url("submitted")})
+    submission = slack.view_submission_payload(REQUESTER, modal_values(QUAL, WORKERS[1]), private_metadata=metadata)
+    for attempt in range(3):
+        assert gateway.send("slash_commands", command, retry_attempt=attempt)["envelope_id"]
+        assert "payload" not in gateway.send("interactive", submission, retry_attempt=attempt)
+    fake_slack.wait_for(lambda: len([r for r in store.requests() if r.message_ts]) == 2)
+    time.sleep(0.5)
+    assert len(store.requests()) == 2
+    assert len(fake_slack.responses_for("typed")) == 1 and len(fake_slack.responses_for("submitted")) == 1
+    assert len([m for m in fake_slack.messages if m["channel"] == CHANNEL and not m["thread_ts"]]) == 2

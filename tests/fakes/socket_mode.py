@@ -45,16 +45,21 @@ class FakeSocketMode:
         with self._changed:
             return bool(self._connections)
 
-    def send(self, envelope_type: str, payload: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-        """Deliver an envelope to the connected app; its acknowledgement (raises if none comes in time)."""
+    def send(
+        self, envelope_type: str, payload: dict[str, Any], timeout: float = 5.0, retry_attempt: int = 0
+    ) -> dict[str, Any]:
+        """Deliver an envelope to the connected app; its acknowledgement (raises if none comes in time).
+
+        Slack delivers an envelope again when it saw no acknowledgement: the same payload, `retry_attempt` > 0.
+        """
         envelope_id = str(uuid.uuid4())
         envelope = {
             "envelope_id": envelope_id,
             "type": envelope_type,
             "payload": payload,
             "accepts_response_payload": envelope_type != "events_api",
-            "retry_attempt": 0,
-            "retry_reason": "",
+            "retry_attempt": retry_attempt,
+            "retry_reason": "timeout" if retry_attempt else "",
         }
         with self._changed:
             if not self._changed.wait_for(lambda: bool(self._connections), timeout):
