@@ -33,6 +33,8 @@ from bot.service import NotAllowed
 from bot.store import GrantStore, create_database_engine
 from tests.block_kit import assert_valid_block_kit, text_objects, valid_block_kit
 from tests.conftest import APPROVER, APPROVER_2, OUTSIDER, QUAL, QUAL_NAME, REQUESTER, WORKERS, RunningApp
+from tests.test_hostile_input import HOSTILE_NAME, HOSTILE_QUAL, assert_nothing_typed_is_live
+from tests.test_hostile_input import decide as hostile_decide
 
 pytestmark = pytest.mark.usefixtures("valid_block_kit")
 __all__ = ["valid_block_kit"]  # a fixture, used through pytestmark
@@ -194,6 +196,18 @@ def test_outsiders_may_not_look_anything_up(app: RunningApp) -> None:
         answer = ask(app, text, user=OUTSIDER)
         assert answer["text"] == ":no_entry: Only the people who may request or approve grants can look things up."
         assert "blocks" not in answer
+
+
+def test_names_and_mturk_words_in_answers_cannot_ping_link_or_format(app: RunningApp) -> None:
+    app.mturk.add_type(HOSTILE_QUAL, HOSTILE_NAME)
+    app.mturk.unknown_workers.add(WORKERS[2])
+    make_request(app, f"{HOSTILE_QUAL} {' '.join(WORKERS)}", 1)
+    hostile_decide(app, "approve_request", 1)  # by APPROVER_2: the app itself never mentions U0APPROVE here
+    make_request(app, f"{HOSTILE_QUAL} {WORKERS[2]}", 2)
+    answers = [ask(app, text) for text in ("status 1", "status 2", f"history {WORKERS[2]}", "mine")]
+    answers.append(ask(app, "list", user=APPROVER_2))
+    assert all("R&amp;D &lt;!channel&gt;" in shown(answer) for answer in answers)
+    assert_nothing_typed_is_live(app)
 
 
 def test_help_lists_every_command_and_approvers_may_read_it(app: RunningApp) -> None:
