@@ -1,4 +1,4 @@
-"""/grant-qual: open the modal, show usage, or post a request typed on one line."""
+"""/grant-qual: open the modal or post a request typed on one line; look-ups and help go to lookups.py."""
 
 from __future__ import annotations
 
