@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 import boto3
@@ -73,6 +74,15 @@ class QualificationTypeInfo:
     status: str
 
 
+@dataclass(frozen=True)
+class AccountBalance:
+    """What GetAccountBalance answered, and who answered it (the sandbox always has $10,000.00)."""
+
+    available: Decimal
+    environment: MTurkEnvironment
+    endpoint_url: str
+
+
 class CallPacer(Protocol):
     """Paces calls to MTurk: waits for a slot before a call and learns from throttling."""
 
@@ -94,15 +104,17 @@ class UnpacedCalls:
         pass
 
 
-def create_mturk_client(settings: Settings, *, max_pool_connections: int | None = None) -> BaseClient:
+def create_mturk_client(
+    settings: Settings, *, max_pool_connections: int | None = None, max_attempts: int = 4, read_timeout: float = 20
+) -> BaseClient:
     """A boto3 MTurk client; credentials from boto3's standard chain, endpoint by MTURK_ENV or override."""
     config = Config(
         region_name=REGION,
         # botocore's default is "legacy"; standard mode retries 5xx, throttling and dropped connections.
-        retries={"mode": "standard", "max_attempts": 4},
+        retries={"mode": "standard", "max_attempts": max_attempts},
         max_pool_connections=max_pool_connections or max(10, settings.mturk_max_concurrency),
         connect_timeout=5,
-        read_timeout=20,
+        read_timeout=read_timeout,
     )
     return boto3.client("mturk", region_name=REGION, endpoint_url=settings.mturk_endpoint_url, config=config)
 
@@ -264,6 +276,30 @@ class MTurkGateway:
             raise MTurkUnavailable(f"MTurk answered {code}: {message}") from None
         except (BotoConnectionError, BotoCoreError) as error:
             raise MTurkUnavailable(f"MTurk could not be reached ({type(error).__name__}).") from None
+
+    def account_balance(self) -> AccountBalance:
+        """GetAccountBalance: the cheapest call that proves the credentials and which environment answers."""
+        try:
+            answer = self.client.get_account_balance()
+        except (NoCredentialsError, PartialCredentialsError):
+            raise MTurkAccessError(
+                "No AWS credentials were found. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) "
+                "for the requester account; see the README."
+            ) from None
+        except ClientError as error:
+            code, message, _ = _error_fields(error)
+            if code in ACCESS_CODES:
+                raise MTurkAccessError(
+                    f"AWS rejected the credentials ({code}: {message}). Check the AWS keys."
+                ) from None
+            raise MTurkUnavailable(f"MTurk answered {code}: {message}") from None
+        except (BotoConnectionError, BotoCoreError) as error:
+            raise MTurkUnavailable(f"MTurk could not be reached ({error})") from None
+        try:
+            available = Decimal(str(answer.get("AvailableBalance", "")))
+        except InvalidOperation:
+            raise MTurkUnavailable("MTurk answered GetAccountBalance without a balance") from None
+        return AccountBalance(available, self.environment, self.client.meta.endpoint_url)
 
 
 def _error_fields(error: ClientError) -> tuple[str, str, str | None]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jsonschema
 
+from bot.slack.selfcheck import BOT_SCOPES
 from tests.conftest import load_manifest
 
 # Slack's schema, kept in the repository (with its licence) so the test needs nothing beside the clone.
@@ -35,3 +36,6 @@ def test_manifest_declares_command_interactivity_socket_mode_and_minimal_scopes(
         "im:write",
     ]
 
+
+def test_the_self_check_expects_the_scopes_the_manifest_asks_for() -> None:
+    assert set(load_manifest()["oauth_config"]["scopes"]["bot"]) == BOT_SCOPES
