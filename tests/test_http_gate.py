@@ -35,7 +35,8 @@ def unsigned(app: RunningApp, body: bytes, headers: dict[str, str]) -> int:
 def assert_nothing_happened(app: RunningApp) -> None:
     time.sleep(0.2)
     assert app.grant_qual.store.requests() == []
-    assert app.slack.responses == [] and [c.method for c in app.slack.calls] == ["auth.test"]  # at start-up
+    # Bolt may call auth.test once, lazily; nothing else reaches Slack.
+    assert app.slack.responses == [] and {c.method for c in app.slack.calls} <= {"auth.test"}
 
 
 def now() -> str:
