@@ -1,4 +1,4 @@
-"""/grant-qual: open the modal, show usage, or post a request typed on one line."""
+"""/grant-qual: open the modal, show usage, post a request typed on one line, or cancel one."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.requests import HelpWanted, InvalidRequest, ModalWanted, parse_command_text
+from bot.requests import CancelWanted, HelpWanted, InvalidRequest, ModalWanted, parse_command_text
 from bot.service import CannotSubmit, NotAllowed
 from bot.slack import blocks
 from bot.slack.after_ack import Requester, run_after_ack
+from bot.slack.cancel import cancel_by_command
 from bot.slack.submission import announce_request
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ def register(app: App, context: SlackContext) -> None:
                 client.views_open(trigger_id=command["trigger_id"], view=blocks.grant_modal(env, metadata))
             elif isinstance(parsed, HelpWanted):
                 reply(blocks.usage_text(env, max_workers))
+            elif isinstance(parsed, CancelWanted):
+                cancel_by_command(context, requester, parsed)
             else:
                 requester.request = service.submit(user_id, parsed)
                 announce_request(context, requester.request, reply)
