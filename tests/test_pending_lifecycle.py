@@ -265,6 +265,24 @@ def test_reminded_once_then_expired_once_across_two_replicas(
     assert_valid_block_kit(first.slack)
 
 
+def test_a_restarted_app_expires_at_once_what_came_due_while_it_was_down(
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, clock: FakeClock
+) -> None:
+    before = start_app(fake_slack, fake_mturk, database_url, clock=clock)
+    post_request(before)
+    created = before.grant_qual.store.get(1).created_at  # type: ignore[union-attr]
+    before.stop()
+    clock.moment = created + TTL + timedelta(hours=5)  # down for three days and more; nobody calls sweep() here
+    after = start_app(fake_slack, fake_mturk, database_url, clock=clock)
+    try:
+        message = message_showing(after, "Expired")
+        assert buttons(message) == [] and "no decision within 77 h" in message_text(message)
+        after.slack.wait_for(lambda: after.slack.dms_to(REQUESTER))
+        assert after.posts("reminded") == []  # past both deadlines: expired, not reminded first
+    finally:
+        after.stop()
+
+
 def _events(app: RunningApp) -> list[Any]:
     return app.grant_qual.store.events(1)
 
