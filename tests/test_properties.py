@@ -25,11 +25,13 @@ from bot.requests import (
     GrantSpec,
     HelpWanted,
     InvalidRequest,
+    Lookup,
     ModalWanted,
     RequestState,
     WorkerOutcome,
     WorkerStatus,
     build_grant_spec,
+    is_lookup,
     parse_command_text,
     split_worker_ids,
 )
@@ -56,6 +58,7 @@ command_tokens = st.one_of(
     st.sampled_from(
         [QUAL, "3NOTOURS000000000001", "help", "value=", "value=7", "notify=no", "notify=maybe", "reason=", "x=y", "="]
     ),
+    st.sampled_from(["status", "Status", "STATUS", "#12", "12", "history", "mine", "list", "LIST"]),  # look-ups
     st.sampled_from(WORKERS),
     worker_ids,
     qualification_ids,
@@ -145,9 +148,10 @@ def test_parse_command_text_only_raises_invalid_request(text: str, max_workers: 
     except InvalidRequest as invalid:
         check_invalid(invalid)
         return
+    assert isinstance(parsed, Lookup) == is_lookup(text)  # a look-up word decides, whatever follows it
     if isinstance(parsed, GrantSpec):
         check_spec(parsed, max_workers)
-    else:
+    elif not isinstance(parsed, Lookup):
         assert isinstance(parsed, HelpWanted | ModalWanted)
         assert isinstance(parsed, HelpWanted) == (text.strip().lower() in {"help", "-h", "--help", "?"})
 

@@ -275,7 +275,12 @@ def usage_text(env: MTurkEnvironment, max_workers: int) -> str:
         f"• Up to {max_workers} workers per request; Slack limits typed text to about 3,000 characters, "
         "so use the form's file upload for long lists.\n"
         f"• `{escape(CANCEL_USAGE)}` withdraws your own pending request (e.g. `/grant-qual cancel 12`).\n"
-        "Example: `/grant-qual 3X0ABC1DEF2GHIJKLMNO A1B2C3D4E5F6G7 A2B3C4D5E6F7G8 value=90 reason=passed screener`"
+        "Example: `/grant-qual 3X0ABC1DEF2GHIJKLMNO A1B2C3D4E5F6G7 A2B3C4D5E6F7G8 value=90 reason=passed screener`\n"
+        "*Look-ups* (answered only to you):\n"
+        "• `/grant-qual status 12`: where request #12 stands, who asked and decided, its counts and a link.\n"
+        "• `/grant-qual history A1B2C3D4E5F6G7`: every request that named this worker, newest first.\n"
+        "• `/grant-qual mine` (or `list`): your recent requests; for approvers, those waiting for a decision.\n"
+        "• `/grant-qual help`: this text."
     )
 
 

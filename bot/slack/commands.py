@@ -1,4 +1,5 @@
-"""/grant-qual: open the modal, show usage, post a request typed on one line, or cancel one."""
+"""/grant-qual: open the modal, post a request typed on one line, or cancel one; look-ups and help go to
+lookups.py."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.requests import CancelWanted, HelpWanted, InvalidRequest, ModalWanted, parse_command_text
+from bot.requests import CancelWanted, InvalidRequest, ModalWanted, parse_command_text
 from bot.service import CannotSubmit, NotAllowed
-from bot.slack import blocks
+from bot.slack import blocks, lookups
 from bot.slack.after_ack import Requester, run_after_ack
 from bot.slack.cancel import cancel_by_command
 from bot.slack.submission import announce_request
@@ -31,7 +32,10 @@ def register(app: App, context: SlackContext) -> None:
         requester = Requester(
             str(command.get("user_id", "")), lambda text: respond(text=text, response_type="ephemeral")
         )
-        if str(command.get("text") or "").strip():
+        text = str(command.get("text") or "")
+        if lookups.answers(text):  # for approvers too, who may not request
+            run_after_ack(context, requester, lambda: lookups.answer(context, requester.user_id, text, respond))
+        elif text.strip():
             # Checking with MTurk and posting take a while: free this listener thread for the next ack.
             run_after_ack(context, requester, lambda: handle(command, requester, client))
         else:
@@ -45,8 +49,6 @@ def register(app: App, context: SlackContext) -> None:
             if isinstance(parsed, ModalWanted):
                 metadata = {"response_url": str(command.get("response_url", ""))}
                 client.views_open(trigger_id=command["trigger_id"], view=blocks.grant_modal(env, metadata))
-            elif isinstance(parsed, HelpWanted):
-                reply(blocks.usage_text(env, max_workers))
             elif isinstance(parsed, CancelWanted):
                 cancel_by_command(context, requester, parsed)
             else:
