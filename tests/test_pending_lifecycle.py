@@ -28,6 +28,7 @@ from bot.requests import (
     WorkerTarget,
     parse_command_text,
 )
+from bot.slack.lookup_blocks import STATE_LABELS
 from bot.store import GrantStore, create_database_engine, now
 from tests.block_kit import assert_valid_block_kit
 from tests.conftest import APPROVER, OUTSIDER, QUAL, REQUESTER, WORKERS, RunningApp, start_app
@@ -207,6 +208,40 @@ def test_a_decided_request_can_no_longer_be_cancelled(app: RunningApp) -> None:
     app.request("cancel 1", response_key="late")
     assert ephemeral(app, "late") == f"Request #1 is already rejected by <@{APPROVER}>; it can no longer be cancelled."
     assert app.grant_qual.store.get(1).state is RequestState.REJECTED  # type: ignore[union-attr]
+
+
+def answer_text(app: RunningApp, key: str) -> str:
+    return message_text(app.slack.wait_for(lambda: app.slack.responses_for(key))[0])
+
+
+def test_look_ups_tell_a_cancelled_request(app: RunningApp) -> None:
+    post_request(app)
+    app.request("cancel 1")
+    app.slack.wait_for(lambda: app.posts("cancelled"))
+    app.request("status 1", user=APPROVER, response_key="status")
+    status = answer_text(app, "status")
+    assert "cancelled by its requester" in status and f"Cancelled by* <@{REQUESTER}>" in status
+    app.request(f"history {WORKERS[0]}", response_key="history")
+    assert "not granted: cancelled by its requester" in answer_text(app, "history")
+    app.request("mine", response_key="mine")
+    assert "cancelled by its requester" in answer_text(app, "mine")
+    assert_valid_block_kit(app.slack)
+
+
+def test_look_ups_tell_an_expired_request(app: RunningApp, clock: FakeClock) -> None:
+    post_request(app)
+    clock.moment = app.grant_qual.store.get(1).created_at + TTL  # type: ignore[union-attr]
+    assert app.grant_qual.sweeper.sweep().expired == [1]
+    app.request("status #1", response_key="status")
+    status = answer_text(app, "status")
+    assert "expired: nobody decided in time" in status and "*Expired*" in status and "Approved" not in status
+    app.request(f"history {WORKERS[0]}", response_key="history")
+    assert "not granted: expired" in answer_text(app, "history")
+    assert_valid_block_kit(app.slack)
+
+
+def test_every_state_has_words_in_the_look_ups() -> None:
+    assert set(STATE_LABELS) == set(RequestState)
 
 
 def test_help_lists_cancel(app: RunningApp) -> None:
