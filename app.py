@@ -14,9 +14,10 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -32,6 +33,7 @@ from bot.config import Settings, SettingsError, load_settings
 from bot.executor import GrantExecutor
 from bot.logs import configure_logging
 from bot.mturk import MTurkGateway, create_mturk_client
+from bot.pending import PendingSweeper
 from bot.policy import AccessPolicy
 from bot.ratelimit import AdaptiveRateLimiter
 from bot.selfcheck import CheckResult, database_check, mturk_check, run_checks
@@ -42,7 +44,7 @@ from bot.slack.http_gate import MAX_BODY_BYTES, SlackFormHandler, SlackHttpGate
 from bot.slack.messenger import SlackMessenger
 from bot.slack.progress import SlackGrantObserver
 from bot.slack.selfcheck import CHECK_TIMEOUT_SECONDS, SlackSelfCheck
-from bot.store import GrantStore, create_database_engine
+from bot.store import GrantStore, create_database_engine, now
 
 log = logging.getLogger("grant-qual")
 EVENTS_PATH = "/slack/events"
@@ -61,6 +63,7 @@ class GrantQual:
     delivery: EventDelivery
     progress: SlackGrantObserver
     after_ack: ThreadPoolExecutor
+    sweeper: PendingSweeper
 
     def wsgi(self) -> SlackHttpGate:
         return SlackHttpGate(SlackFormHandler(self.bolt, path=EVENTS_PATH), self.settings.slack_signing_secret)
@@ -72,16 +75,18 @@ class GrantQual:
             log.info("resuming unfinished grants: %s", resumed)
         self.executor.start_recovery_loop()
         self.delivery.start()
+        self.sweeper.start()
 
     def shutdown(self) -> None:
         """Stop taking work, record calls in flight, then tell Slack what can still be told."""
         self.after_ack.shutdown(wait=True)
+        self.sweeper.stop()
         self.executor.shutdown()
         self.progress.close()
         self.delivery.stop()
 
 
-def build(settings: Settings) -> GrantQual:
+def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQual:
     store = GrantStore(create_database_engine(settings.database_url))
     store.upgrade_schema()
     pacer = AdaptiveRateLimiter(settings.mturk_max_tps)
@@ -111,7 +116,10 @@ def build(settings: Settings) -> GrantQual:
     progress = executor.observer = SlackGrantObserver(messenger, delivery)
     after_ack = ThreadPoolExecutor(max_workers=8, thread_name_prefix="after-ack")
     register(bolt, SlackContext(service, messenger, delivery, settings.max_workers_per_request, after_ack))
-    return GrantQual(settings, bolt, store, executor, service, messenger, delivery, progress, after_ack)
+    remind_after = timedelta(hours=settings.remind_after_hours) if settings.remind_after_hours else None
+    ttl = timedelta(hours=settings.request_ttl_hours)
+    sweeper = PendingSweeper(store, ttl=ttl, remind_after=remind_after, clock=clock, on_change=delivery.wake)
+    return GrantQual(settings, bolt, store, executor, service, messenger, delivery, progress, after_ack, sweeper)
 
 
 def http_server(

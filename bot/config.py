@@ -88,6 +88,9 @@ class Settings:
     max_workers_per_request: int
     # How long a grant whose process died waits before another process (or a restart) resumes it.
     lease_seconds: int
+    # A request nobody decided on expires after this many hours; its approvers are reminded once before (0: never).
+    request_ttl_hours: int = 72
+    remind_after_hours: int = 24
 
     @property
     def socket_mode(self) -> bool:
@@ -128,7 +131,21 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         mturk_max_tps=float(_int(env, "MTURK_MAX_TPS", default=200, low=1, high=10_000)),
         max_workers_per_request=_int(env, "MAX_WORKERS_PER_REQUEST", default=10_000, low=1, high=100_000),
         lease_seconds=_int(env, "GRANT_LEASE_SECONDS", default=30, low=2, high=3600),
+        **_pending_hours(env),
     )
+
+
+def _pending_hours(env: Mapping[str, str]) -> dict[str, int]:
+    """REQUEST_TTL_HOURS and REMIND_AFTER_HOURS: a reminder comes before the expiry, or never (0)."""
+    ttl = _int(env, "REQUEST_TTL_HOURS", default=72, low=1, high=24 * 365)
+    remind = _int(env, "REMIND_AFTER_HOURS", default=24, low=0, high=24 * 365)
+    if remind >= ttl:
+        given = "" if env.get("REMIND_AFTER_HOURS") else ", the default"
+        raise SettingsError(
+            f"REMIND_AFTER_HOURS ({remind}{given}) must be less than REQUEST_TTL_HOURS ({ttl}), or 0 for no "
+            f"reminder ({README_HINT})"
+        )
+    return {"request_ttl_hours": ttl, "remind_after_hours": remind}
 
 
 def _mturk_endpoint(env: Mapping[str, str], mturk_env: MTurkEnvironment) -> tuple[str, str | None]:

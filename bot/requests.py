@@ -24,6 +24,7 @@ USAGE = (
     "/grant-qual <QUALIFICATION_TYPE_ID> <WORKER_ID> [<WORKER_ID> ...] [value=<N>] [notify=no] "
     "[reason=<text to end of line>]"
 )
+CANCEL_USAGE = "/grant-qual cancel <REQUEST_NUMBER>"
 
 
 class Field(StrEnum):
@@ -53,10 +54,18 @@ class RequestState(StrEnum):
     GRANTING = "granting"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # by its requester, while pending
+    EXPIRED = "expired"  # nobody decided within REQUEST_TTL_HOURS
 
     @property
     def is_final(self) -> bool:
-        return self in {RequestState.REJECTED, RequestState.DONE, RequestState.FAILED}
+        return self in {
+            RequestState.REJECTED,
+            RequestState.DONE,
+            RequestState.FAILED,
+            RequestState.CANCELLED,
+            RequestState.EXPIRED,
+        }
 
 
 # A failed worker's error code when MTurk never said whether a grant call landed: they may hold it already.
@@ -77,6 +86,9 @@ class EventKind(StrEnum):
     RETRY_APPROVED = "retry_approved"
     # A process running in the other MTurk environment left the request as it is (recorded once per request).
     ENVIRONMENT_MISMATCH = "environment_mismatch"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    REMINDED = "reminded"  # the approvers were reminded of a request still pending (recorded once per request)
 
 
 class DeliveryState(StrEnum):
@@ -144,6 +156,7 @@ class GrantRequest:
     round: int = 1
     progress_ts: str | None = None
     summary_ts: str | None = None
+    reminded_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +179,13 @@ class HelpWanted:
 @dataclass(frozen=True)
 class ModalWanted:
     """`/grant-qual` with no text."""
+
+
+@dataclass(frozen=True)
+class CancelWanted:
+    """`/grant-qual cancel 12`: the requester withdraws their own pending request."""
+
+    request_id: int
 
 
 @dataclass(frozen=True)
@@ -281,9 +301,9 @@ def _workers_error(worker_ids: list[str], total: int, max_workers: int, *, has_f
     return worker_id_errors(worker_ids)
 
 
-def parse_command_text(text: str, *, max_workers: int) -> GrantSpec | HelpWanted | ModalWanted | Lookup:
+def parse_command_text(text: str, *, max_workers: int) -> GrantSpec | HelpWanted | ModalWanted | Lookup | CancelWanted:
     """Parse `/grant-qual` text: empty opens the modal, `help` shows usage, a look-up word asks something,
-    anything else is a request."""
+    `cancel` withdraws a request, anything else is a request."""
     stripped = text.strip()
     if not stripped:
         return ModalWanted()
@@ -291,6 +311,8 @@ def parse_command_text(text: str, *, max_workers: int) -> GrantSpec | HelpWanted
         return HelpWanted()
     if (lookup := parse_lookup(stripped)) is not None:
         return lookup
+    if (cancel := _parse_cancel(stripped)) is not None:
+        return cancel
     words, reason = _split_reason(stripped)
     options = {"value": None, "notify": "yes"}
     positional: list[str] = []
@@ -322,6 +344,22 @@ def parse_command_text(text: str, *, max_workers: int) -> GrantSpec | HelpWanted
     if errors:
         raise InvalidRequest(errors)
     return spec
+
+
+def _parse_cancel(text: str) -> CancelWanted | None:
+    """`cancel 12` or `cancel #12`; None when the text is not a cancel command.
+
+    The word is matched in any case but all capitals: `CANCEL` could be a qualification type ID.
+    """
+    word, *rest = text.split(maxsplit=1)
+    if word.lower() != "cancel" or QUALIFICATION_TYPE_ID_PATTERN.fullmatch(word):
+        return None
+    given = rest[0].strip() if rest else ""
+    number = given.removeprefix("#")
+    if not (number.isascii() and number.isdigit() and len(number) <= 18):  # "²".isdigit() is true
+        got = f"; not `{given[:30]}`" if given else ""
+        raise InvalidRequest({Field.COMMAND: f"cancel takes one request number, e.g. `/grant-qual cancel 12`{got}."})
+    return CancelWanted(int(number))
 
 
 def is_lookup(text: str) -> bool:

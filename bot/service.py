@@ -1,4 +1,4 @@
-"""The use cases: submit a grant request, decide on it. Plain Python over the store, gateway and executor.
+"""The use cases: submit a grant request, decide on it, cancel it. Plain Python over the store, gateway and executor.
 
 A decision counts only when it comes from a surface the app rendered for that request (see ClickOrigin): a
 button's value names a request, but anyone can send that value from anywhere else.
@@ -31,6 +31,7 @@ class CannotSubmit(Exception):
 class DecisionResult(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
+    CANCELLED = "cancelled"
     REFUSED = "refused"
     WRONG_ENVIRONMENT = "wrong_environment"  # made in the other MTurk environment: nothing changed
     ALREADY_DECIDED = "already_decided"
@@ -143,14 +144,7 @@ class GrantService:
         if request is None:
             return Decision(DecisionResult.NOT_FOUND, None, f"Request #{request_id} does not exist.")
         if not clicked_on_request(request):
-            log.warning(
-                "request #%s: a button clicked by %s elsewhere than on the request was ignored", request_id, user_id
-            )
-            return Decision(
-                DecisionResult.NOT_ON_REQUEST_MESSAGE,
-                request,
-                f"This button is not on request #{request_id}'s message in the approvals channel; nothing changed.",
-            )
+            return _off_surface(request, user_id)
         if refusal := self.policy.decision_refusal(user_id, request.requester_id):
             return Decision(DecisionResult.REFUSED, request, refusal)
         return request
@@ -170,6 +164,29 @@ class GrantService:
             self.executor.submit(request_id)
             return Decision(DecisionResult.APPROVED, request)
         return Decision(DecisionResult.REJECTED, request)
+
+    def cancel(self, request_id: int, user_id: str, *, origin: ClickOrigin | None) -> Decision:
+        """Withdraw a pending request: only its requester may, with its Cancel button or the command (no origin).
+
+        Approvers have Reject instead. Cancelling calls no MTurk, so an app in either environment may do it.
+        """
+        request = self.store.get(request_id)
+        if request is None:
+            return Decision(DecisionResult.NOT_FOUND, None, f"Request #{request_id} does not exist.")
+        if origin is not None and not on_approval_message(origin, request):
+            return _off_surface(request, user_id)
+        if user_id != request.requester_id:
+            return Decision(
+                DecisionResult.REFUSED,
+                request,
+                f"Only the person who made request #{request_id} can cancel it; an approver can Reject it instead.",
+            )
+        if refusal := self.policy.request_refusal(user_id):
+            return Decision(DecisionResult.REFUSED, request, refusal)
+        if not self.store.cancel(request_id, user_id=user_id):
+            return Decision(DecisionResult.ALREADY_DECIDED, self.store.get(request_id))
+        log.info("request #%s cancelled by its requester", request_id)
+        return Decision(DecisionResult.CANCELLED, request)
 
     def retry_failed(self, request_id: int, round: int, user_id: str, *, origin: ClickOrigin) -> Decision:
         """Re-run only the failed workers of `round`, under the same rules as an approval; once per round.
@@ -193,3 +210,13 @@ class GrantService:
         if refusal := self.executor.other_environment_refusal(request, user_id):
             return Decision(DecisionResult.WRONG_ENVIRONMENT, request, refusal)
         return None
+
+
+def _off_surface(request: GrantRequest, user_id: str) -> Decision:
+    """A button clicked elsewhere than where the app rendered it for the request: nothing changes."""
+    log.warning("request #%s: a button clicked by %s elsewhere than on the request was ignored", request.id, user_id)
+    return Decision(
+        DecisionResult.NOT_ON_REQUEST_MESSAGE,
+        request,
+        f"This button is not on request #{request.id}'s message in the approvals channel; nothing changed.",
+    )

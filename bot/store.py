@@ -108,6 +108,7 @@ grant_requests = Table(
     Column("round", Integer, nullable=False, server_default="1"),
     Column("progress_ts", String(32)),  # the thread message updated while a round runs
     Column("summary_ts", String(32)),  # the thread message with the latest round's summary
+    Column("reminded_at", UtcDateTime),  # when the approvers were reminded of it, still pending (once)
 )
 
 worker_grants = Table(
@@ -323,6 +324,51 @@ class GrantStore:
             )
             if won:
                 _add_event(conn, request_id, kind, user_id, 1)
+        return won
+
+    def cancel(self, request_id: int, *, user_id: str) -> bool:
+        """pending → cancelled, by its requester only; True only for the one caller whose cancel took effect."""
+        c = grant_requests.c
+        moment = now()
+        with self._write(someone_waiting=True) as conn:
+            won = _swap(
+                conn,
+                request_id,
+                (c.state == RequestState.PENDING, c.requester_id == user_id),
+                state=RequestState.CANCELLED,
+                decided_by=user_id,
+                decided_at=moment,
+                finished_at=moment,
+            )
+            if won:
+                _add_event(conn, request_id, EventKind.CANCELLED, user_id, 1)
+        return won
+
+    def expire_pending(self, *, moment: datetime, ttl: timedelta) -> list[int]:
+        """pending → expired for each request created `ttl` or more before `moment`; the IDs this caller expired."""
+        c = grant_requests.c
+        due = (c.state == RequestState.PENDING, c.created_at <= moment - ttl)
+        return self._swap_each_due(due, EventKind.EXPIRED, state=RequestState.EXPIRED, finished_at=moment)
+
+    def remind_pending(self, *, moment: datetime, after: timedelta) -> list[int]:
+        """Note, once per request, a reminder for each still pending `after` its creation; the IDs this caller noted."""
+        c = grant_requests.c
+        due = (c.state == RequestState.PENDING, c.reminded_at.is_(None), c.created_at <= moment - after)
+        return self._swap_each_due(due, EventKind.REMINDED, reminded_at=moment)
+
+    def _swap_each_due(self, due: tuple[Any, ...], kind: EventKind, **values: Any) -> list[int]:
+        """Swap every request matching `due`, each in its own transaction with its event; the IDs this caller won.
+
+        Replicas sweeping at once may find the same requests: the conditions are checked again by each swap.
+        """
+        with self.engine.connect() as conn:
+            candidates = list(conn.execute(select(grant_requests.c.id).where(*due).order_by(grant_requests.c.id)))
+        won: list[int] = []
+        for (request_id,) in candidates:
+            with self._write() as conn:
+                if _swap(conn, request_id, due, **values):
+                    _add_event(conn, request_id, kind, None, 1)
+                    won.append(request_id)
         return won
 
     def retry_failed(self, request_id: int, *, round: int, user_id: str) -> bool:
@@ -762,6 +808,7 @@ def _to_request(row: Any) -> GrantRequest:
         round=row["round"],
         progress_ts=row["progress_ts"],
         summary_ts=row["summary_ts"],
+        reminded_at=row["reminded_at"],
     )
 
 

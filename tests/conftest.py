@@ -7,6 +7,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy import text
 
 from app import GrantQual, build, http_server
 from bot.config import load_settings
-from bot.store import create_database_engine
+from bot.store import create_database_engine, now
 from tests.fakes import FakeMTurk, FakeSlack
 from tests.slack_sender import SlackSender
 
@@ -154,9 +155,16 @@ def posted_for(message: dict[str, Any]) -> str | None:
     return ((message.get("metadata") or {}).get("event_payload") or {}).get("kind")
 
 
-def start_app(fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, **overrides: str) -> RunningApp:
+def start_app(
+    fake_slack: FakeSlack,
+    fake_mturk: FakeMTurk,
+    database_url: str,
+    *,
+    clock: Callable[[], datetime] = now,
+    **overrides: str,
+) -> RunningApp:
     settings = load_settings(app_environment(fake_slack, fake_mturk, database_url, **overrides))
-    grant_qual = build(settings)
+    grant_qual = build(settings, clock=clock)
     grant_qual.start_background_work()
     server = http_server(grant_qual, host="127.0.0.1", port=0)
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)

@@ -28,7 +28,7 @@ def test_command_posts_request_for_approval_and_links_it(app: RunningApp) -> Non
     assert all(w in text for w in WORKERS)
     assert "passed the screener" in text
     buttons = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    assert [b["action_id"] for b in buttons] == ["approve_request", "reject_request"]
+    assert [b["action_id"] for b in buttons] == ["approve_request", "reject_request", "cancel_request"]
     assert "confirm" in buttons[0]
 
     (note,) = responses(app, "r1")

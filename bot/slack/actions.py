@@ -1,4 +1,4 @@
-"""Approve and Reject buttons on a request message, and Retry failed on its result summary.
+"""Approve, Reject and Cancel buttons on a request message, and Retry failed on its result summary.
 
 Each listener passes on where Slack says the button was (ClickOrigin); the service decides whether that is a
 surface the app rendered for the request.
@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App, BoltRequest, BoltResponse, Respond
 from slack_bolt.middleware import Middleware
 
+from bot.requests import RequestState
 from bot.service import ClickOrigin, DecisionResult
-from bot.slack import blocks
+from bot.slack import blocks, pending_blocks
+from bot.slack.cancel import cancel_answer
 
 if TYPE_CHECKING:
     from bot.slack import SlackContext
@@ -32,6 +34,10 @@ def register(app: App, context: SlackContext) -> None:
     @app.action(blocks.REJECT_ACTION)
     def reject(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         _decide(context, body, ack, respond, approve=False)
+
+    @app.action(blocks.CANCEL_ACTION)
+    def cancel(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        _cancel(context, body, ack, respond)
 
     @app.action(blocks.RETRY_ACTION)
     def retry_failed(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
@@ -138,7 +144,31 @@ def _decide(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Resp
         context.delivery.wake()  # the thread's note
         tell(f":no_entry: {decision.message}")
     elif decision.result is DecisionResult.ALREADY_DECIDED and request:
+        if request.state in (RequestState.CANCELLED, RequestState.EXPIRED):
+            tell(pending_blocks.closed_answer(request))
+            return
         by = f" by <@{request.decided_by}>" if request.decided_by else ""
         tell(f"Request #{request.id} is already {request.state.value}{by}.")
     else:
         tell(f":no_entry: {decision.message} Nothing changed.")
+
+
+def _cancel(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respond) -> None:
+    """Record the cancel, then acknowledge, as for a decision; only the requester's click counts."""
+    raw_id = str((body.get("actions") or [{}])[0].get("value", ""))
+    if not _is_number(raw_id) or len(raw_id) > 18:
+        ack()
+        _tell(respond, ":x: This button does not belong to a grant request.")
+        return
+    try:
+        decision = context.service.cancel(int(raw_id), _user_id(body), origin=_click_origin(body))
+    except Exception:
+        ack()
+        log.exception("cancelling request #%s failed", raw_id)
+        _tell(respond, f":warning: Something went wrong; request #{raw_id} is safe and unchanged. Please click again.")
+        return
+    ack()
+    if decision.result is DecisionResult.CANCELLED:
+        context.delivery.wake()  # the message's buttons give way to who cancelled it
+    else:
+        _tell(respond, cancel_answer(decision))

@@ -17,11 +17,12 @@ from typing import Any
 
 from bot.config import MTurkEnvironment
 from bot.reports import FailureGroup, group_failures
-from bot.requests import USAGE, GrantRequest, WorkerOutcome, WorkerStatus
+from bot.requests import CANCEL_USAGE, USAGE, GrantRequest, WorkerOutcome, WorkerStatus
 
 APPROVE_ACTION = "approve_request"
 RETRY_ACTION = "retry_failed"
 REJECT_ACTION = "reject_request"
+CANCEL_ACTION = "cancel_request"
 MODAL_CALLBACK = "grant_request_modal"
 SECTION_TEXT_LIMIT = 3000  # also any text object's, so a context element's
 SECTION_FIELD_LIMIT = 2000
@@ -216,6 +217,22 @@ def _decision_buttons(request: GrantRequest) -> Block:
                 "style": "danger",
                 "value": str(request.id),
             },
+            {  # shown to everyone; only the requester may use it (approvers have Reject)
+                "type": "button",
+                "action_id": CANCEL_ACTION,
+                "text": {"type": "plain_text", "text": "Cancel request"},
+                "value": str(request.id),
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Cancel this request?"},
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": f"Request #{request.id} will be withdrawn and nothing granted. Only its requester "
+                        "can cancel it.",
+                    },
+                    "confirm": {"type": "plain_text", "text": "Cancel request"},
+                    "deny": {"type": "plain_text", "text": "Keep it"},
+                },
+            },
         ],
     }
 
@@ -257,6 +274,7 @@ def usage_text(env: MTurkEnvironment, max_workers: int) -> str:
         "• `notify=no` grants without emailing the workers.\n"
         f"• Up to {max_workers} workers per request; Slack limits typed text to about 3,000 characters, "
         "so use the form's file upload for long lists.\n"
+        f"• `{escape(CANCEL_USAGE)}` withdraws your own pending request (e.g. `/grant-qual cancel 12`).\n"
         "Example: `/grant-qual 3X0ABC1DEF2GHIJKLMNO A1B2C3D4E5F6G7 A2B3C4D5E6F7G8 value=90 reason=passed screener`\n"
         "*Look-ups* (answered only to you):\n"
         "• `/grant-qual status 12`: where request #12 stands, who asked and decided, its counts and a link.\n"

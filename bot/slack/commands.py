@@ -1,4 +1,5 @@
-"""/grant-qual: open the modal or post a request typed on one line; look-ups and help go to lookups.py."""
+"""/grant-qual: open the modal, post a request typed on one line, or cancel one; look-ups and help go to
+lookups.py."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.requests import InvalidRequest, ModalWanted, parse_command_text
+from bot.requests import CancelWanted, InvalidRequest, ModalWanted, parse_command_text
 from bot.service import CannotSubmit, NotAllowed
 from bot.slack import blocks, lookups
 from bot.slack.after_ack import Requester, run_after_ack
+from bot.slack.cancel import cancel_by_command
 from bot.slack.submission import announce_request
 
 if TYPE_CHECKING:
@@ -47,6 +49,8 @@ def register(app: App, context: SlackContext) -> None:
             if isinstance(parsed, ModalWanted):
                 metadata = {"response_url": str(command.get("response_url", ""))}
                 client.views_open(trigger_id=command["trigger_id"], view=blocks.grant_modal(env, metadata))
+            elif isinstance(parsed, CancelWanted):
+                cancel_by_command(context, requester, parsed)
             else:
                 requester.request = service.submit(user_id, parsed)
                 announce_request(context, requester.request, reply)

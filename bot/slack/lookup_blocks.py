@@ -35,7 +35,11 @@ STATE_LABELS = {
     RequestState.DONE: ":white_check_mark: done",
     RequestState.FAILED: ":warning: finished, some workers failed",
     RequestState.REJECTED: ":no_entry: rejected",
+    RequestState.CANCELLED: ":no_entry_sign: cancelled by its requester",
+    RequestState.EXPIRED: ":hourglass: expired: nobody decided in time",
 }
+# Who decided, when a person ended the request without a grant; anyone else who decided approved it.
+_ENDED_BY = {RequestState.REJECTED: "Rejected", RequestState.CANCELLED: "Cancelled"}
 
 
 def status_answer(status: RequestStatus, link: str | None) -> Answer:
@@ -48,10 +52,11 @@ def status_answer(status: RequestStatus, link: str | None) -> Answer:
         f"*Requested by* <@{request.requester_id}> {slack_date(request.created_at)}",
     ]
     if request.decided_by:
-        verb = "Rejected" if request.state is RequestState.REJECTED else "Approved"
+        verb = _ENDED_BY.get(request.state, "Approved")
         lines.append(f"*{verb} by* <@{request.decided_by}> {slack_date(request.decided_at)}")
-    if request.finished_at and request.state is not RequestState.REJECTED:
-        lines.append(f"*Finished* {slack_date(request.finished_at)}")
+    if request.finished_at and request.state not in _ENDED_BY:
+        ended = "Expired" if request.state is RequestState.EXPIRED else "Finished"
+        lines.append(f"*{ended}* {slack_date(request.finished_at)}")
     round_label = f" (round {request.round})" if request.round > 1 else ""
     lines.append(f"*Workers ({request.worker_count})* {_counts(status)}{round_label}")
     lines.append(_where(request, link))
@@ -126,6 +131,10 @@ def _outcome(entry: WorkerHistoryEntry) -> str:
         return f":no_entry: not granted: rejected by <@{request.decided_by}>"
     if request.state is RequestState.PENDING:
         return ":hourglass: not granted yet: waiting for a decision"
+    if request.state is RequestState.CANCELLED:
+        return ":no_entry_sign: not granted: cancelled by its requester"
+    if request.state is RequestState.EXPIRED:
+        return ":hourglass: not granted: expired, nobody decided in time"
     return ":hourglass_flowing_sand: being granted"
 
 

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.reports import results_csv, workers_csv
 from bot.requests import EventKind, GrantRequest, RequestEvent, RequestState, WorkerStatus
-from bot.slack import blocks
+from bot.slack import blocks, pending_blocks
 from bot.store import GrantStore
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,9 @@ STEPS: dict[EventKind, tuple[str, ...]] = {
     EventKind.REJECTED: ("update", "thread", "dm"),
     EventKind.FINISHED: ("update", "progress", "thread", "results_file", "dm"),
     EventKind.ENVIRONMENT_MISMATCH: ("thread",),
+    EventKind.CANCELLED: ("update", "thread"),
+    EventKind.EXPIRED: ("update", "thread", "dm"),
+    EventKind.REMINDED: ("thread",),
 }
 
 
@@ -74,6 +77,10 @@ class SlackMessenger:
             return None
         if request.state is RequestState.REJECTED:
             return blocks.decided_status(request)
+        if request.state is RequestState.CANCELLED:
+            return pending_blocks.cancelled_status(request)
+        if request.state is RequestState.EXPIRED:
+            return pending_blocks.expired_status(request)
         if request.state in (RequestState.APPROVED, RequestState.GRANTING):
             return blocks.decided_status(request, progress or f" — granting to {request.worker_count} worker(s)…")
         counts = self.store.status_counts(request.id)
@@ -98,6 +105,8 @@ class SlackMessenger:
     def _step_thread(self, request: GrantRequest, event: RequestEvent) -> None:
         if not request.channel_id or not request.message_ts:
             return
+        if event.kind is EventKind.REMINDED and request.state is not RequestState.PENDING:
+            return  # decided, cancelled or expired before the reminder went out: nobody needs reminding
         if event.attempts > 1 and (found := self._find_posted(event, request.channel_id, request.message_ts)):
             if event.kind is EventKind.FINISHED:
                 self.store.set_message_ts(request.id, summary_ts=found)
@@ -106,6 +115,12 @@ class SlackMessenger:
             text, message_blocks = blocks.rejection_reply(request), None
         elif event.kind is EventKind.ENVIRONMENT_MISMATCH:
             text, message_blocks = blocks.environment_mismatch_note(request), None
+        elif event.kind is EventKind.CANCELLED:
+            text, message_blocks = pending_blocks.cancellation_reply(request), None
+        elif event.kind is EventKind.EXPIRED:
+            text, message_blocks = pending_blocks.expiry_reply(request), None
+        elif event.kind is EventKind.REMINDED:
+            text, message_blocks = pending_blocks.reminder_reply(request), None
         else:
             outcomes = self.store.outcomes(request.id)
             text, message_blocks = blocks.result_message(request, outcomes, self._round_seconds(event))
@@ -115,6 +130,8 @@ class SlackMessenger:
             text=text,
             blocks=message_blocks,
             metadata=_metadata(event),
+            # The reminder shows in the channel too, so approvers who do not follow the thread see it.
+            **({"reply_broadcast": True} if event.kind is EventKind.REMINDED else {}),
         )
         if event.kind is EventKind.FINISHED:
             self.store.set_message_ts(request.id, summary_ts=str(response["ts"]))
@@ -123,6 +140,8 @@ class SlackMessenger:
         link = self.permalink(request)
         if event.kind is EventKind.REJECTED:
             text = blocks.rejection_dm(request, link)
+        elif event.kind is EventKind.EXPIRED:
+            text = pending_blocks.expiry_dm(request, link)
         else:
             counts = self.store.status_counts(request.id)
             granted, failed = counts[WorkerStatus.GRANTED], counts[WorkerStatus.FAILED]
