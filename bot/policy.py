@@ -24,3 +24,9 @@ class AccessPolicy:
         if user_id == requester_id and not self.allow_self_approval:
             return "You cannot decide on your own request; another approver has to (ALLOW_SELF_APPROVAL is off)."
         return None
+
+    def lookup_refusal(self, user_id: str) -> str | None:
+        """Why `user_id` may not look things up, or None if they may (requesters and approvers may)."""
+        if user_id in self.requesters or user_id in self.approvers:
+            return None
+        return "Only the people who may request or approve grants can look things up."

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.requests import HelpWanted, InvalidRequest, ModalWanted, parse_command_text
+from bot.requests import HelpWanted, InvalidRequest, ModalWanted, is_mturk_lookup, parse_command_text
 from bot.service import CannotSubmit, NotAllowed
 from bot.slack import blocks
 from bot.slack.after_ack import Requester, run_after_ack
+from bot.slack.qualification_lookups import answer_mturk_lookup
 from bot.slack.submission import announce_request
 
 if TYPE_CHECKING:
@@ -38,6 +39,9 @@ def register(app: App, context: SlackContext) -> None:
 
     def handle(command: dict[str, Any], requester: Requester, client: WebClient) -> None:
         user_id, reply = requester.user_id, requester.reply
+        if is_mturk_lookup(str(command.get("text") or "")):  # approvers may look up too: its own allowlist
+            answer_mturk_lookup(context, str(command.get("text") or ""), requester, client)
+            return
         try:
             service.ensure_may_request(user_id)
             parsed = parse_command_text(str(command.get("text") or ""), max_workers=max_workers)
