@@ -35,7 +35,7 @@ def test_score_of_a_worker_who_holds_it(app: RunningApp) -> None:
     app.request(f'score "{QUAL_NAME}" {WORKERS[0]}', response_key="s")
     text = answer(app, "s")
     assert text.startswith("[SANDBOX]")
-    assert f"`{WORKERS[0]}` holds “{QUAL_NAME}” (`{QUAL}`) with score 80, granted on <!date^{int(GRANTED_AT)}^" in text
+    assert f"`{WORKERS[0]}` holds “{QUAL_NAME}” (`{QUAL}`) with score 80, granted <!date^{int(GRANTED_AT)}^on {{date_short}} at {{time}}|" in text
     assert app.mturk.calls("GetQualificationScore") == [{"QualificationTypeId": QUAL, "WorkerId": WORKERS[0]}]
     assert app.mturk.calls("AssociateQualificationWithWorker") == []
 

@@ -92,3 +92,21 @@ def test_a_forged_choice_is_still_checked_as_the_accounts_own(app: RunningApp) -
         assert reply.status == 200 and reply.json()["response_action"] == "errors"
         assert reply.json()["errors"]["qualification_type"]
     assert app.grant_qual.store.requests() == []
+
+
+def test_the_http_mode_manifest_the_readme_describes_is_valid() -> None:
+    """In HTTP mode Slack asks the options load URL for the picker's options (Socket Mode sends them over the
+    socket): the manifest the README's "HTTP mode" describes must still be one Slack accepts."""
+    import jsonschema
+
+    from tests.conftest import load_manifest
+    from tests.test_manifest import SCHEMA
+
+    manifest = load_manifest()
+    manifest["settings"]["socket_mode_enabled"] = False
+    manifest["features"]["slash_commands"][0]["url"] = "https://grant-qual.example.org/slack/events"
+    manifest["settings"]["interactivity"].update(
+        request_url="https://grant-qual.example.org/slack/events",
+        message_menu_options_url="https://grant-qual.example.org/slack/events",
+    )
+    jsonschema.validate(manifest, json.loads(SCHEMA.read_text()))

@@ -48,7 +48,7 @@ def score_text(answer: ScoreAnswer) -> str:
     if answer.score is None:
         return f"{tag} {worker} does not hold {qualification} in the {env}."
     score = answer.score
-    when = f" on {blocks.slack_date(score.granted_at)}" if score.granted_at else ""
+    when = f" {blocks.slack_date(score.granted_at)}" if score.granted_at else ""  # "on <date> at <time>"
     if score.status == "Granted":
         return f"{tag} {worker} holds {qualification} with score {score.integer_value}, granted{when}, in the {env}."
     status = blocks.escape(score.status or "unknown")
