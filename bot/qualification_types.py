@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 
 from bot.mturk import QualificationTypeInfo
-from bot.requests import Field, InvalidRequest
+from bot.requests import QUALIFICATION_TYPE_ID_PATTERN, Field, InvalidRequest
 
 SHOWN_CANDIDATES = 10
 SHOWN_SUGGESTIONS = 5
@@ -46,7 +46,11 @@ def resolve_type(typed: str, types: Sequence[QualificationTypeInfo], env_label: 
     by_id = next((t for t in types if t.qualification_type_id == typed.strip()), None)
     if by_id is not None:
         return by_id
-    message = f"No qualification type named “{_cut(typed)}” was created by this requester account in the {env_label}."
+    # Something shaped like an ID may have been meant as one (from the other environment, say).
+    nor_id = " (nor with that ID)" if QUALIFICATION_TYPE_ID_PATTERN.fullmatch(typed.strip()) else ""
+    message = (
+        f"No qualification type named “{_cut(typed)}”{nor_id} was created by this requester account in the {env_label}."
+    )
     if close := close_names(typed, types):
         message += " Did you mean " + ", ".join(_described(t) for t in close) + "?"
     else:

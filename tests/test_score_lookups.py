@@ -35,7 +35,8 @@ def test_score_of_a_worker_who_holds_it(app: RunningApp) -> None:
     app.request(f'score "{QUAL_NAME}" {WORKERS[0]}', response_key="s")
     text = answer(app, "s")
     assert text.startswith("[SANDBOX]")
-    assert f"`{WORKERS[0]}` holds “{QUAL_NAME}” (`{QUAL}`) with score 80, granted <!date^{int(GRANTED_AT)}^on {{date_short}} at {{time}}|" in text
+    date = f"<!date^{int(GRANTED_AT)}^on {{date_short}} at {{time}}|"
+    assert f"`{WORKERS[0]}` holds “{QUAL_NAME}” (`{QUAL}`) with score 80, granted {date}" in text
     assert app.mturk.calls("GetQualificationScore") == [{"QualificationTypeId": QUAL, "WorkerId": WORKERS[0]}]
     assert app.mturk.calls("AssociateQualificationWithWorker") == []
 
@@ -70,6 +71,8 @@ def test_an_unknown_type_name_is_answered_with_close_names(app: RunningApp) -> N
     app.request(f'score "Passed" {WORKERS[0]}', response_key="close")
     text = answer(app, "close")
     assert "No qualification type named “Passed”" in text and f"Did you mean “{QUAL_NAME}” (`{QUAL}`)?" in text
+    app.request("holders 3NOTOURS000000000001", response_key="id")
+    assert "No qualification type named “3NOTOURS000000000001” (nor with that ID)" in answer(app, "id")
     assert app.mturk.calls("GetQualificationScore") == []
 
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.conftest import APPROVER_2, OUTSIDER, QUAL, QUAL_NAME, REQUESTER, WORKERS, RunningApp
-from tests.slack_sender import modal_values, picked_type
+from tests.app_process import AppProcess
+from tests.conftest import APPROVER_2, OUTSIDER, QUAL, QUAL_NAME, REQUESTER, SIGNING_SECRET, WORKERS, RunningApp
+from tests.fakes import FakeSlack
+from tests.fakes.socket_mode import FakeSocketMode
+from tests.slack_sender import SlackSender, modal_values, picked_type
+from tests.test_socket_mode import gateway, socket_app  # noqa: F401 (fixtures)
 
 OTHER = "3OTHERTYPE0000000001"
 
@@ -92,6 +96,19 @@ def test_a_forged_choice_is_still_checked_as_the_accounts_own(app: RunningApp) -
         assert reply.status == 200 and reply.json()["response_action"] == "errors"
         assert reply.json()["errors"]["qualification_type"]
     assert app.grant_qual.store.requests() == []
+
+
+def test_the_picker_over_socket_mode(
+    socket_app: AppProcess,  # noqa: F811 (the fixture imported above)
+    gateway: FakeSocketMode,  # noqa: F811
+    fake_slack: FakeSlack,
+) -> None:
+    """In Socket Mode the options travel in the envelope's acknowledgement."""
+    slack = SlackSender("", SIGNING_SECRET, fake_slack.response_url(""))
+    ack = gateway.send("interactive", slack.block_suggestion_payload(REQUESTER, "screen"))
+    option = {"text": {"type": "plain_text", "text": f"{QUAL_NAME} ({QUAL})"}, "value": QUAL}
+    assert ack["payload"] == {"options": [option]}
+    assert gateway.send("interactive", slack.block_suggestion_payload(OUTSIDER, ""))["payload"] == {"options": []}
 
 
 def test_the_http_mode_manifest_the_readme_describes_is_valid() -> None:
