@@ -172,6 +172,30 @@ class ModalWanted:
 
 
 @dataclass(frozen=True)
+class StatusLookup:
+    """`/grant-qual status 12`: where one request stands."""
+
+    request_id: int
+
+
+@dataclass(frozen=True)
+class HistoryLookup:
+    """`/grant-qual history A1B2C3D4E5F6G7`: every request that touched one worker."""
+
+    worker_id: str
+
+
+@dataclass(frozen=True)
+class MineLookup:
+    """`/grant-qual mine` (or `list`): the user's recent requests and, for approvers, the pending ones."""
+
+
+Lookup = StatusLookup | HistoryLookup | MineLookup
+LOOKUP_WORDS = frozenset({"status", "history", "mine", "list"})
+HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
+
+
+@dataclass(frozen=True)
 class ScoreLookup:
     """`/grant-qual score "Passed screener" A1B2C3D4E5F6G7`: one worker's score for a type, from MTurk."""
 
@@ -286,13 +310,16 @@ def _workers_error(worker_ids: list[str], total: int, max_workers: int, *, has_f
     return worker_id_errors(worker_ids)
 
 
-def parse_command_text(text: str, *, max_workers: int) -> GrantSpec | HelpWanted | ModalWanted | MTurkLookup:
-    """Parse `/grant-qual` text: empty opens the modal, `help` shows usage, anything else is a request."""
+def parse_command_text(text: str, *, max_workers: int) -> GrantSpec | HelpWanted | ModalWanted | Lookup | MTurkLookup:
+    """Parse `/grant-qual` text: empty opens the modal, `help` shows usage, a look-up word asks something,
+    anything else is a request."""
     stripped = text.strip()
     if not stripped:
         return ModalWanted()
-    if stripped.lower() in {"help", "-h", "--help", "?"}:
+    if stripped.lower() in HELP_WORDS:
         return HelpWanted()
+    if (lookup := parse_lookup(stripped)) is not None:
+        return lookup
     if (mturk_lookup := parse_mturk_lookup(stripped)) is not None:
         return mturk_lookup
     type_name, stripped = _take_quoted_name(stripped)
@@ -332,6 +359,35 @@ def parse_command_text(text: str, *, max_workers: int) -> GrantSpec | HelpWanted
     if errors:
         raise InvalidRequest(errors)
     return spec
+
+
+def is_lookup(text: str) -> bool:
+    """Whether `text` starts with a look-up word (status, history, mine, list) in any case but all capitals:
+    "STATUS" could be a qualification type ID (capitals and digits), "status" and "Status" cannot."""
+    first = text.split(maxsplit=1)[0] if text.strip() else ""
+    return first.lower() in LOOKUP_WORDS and first != first.upper()
+
+
+def parse_lookup(text: str) -> Lookup | None:
+    """A look-up, None when `text` is not one; InvalidRequest (Field.COMMAND) when its argument is wrong."""
+    if not is_lookup(text):
+        return None
+    word, *arguments = text.split()
+    word = word.lower()
+    if word in {"mine", "list"}:
+        if arguments:
+            raise InvalidRequest({Field.COMMAND: f"`{word}` takes nothing after it: `/grant-qual {word}`."})
+        return MineLookup()
+    if word == "status":
+        match = re.fullmatch(r"#?(\d{1,18})", arguments[0]) if len(arguments) == 1 else None
+        if match is None:
+            raise InvalidRequest({Field.COMMAND: "Give one request number: `/grant-qual status 12`."})
+        return StatusLookup(int(match.group(1)))
+    if len(arguments) != 1:
+        raise InvalidRequest({Field.COMMAND: "Give one worker ID: `/grant-qual history A1B2C3D4E5F6G7`."})
+    if problem := worker_id_errors(arguments):
+        raise InvalidRequest({Field.COMMAND: problem})
+    return HistoryLookup(arguments[0])
 
 
 def is_mturk_lookup(text: str) -> bool:

@@ -465,6 +465,63 @@ class GrantStore:
         with self.engine.connect() as conn:
             return [_to_request(row) for row in conn.execute(query).mappings()]
 
+    # Look-ups: read-only, each bounded by a LIMIT, with the total so an answer can say how many it left out.
+
+    def requests_by_requester(self, requester_id: str, limit: int) -> tuple[list[GrantRequest], int]:
+        """The newest `limit` requests `requester_id` made, newest first, and how many they made in all."""
+        c = grant_requests.c
+        mine = c.requester_id == requester_id
+        query = select(grant_requests).where(mine).order_by(c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            found = [_to_request(row) for row in conn.execute(query).mappings()]
+            total = conn.execute(select(func.count()).select_from(grant_requests).where(mine)).scalar_one()
+        return found, total
+
+    def pending_requests(self, limit: int) -> tuple[list[GrantRequest], int]:
+        """The oldest `limit` requests waiting for a decision, oldest first, and how many wait in all."""
+        c = grant_requests.c
+        pending = c.state == RequestState.PENDING
+        query = select(grant_requests).where(pending).order_by(c.id).limit(limit)
+        with self.engine.connect() as conn:
+            found = [_to_request(row) for row in conn.execute(query).mappings()]
+            total = conn.execute(select(func.count()).select_from(grant_requests).where(pending)).scalar_one()
+        return found, total
+
+    def worker_history(self, worker_id: str, limit: int) -> tuple[list[tuple[GrantRequest, WorkerOutcome]], int]:
+        """The newest `limit` requests that name `worker_id`, newest first, each with that worker's outcome, and
+        how many name them in all.
+
+        worker_grants has no index on worker_id alone (its key starts with request_id), so this reads the
+        table; the LIMIT bounds what is returned, not what is read.
+        """
+        w = worker_grants.c
+        query = (
+            select(grant_requests, w.worker_id, w.integer_value, w.status, w.error_code, w.error_message, w.hint)
+            .join(worker_grants, w.request_id == grant_requests.c.id)
+            .where(w.worker_id == worker_id)
+            .order_by(grant_requests.c.id.desc())
+            .limit(limit)
+        )
+        named = select(func.count()).select_from(worker_grants).where(w.worker_id == worker_id)
+        with self.engine.connect() as conn:
+            found = [(_to_request(row), _to_outcome(row)) for row in conn.execute(query).mappings()]
+            total = conn.execute(named).scalar_one()
+        return found, total
+
+    def status_counts_of(self, request_ids: Sequence[int]) -> dict[int, dict[WorkerStatus, int]]:
+        """status_counts for several requests in one query (by the request_id, status index)."""
+        c = worker_grants.c
+        query = (
+            select(c.request_id, c.status, func.count())
+            .where(c.request_id.in_(list(request_ids)))
+            .group_by(c.request_id, c.status)
+        )
+        counts: dict[int, dict[WorkerStatus, int]] = {i: dict.fromkeys(WorkerStatus, 0) for i in request_ids}
+        with self.engine.connect() as conn:
+            for request_id, status, n in conn.execute(query):
+                counts[request_id][WorkerStatus(status)] = n
+        return counts
+
     def _swap(self, request_id: int, conditions: tuple[Any, ...], **values: Any) -> bool:
         with self._write() as conn:
             return _swap(conn, request_id, conditions, **values)

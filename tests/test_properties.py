@@ -28,12 +28,14 @@ from bot.requests import (
     HelpWanted,
     HoldersLookup,
     InvalidRequest,
+    Lookup,
     ModalWanted,
     RequestState,
     ScoreLookup,
     WorkerOutcome,
     WorkerStatus,
     build_grant_spec,
+    is_lookup,
     is_mturk_lookup,
     parse_command_text,
     split_worker_ids,
@@ -64,6 +66,7 @@ command_tokens = st.one_of(
             *["x=y", "=", '"Passed screener"', "“passed  SCREENER”", '"Passed', "score", "holders", "Score", "SCORE"],
         ]
     ),
+    st.sampled_from(["status", "Status", "STATUS", "#12", "12", "history", "mine", "list", "LIST"]),  # look-ups
     st.sampled_from(WORKERS),
     worker_ids,
     qualification_ids,
@@ -155,9 +158,10 @@ def test_parse_command_text_only_raises_invalid_request(text: str, max_workers: 
     except InvalidRequest as invalid:
         check_invalid(invalid)
         return
+    assert isinstance(parsed, Lookup) == is_lookup(text)  # a look-up word decides, whatever follows it
     if isinstance(parsed, GrantSpec):
         check_spec(parsed, max_workers)
-    else:
+    elif not isinstance(parsed, Lookup):
         assert isinstance(parsed, HelpWanted | ModalWanted | ScoreLookup | HoldersLookup)
         assert isinstance(parsed, HelpWanted) == (text.strip().lower() in {"help", "-h", "--help", "?"})
         assert isinstance(parsed, ScoreLookup | HoldersLookup) == is_mturk_lookup(text)

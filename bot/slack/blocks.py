@@ -255,15 +255,20 @@ def usage_text(env: MTurkEnvironment, max_workers: int) -> str:
         f"*Usage* ({environment_tag(env)}):\n`{escape(USAGE)}`\n"  # its <...> would be read as links
         "• `/grant-qual` alone opens a form.\n"
         '• Name the type by its ID or by its name in quotes: `/grant-qual "Passed screener" A1B2C3D4E5F6G7`.\n'
-        '• `/grant-qual score "Passed screener" A1B2C3D4E5F6G7`: a worker\'s current score for a type, from MTurk.\n'
-        '• `/grant-qual holders "Passed screener"`: how many workers hold a type; the full list comes by DM.\n'
         "• Worker IDs may be separated by spaces, commas or newlines; duplicates are dropped.\n"
         "• `value=` is the score to give (a whole number); without it MTurk gives 1. "
         "Granting overwrites a worker's existing score.\n"
         "• `notify=no` grants without emailing the workers.\n"
         f"• Up to {max_workers} workers per request; Slack limits typed text to about 3,000 characters, "
         "so use the form's file upload for long lists.\n"
-        "Example: `/grant-qual 3X0ABC1DEF2GHIJKLMNO A1B2C3D4E5F6G7 A2B3C4D5E6F7G8 value=90 reason=passed screener`"
+        "Example: `/grant-qual 3X0ABC1DEF2GHIJKLMNO A1B2C3D4E5F6G7 A2B3C4D5E6F7G8 value=90 reason=passed screener`\n"
+        "*Look-ups* (answered only to you):\n"
+        "• `/grant-qual status 12`: where request #12 stands, who asked and decided, its counts and a link.\n"
+        "• `/grant-qual history A1B2C3D4E5F6G7`: every request that named this worker, newest first.\n"
+        "• `/grant-qual mine` (or `list`): your recent requests; for approvers, those waiting for a decision.\n"
+        '• `/grant-qual score "Passed screener" A1B2C3D4E5F6G7`: a worker\'s current score for a type, from MTurk.\n'
+        '• `/grant-qual holders "Passed screener"`: how many workers hold a type; the full list comes by DM.\n'
+        "• `/grant-qual help`: this text."
     )
 
 

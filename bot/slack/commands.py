@@ -1,4 +1,5 @@
-"""/grant-qual: open the modal, show usage, or post a request typed on one line."""
+"""/grant-qual: open the modal or post a request typed on one line; look-ups and help go to lookups.py,
+score and holders to qualification_lookups.py."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.requests import HelpWanted, InvalidRequest, ModalWanted, is_mturk_lookup, parse_command_text
+from bot.requests import InvalidRequest, ModalWanted, is_mturk_lookup, parse_command_text
 from bot.service import CannotSubmit, NotAllowed
-from bot.slack import blocks
+from bot.slack import blocks, lookups
 from bot.slack.after_ack import Requester, run_after_ack
 from bot.slack.qualification_lookups import answer_mturk_lookup
 from bot.slack.submission import announce_request
@@ -31,7 +32,12 @@ def register(app: App, context: SlackContext) -> None:
         requester = Requester(
             str(command.get("user_id", "")), lambda text: respond(text=text, response_type="ephemeral")
         )
-        if str(command.get("text") or "").strip():
+        text = str(command.get("text") or "")
+        if lookups.answers(text):  # for approvers too, who may not request
+            run_after_ack(context, requester, lambda: lookups.answer(context, requester.user_id, text, respond))
+        elif is_mturk_lookup(text):  # score and holders: for approvers too, and answered from MTurk
+            run_after_ack(context, requester, lambda: answer_mturk_lookup(context, text, requester, client))
+        elif text.strip():
             # Checking with MTurk and posting take a while: free this listener thread for the next ack.
             run_after_ack(context, requester, lambda: handle(command, requester, client))
         else:
@@ -39,17 +45,12 @@ def register(app: App, context: SlackContext) -> None:
 
     def handle(command: dict[str, Any], requester: Requester, client: WebClient) -> None:
         user_id, reply = requester.user_id, requester.reply
-        if is_mturk_lookup(str(command.get("text") or "")):  # approvers may look up too: its own allowlist
-            answer_mturk_lookup(context, str(command.get("text") or ""), requester, client)
-            return
         try:
             service.ensure_may_request(user_id)
             parsed = parse_command_text(str(command.get("text") or ""), max_workers=max_workers)
             if isinstance(parsed, ModalWanted):
                 metadata = {"response_url": str(command.get("response_url", ""))}
                 client.views_open(trigger_id=command["trigger_id"], view=blocks.grant_modal(env, metadata))
-            elif isinstance(parsed, HelpWanted):
-                reply(blocks.usage_text(env, max_workers))
             else:
                 requester.request = service.submit(user_id, parsed)
                 announce_request(context, requester.request, reply)
