@@ -1,24 +1,29 @@
 """grant-qual: wiring only. Settings → store → MTurk gateway → executor and service → Bolt app → start.
 
-`python app.py` runs Socket Mode when SLACK_APP_TOKEN is set, otherwise serves HTTP on PORT with Slack's
-requests at /slack/events, through waitress (a production WSGI server).
+`python app.py` checks its settings, Slack, MTurk and the database first (bot/selfcheck.py) and stops with the
+failing item's line; then it runs Socket Mode when SLACK_APP_TOKEN is set, otherwise serves HTTP on PORT with
+Slack's requests at /slack/events, through waitress (a production WSGI server). `python app.py --check` prints
+every item of the check and exits.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from types import FrameType
 
 from dotenv import load_dotenv
 from slack_bolt import App
-from slack_bolt.error import BoltError
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 from sqlalchemy.engine import make_url
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
@@ -29,12 +34,14 @@ from bot.logs import configure_logging
 from bot.mturk import MTurkGateway, create_mturk_client
 from bot.policy import AccessPolicy
 from bot.ratelimit import AdaptiveRateLimiter
+from bot.selfcheck import CheckResult, database_check, mturk_check, run_checks
 from bot.service import GrantService
 from bot.slack import SlackContext, register
 from bot.slack.delivery import EventDelivery
 from bot.slack.http_gate import MAX_BODY_BYTES, SlackFormHandler, SlackHttpGate
 from bot.slack.messenger import SlackMessenger
 from bot.slack.progress import SlackGrantObserver
+from bot.slack.selfcheck import CHECK_TIMEOUT_SECONDS, SlackSelfCheck
 from bot.store import GrantStore, create_database_engine
 
 log = logging.getLogger("grant-qual")
@@ -92,6 +99,9 @@ def build(settings: Settings) -> GrantQual:
     )
     bolt = App(
         client=client,
+        # The self-check has called auth.test already; Bolt's own call at construction would raise on a network
+        # error with a traceback. Bolt calls it once at the first request instead.
+        token_verification_enabled=False,
         signing_secret=settings.slack_signing_secret,
         process_before_response=False,
         listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="listener"),
@@ -131,34 +141,92 @@ def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> int:
-    load_dotenv()
+def self_check(settings: Settings, *, stop_at_failure: bool = False) -> list[CheckResult]:
+    """Slack, MTurk and the database, each one line; quick timeouts, no retries, nothing created."""
+    store = GrantStore(create_database_engine(settings.database_url))
+    client = create_mturk_client(settings, read_timeout=CHECK_TIMEOUT_SECONDS)
+    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    checks = [
+        *SlackSelfCheck(settings).checks(),
+        mturk_check(MTurkGateway(client, settings.mturk_env)),
+        database_check(store, database),
+    ]
+    try:
+        return run_checks(checks, stop_at_failure=stop_at_failure)
+    finally:
+        store.engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="app.py", description="grant-qual: grant MTurk qualifications from Slack.")
+    parser.add_argument("--check", action="store_true", help="check settings, Slack, MTurk and the database; exit")
+    check_only = parser.parse_args(argv).check
+    # The README's promise: a .env in the working directory is read; what the environment already holds wins.
+    dotenv = Path.cwd() / ".env"
+    load_dotenv(dotenv)
     try:
         settings = load_settings(os.environ)
     except SettingsError as error:
-        print(f"grant-qual cannot start: {error}", file=sys.stderr)
-        return 2
+        return _report([CheckResult("Settings", False, str(error))], check_only)
     configure_logging(settings.secrets())
-    try:
-        grant_qual = build(settings)
-    except BoltError as error:
-        print(f"grant-qual cannot start: Slack refused SLACK_BOT_TOKEN ({error})", file=sys.stderr)
-        return 2
+    # Settings hold the Slack secrets from here on. Bolt would read SLACK_BOT_TOKEN again by itself and warn
+    # that the token of the client it is given wins.
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
+        os.environ.pop(name, None)
+    read = f"read {dotenv}" if dotenv.is_file() else f"no .env in {dotenv.parent}"
+    results = [
+        CheckResult("Settings", True, f"{describe(settings)}; {read}"),
+        *self_check(settings, stop_at_failure=not check_only),
+    ]
+    if check_only or not all(result.ok for result in results):
+        return _report(results, check_only)
+    return serve(settings)
+
+
+def _report(results: list[CheckResult], check_only: bool) -> int:
+    """--check prints every line and exits 1 on any ✗; a start stops with the failing line and exits 2."""
+    if check_only:
+        for result in results:
+            print(result.line())
+        return 0 if all(result.ok for result in results) else 1
+    failed = next(result for result in results if not result.ok)
+    print(f"grant-qual cannot start: {failed.line()}", file=sys.stderr)
+    return 2
+
+
+def serve(settings: Settings) -> int:
+    """Build the app (creating or upgrading the database) and serve until SIGTERM or Ctrl-C."""
+    grant_qual = build(settings)
     log.info("grant-qual starting: %s", describe(settings))
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     grant_qual.start_background_work()
     try:
         if settings.socket_mode:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            SocketModeHandler(grant_qual.bolt, settings.slack_app_token).start()
-        else:
-            http_server(grant_qual).run()
+            return serve_socket_mode(grant_qual)
+        http_server(grant_qual).run()
     except KeyboardInterrupt:
         log.info("stopping: finishing calls in flight")
     finally:
         grant_qual.shutdown()
         log.info("stopped")
+    return 0
+
+
+def serve_socket_mode(grant_qual: GrantQual) -> int:
+    """Connect to Slack over Socket Mode and keep the connection until SIGTERM or Ctrl-C."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    handler = SocketModeHandler(grant_qual.bolt, grant_qual.settings.slack_app_token)
+    try:
+        handler.connect()
+    except (SlackClientError, OSError) as error:
+        # The self-check was let in a moment ago; Slack or the network changed since. One line, no traceback.
+        handler.close()
+        reason = error.response.get("error") if isinstance(error, SlackApiError) else type(error).__name__
+        print(f"grant-qual cannot start: Slack refused the Socket Mode connection ({reason})", file=sys.stderr)
+        return 2
+    log.info("connected to Slack over Socket Mode")
+    threading.Event().wait()
     return 0
 
 

@@ -15,6 +15,35 @@ PRODUCTION_ENDPOINT_URL = "https://mturk-requester.us-east-1.amazonaws.com"
 # Where the MTurk endpoint may be set, in boto3's order of precedence (our own setting first).
 ENDPOINT_SETTINGS = ("MTURK_ENDPOINT_URL", "AWS_ENDPOINT_URL_MTURK", "AWS_ENDPOINT_URL")
 
+
+@dataclass(frozen=True)
+class TokenSlot:
+    """A setting that holds a Slack token: the prefix it needs and where in the app's settings to find it."""
+
+    name: str
+    prefix: str
+    what: str
+    where: str
+
+    def wanted(self) -> str:
+        return f"{self.what} ({self.prefix}…) {self.where}"
+
+
+BOT_TOKEN = TokenSlot("SLACK_BOT_TOKEN", "xoxb-", "the Bot User OAuth Token", "from OAuth & Permissions")
+APP_TOKEN = TokenSlot(
+    "SLACK_APP_TOKEN",
+    "xapp-",
+    "an app-level token",
+    "from Basic Information → App-Level Tokens (scope connections:write), or leave it empty and set "
+    "SLACK_SIGNING_SECRET to serve HTTP",
+)
+# What a token's prefix says it is, to name the token a user most likely pasted by mistake.
+_TOKEN_KINDS = {
+    "xoxb-": "a bot token (xoxb-…)",
+    "xoxp-": "a user token (xoxp-…)",
+    "xapp-": "an app-level token (xapp-…)",
+    "xoxe": "a rotating, refresh or configuration token (xoxe…)",
+}
 _SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 
@@ -72,13 +101,8 @@ class Settings:
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build Settings from an environment mapping, or raise SettingsError naming what is wrong."""
     env = {key: value.strip() for key, value in environ.items()}
+    _require_filled_in(env)
     app_token = env.get("SLACK_APP_TOKEN") or None
-    required = ["SLACK_BOT_TOKEN", "GRANT_REQUESTERS", "GRANT_APPROVERS", "APPROVAL_CHANNEL"]
-    if app_token is None:
-        required.append("SLACK_SIGNING_SECRET")
-    missing = [name for name in required if not env.get(name)]
-    if missing:
-        raise SettingsError(f"missing setting(s) {', '.join(missing)} ({README_HINT})")
     if env.get("SLACK_CLIENT_ID") and env.get("SLACK_CLIENT_SECRET"):
         raise SettingsError(
             "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are set, which would switch Bolt to OAuth mode; "
@@ -87,9 +111,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     mturk_env = _parse_mturk_env(env.get("MTURK_ENV", "sandbox"))
     endpoint_url, endpoint_setting = _mturk_endpoint(env, mturk_env)
     return Settings(
-        slack_bot_token=_token(env, "SLACK_BOT_TOKEN", "xoxb-"),
-        slack_signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
-        slack_app_token=_token(env, "SLACK_APP_TOKEN", "xapp-") if app_token else None,
+        slack_bot_token=_token(env, BOT_TOKEN),
+        slack_signing_secret=_signing_secret(env),
+        slack_app_token=_token(env, APP_TOKEN) if app_token else None,
         slack_api_url=_url(env, "SLACK_API_URL", DEFAULT_SLACK_API_URL, trailing_slash=True),
         requesters=_user_ids(env, "GRANT_REQUESTERS"),
         approvers=_user_ids(env, "GRANT_APPROVERS"),
@@ -141,11 +165,71 @@ def _parse_mturk_env(raw: str) -> MTurkEnvironment:
         raise SettingsError(f"MTURK_ENV must be 'sandbox' or 'production', not {raw!r} ({README_HINT})") from None
 
 
-def _token(env: Mapping[str, str], name: str, prefix: str) -> str:
-    value = env[name]
-    if not value.startswith(prefix):
-        # Never echo the value: it may be a real secret pasted in the wrong place.
-        raise SettingsError(f"{name} must start with {prefix!r} ({README_HINT})")
+def _require_filled_in(env: Mapping[str, str]) -> None:
+    """Every required setting has a value, and no token is still the example from .env.example."""
+    missing = [
+        name
+        for name in ("SLACK_BOT_TOKEN", "GRANT_REQUESTERS", "GRANT_APPROVERS", "APPROVAL_CHANNEL")
+        if not env.get(name)
+    ]
+    if not env.get("SLACK_APP_TOKEN") and not env.get("SLACK_SIGNING_SECRET"):
+        missing.append("SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP)")
+    examples = [slot for slot in (BOT_TOKEN, APP_TOKEN) if _is_example(env.get(slot.name, ""))]
+    if missing:
+        names = ", ".join(missing[:-1]) + (" and " if len(missing) > 1 else "") + missing[-1]
+        still = ""
+        if examples:
+            verb = "still hold" if len(examples) > 1 else "still holds"
+            still = f"; {' and '.join(slot.name for slot in examples)} {verb} the example value from .env.example"
+        raise SettingsError(f"missing setting(s) {names}{still} ({README_HINT})")
+    if examples:
+        raise SettingsError(
+            ". ".join(
+                f"{slot.name} is still the example value from .env.example; paste {slot.wanted()}" for slot in examples
+            )
+        )
+
+
+def _is_example(value: str) -> bool:
+    # .env.example writes tokens as "xoxb-..."; real tokens are letters, digits and dashes, never an ellipsis.
+    return "..." in value or "…" in value
+
+
+def _token(env: Mapping[str, str], slot: TokenSlot) -> str:
+    value = env[slot.name]
+    if value.startswith(slot.prefix):
+        return value
+    # Never echo the value: it may be a real secret pasted in the wrong place. Name what it looks like instead.
+    other = APP_TOKEN if slot is BOT_TOKEN else BOT_TOKEN
+    if value.startswith(other.prefix) and env.get(other.name, "").startswith(slot.prefix):
+        raise SettingsError(
+            f"SLACK_BOT_TOKEN and SLACK_APP_TOKEN are swapped: the {BOT_TOKEN.prefix}… token goes in SLACK_BOT_TOKEN, "
+            f"the {APP_TOKEN.prefix}… one in SLACK_APP_TOKEN"
+        )
+    kind = _token_kind(value)
+    if kind is None:
+        raise SettingsError(f"{slot.name} must start with {slot.prefix!r}; paste {slot.wanted()} ({README_HINT})")
+    belongs = f", which belongs in {other.name}" if value.startswith(other.prefix) else ""
+    raise SettingsError(f"{slot.name} holds {kind}{belongs}; paste {slot.wanted()}")
+
+
+def _token_kind(value: str) -> str | None:
+    """What a pasted credential most likely is, from its shape."""
+    for prefix, kind in _TOKEN_KINDS.items():
+        if value.startswith(prefix):
+            return kind
+    if re.fullmatch(r"[0-9a-f]{32}", value):
+        return "an app credential (the Signing Secret or Client Secret), not a token"
+    return None
+
+
+def _signing_secret(env: Mapping[str, str]) -> str:
+    value = env.get("SLACK_SIGNING_SECRET", "")
+    if value.startswith(("xox", "xapp-")):
+        kind = _token_kind(value) or "a Slack token"
+        raise SettingsError(
+            f"SLACK_SIGNING_SECRET holds {kind}; paste the Signing Secret from Basic Information → App Credentials"
+        )
     return value
 
 

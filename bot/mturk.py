@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 import boto3
@@ -90,6 +91,15 @@ class QualificationTypeInfo:
     qualification_type_id: str
     name: str
     status: str
+
+
+@dataclass(frozen=True)
+class AccountBalance:
+    """What GetAccountBalance answered, and who answered it (the sandbox always has $10,000.00)."""
+
+    available: Decimal
+    environment: MTurkEnvironment
+    endpoint_url: str
 
 
 class WorkerNotKnown(Exception):
@@ -404,6 +414,30 @@ class MTurkGateway:
                 if attempt == LOOKUP_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
+
+    def account_balance(self) -> AccountBalance:
+        """GetAccountBalance: the cheapest call that proves the credentials and which environment answers."""
+        try:
+            answer = self.client.get_account_balance()
+        except (NoCredentialsError, PartialCredentialsError):
+            raise MTurkAccessError(
+                "No AWS credentials were found. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) "
+                "for the requester account; see the README."
+            ) from None
+        except ClientError as error:
+            code, message, _ = _error_fields(error)
+            if code in ACCESS_CODES:
+                raise MTurkAccessError(
+                    f"AWS rejected the credentials ({code}: {message}). Check the AWS keys."
+                ) from None
+            raise MTurkUnavailable(f"MTurk answered {code}: {message}") from None
+        except (BotoConnectionError, BotoCoreError) as error:
+            raise MTurkUnavailable(f"MTurk could not be reached ({error})") from None
+        try:
+            available = Decimal(str(answer.get("AvailableBalance", "")))
+        except InvalidOperation:
+            raise MTurkUnavailable("MTurk answered GetAccountBalance without a balance") from None
+        return AccountBalance(available, self.environment, self.client.meta.endpoint_url)
 
 
 def _qualification_score(item: dict[str, Any]) -> QualificationScore:

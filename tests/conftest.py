@@ -29,8 +29,21 @@ QUAL_NAME = "Passed screener"
 WORKERS = ["A1WORKER0000001", "A1WORKER0000002", "A1WORKER0000003"]
 
 
+# The app's own settings (see README.md, Settings): a test never takes them from the developer's machine.
+SETTING_PREFIXES = ("SLACK_", "GRANT_", "MTURK_", "AWS_")
+SETTING_NAMES = ("APPROVAL_CHANNEL", "ALLOW_SELF_APPROVAL", "DATABASE_URL", "PORT", "MAX_WORKERS_PER_REQUEST")
+
+
 @pytest.fixture(autouse=True)
-def aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def no_settings_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's settings are removed from the environment, so only what a test sets reaches the app."""
+    for name in list(os.environ):
+        if name.startswith(SETTING_PREFIXES) or name in SETTING_NAMES:
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_settings_from_the_machine: None) -> None:
     """boto3's standard chain finds the fake's keys in the environment, and nothing from the machine."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", FakeMTurk.ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FakeMTurk.SECRET_KEY)

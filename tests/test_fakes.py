@@ -291,6 +291,13 @@ def test_preset_grant_is_held_but_not_a_call(mturk_fake: FakeMTurk, mturk: Any) 
         mturk_fake.preset_grant(FOREIGN_TYPE_ID, WORKER, 1)
 
 
+def test_account_balance_proves_the_keys(mturk_fake: FakeMTurk, mturk: Any) -> None:
+    assert mturk.get_account_balance()["AvailableBalance"] == "10000.00"
+    with pytest.raises(ClientError) as refused:
+        mturk_client(mturk_fake, secret="wrong/secret").get_account_balance()
+    assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"
+
+
 # ---------------------------------------------------------------------- Slack
 
 
@@ -563,3 +570,32 @@ def test_unavailable_answers_503_and_applies_nothing(slack_fake: FakeSlack, slac
         slack.chat_postMessage(channel="C1", text="hello")
     assert limited.value.response.status_code == 429
     assert slack.chat_postMessage(channel="C1", text="hello")["ok"]
+
+
+def test_every_answer_to_a_known_token_carries_its_scopes(slack_fake: FakeSlack, slack: WebClient) -> None:
+    slack_fake.bot_scopes = {"chat:write", "commands"}
+    assert slack.auth_test().headers["x-oauth-scopes"] == "chat:write,commands"
+    with pytest.raises(SlackApiError) as missing:
+        slack.conversations_history(channel="C1")
+    assert missing.value.response["error"] == "missing_scope"
+    assert missing.value.response.headers["x-oauth-scopes"] == "chat:write,commands"
+    with pytest.raises(SlackApiError) as no_gateway:  # no Socket Mode gateway attached: refused, still with scopes
+        slack.apps_connections_open(app_token=slack_fake.app_token)
+    assert no_gateway.value.response.headers["x-oauth-scopes"] == "connections:write"
+    with pytest.raises(SlackApiError) as unknown:
+        WebClient(token="xoxb-unknown", base_url=slack_fake.api_url).auth_test()
+    assert "x-oauth-scopes" not in unknown.value.response.headers
+
+
+def test_channels_the_bot_is_not_in_or_that_do_not_exist(slack_fake: FakeSlack, slack: WebClient) -> None:
+    slack_fake.channels_without_bot.add("C0NOTJOINED")
+    slack_fake.missing_channels.add("C0GONE")
+    for method in (slack.conversations_history, lambda channel: slack.chat_postMessage(channel=channel, text="hi")):
+        with pytest.raises(SlackApiError) as outside:
+            method(channel="C0NOTJOINED")
+        assert outside.value.response["error"] == "not_in_channel"
+        with pytest.raises(SlackApiError) as gone:
+            method(channel="C0GONE")
+        assert gone.value.response["error"] == "channel_not_found"
+    assert slack.conversations_history(channel="C0JOINED", limit=1)["ok"]
+    assert not slack_fake.messages

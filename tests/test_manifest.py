@@ -7,10 +7,11 @@ from pathlib import Path
 
 import jsonschema
 
+from bot.slack.selfcheck import BOT_SCOPES
 from tests.conftest import load_manifest
 
-ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = ROOT.parent / "shared" / "reference" / "slack-app-manifest.schema.1.0.0.json"
+# Slack's schema, kept in the repository (with its licence) so the test needs nothing beside the clone.
+SCHEMA = Path(__file__).resolve().parent / "schemas" / "slack-app-manifest.schema.1.0.0.json"
 
 
 def test_manifest_matches_slack_schema() -> None:
@@ -34,3 +35,7 @@ def test_manifest_declares_command_interactivity_socket_mode_and_minimal_scopes(
         "im:history",
         "im:write",
     ]
+
+
+def test_the_self_check_expects_the_scopes_the_manifest_asks_for() -> None:
+    assert set(load_manifest()["oauth_config"]["scopes"]["bot"]) == BOT_SCOPES

@@ -104,7 +104,7 @@ def test_socket_mode_needs_no_signing_secret() -> None:
         ({"MTURK_ENV": "prod"}, "MTURK_ENV must be 'sandbox' or 'production'"),
         ({"ALLOW_SELF_APPROVAL": "sometimes"}, "ALLOW_SELF_APPROVAL must be true or false"),
         ({"PORT": "http"}, "PORT must be a whole number"),
-        ({"SLACK_BOT_TOKEN": "xoxp-user-token"}, "SLACK_BOT_TOKEN must start with 'xoxb-'"),
+        ({"SLACK_BOT_TOKEN": "not-a-token"}, "SLACK_BOT_TOKEN must start with 'xoxb-'"),
         ({"SLACK_CLIENT_ID": "1", "SLACK_CLIENT_SECRET": "2"}, "OAuth mode"),
     ],
 )
@@ -112,7 +112,102 @@ def test_malformed_settings_are_named(change: dict[str, str], fragment: str) -> 
     with pytest.raises(SettingsError) as caught:
         load_settings({**BASE, **change})
     assert fragment in str(caught.value) and "README" in str(caught.value)
-    assert "xoxp-user-token" not in str(caught.value)
+    assert "not-a-token" not in str(caught.value)
+
+
+PASTED = "-1234-5678-PastedValue"  # part of every pasted token below: a message names a token, never echoes it
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            {"SLACK_BOT_TOKEN": "xoxb-..."},
+            "SLACK_BOT_TOKEN is still the example value from .env.example; paste the Bot User OAuth Token (xoxb-…) "
+            "from OAuth & Permissions",
+        ),
+        (
+            {"SLACK_APP_TOKEN": "xapp-…"},
+            "SLACK_APP_TOKEN is still the example value from .env.example; paste an app-level token (xapp-…) from "
+            "Basic Information → App-Level Tokens (scope connections:write), or leave it empty and set "
+            "SLACK_SIGNING_SECRET to serve HTTP",
+        ),
+        (
+            {"SLACK_BOT_TOKEN": "xoxp" + PASTED},
+            "SLACK_BOT_TOKEN holds a user token (xoxp-…); paste the Bot User OAuth Token (xoxb-…) from "
+            "OAuth & Permissions",
+        ),
+        (
+            {"SLACK_BOT_TOKEN": "xapp" + PASTED},
+            "SLACK_BOT_TOKEN holds an app-level token (xapp-…), which belongs in SLACK_APP_TOKEN; paste the Bot User "
+            "OAuth Token (xoxb-…) from OAuth & Permissions",
+        ),
+        (
+            {"SLACK_BOT_TOKEN": "0123456789abcdef0123456789abcdef"},
+            "SLACK_BOT_TOKEN holds an app credential (the Signing Secret or Client Secret), not a token; paste the "
+            "Bot User OAuth Token (xoxb-…)",
+        ),
+        (
+            {"SLACK_APP_TOKEN": "xoxb" + PASTED},
+            "SLACK_APP_TOKEN holds a bot token (xoxb-…), which belongs in SLACK_BOT_TOKEN; paste an app-level token "
+            "(xapp-…)",
+        ),
+        ({"SLACK_APP_TOKEN": "xoxp" + PASTED}, "SLACK_APP_TOKEN holds a user token (xoxp-…); paste an app-level token"),
+        (
+            {"SLACK_BOT_TOKEN": "xapp" + PASTED, "SLACK_APP_TOKEN": "xoxb" + PASTED},
+            "SLACK_BOT_TOKEN and SLACK_APP_TOKEN are swapped: the xoxb-… token goes in SLACK_BOT_TOKEN, the xapp-… "
+            "one in SLACK_APP_TOKEN",
+        ),
+        (
+            {"SLACK_SIGNING_SECRET": "xoxb" + PASTED},
+            "SLACK_SIGNING_SECRET holds a bot token (xoxb-…); paste the Signing Secret from Basic Information → "
+            "App Credentials",
+        ),
+    ],
+)
+def test_each_token_slot_names_the_token_pasted_by_mistake(change: dict[str, str], expected: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**BASE, **change})
+    assert str(caught.value).startswith(expected)
+    assert PASTED not in str(caught.value) and "0123456789abcdef" not in str(caught.value)
+
+
+def test_both_example_tokens_are_named_in_one_line() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**BASE, "SLACK_BOT_TOKEN": "xoxb-...", "SLACK_APP_TOKEN": "xapp-..."})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "SLACK_BOT_TOKEN is still the example value" in message
+    assert "SLACK_APP_TOKEN is still the example value" in message
+
+
+@pytest.mark.parametrize(
+    ("unset", "expected"),
+    [
+        (
+            ["SLACK_SIGNING_SECRET"],
+            "missing setting(s) SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP) (see",
+        ),
+        (
+            ["SLACK_SIGNING_SECRET", "APPROVAL_CHANNEL"],
+            "missing setting(s) APPROVAL_CHANNEL and SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP)",
+        ),
+        (["GRANT_REQUESTERS", "GRANT_APPROVERS"], "missing setting(s) GRANT_REQUESTERS and GRANT_APPROVERS (see"),
+    ],
+)
+def test_missing_settings_say_socket_mode_or_http_needs_one_of_two(unset: list[str], expected: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({name: value for name, value in BASE.items() if name not in unset})
+    assert str(caught.value).startswith(expected)
+
+
+def test_missing_settings_mention_example_tokens_left_in_place() -> None:
+    env = {**BASE, "SLACK_BOT_TOKEN": "xoxb-...", "APPROVAL_CHANNEL": ""}
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+    assert str(caught.value).startswith(
+        "missing setting(s) APPROVAL_CHANNEL; SLACK_BOT_TOKEN still holds the example value from .env.example"
+    )
 
 
 def test_python_app_py_without_settings_prints_one_line(tmp_path: Path) -> None:
@@ -128,5 +223,6 @@ def test_python_app_py_without_settings_prints_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert "SLACK_BOT_TOKEN" in lines[0] and "GRANT_REQUESTERS" in lines[0] and "SLACK_SIGNING_SECRET" in lines[0]
+    assert "SLACK_BOT_TOKEN" in lines[0] and "GRANT_REQUESTERS" in lines[0]
+    assert "SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP)" in lines[0]
     assert "README" in lines[0] and "Traceback" not in result.stderr

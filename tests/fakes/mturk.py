@@ -90,6 +90,8 @@ class FakeMTurk(FakeHttpServer):
         self.preset: list[Grant] = []
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.service_fault_status = 500
+        # What GetAccountBalance answers: the sandbox always has $10,000.00.
+        self.available_balance = "10000.00"
         self.latency = 0.0
         self.slow_answer_seconds = 2.0  # how late SlowAnswerAfterGrant answers
         # (probability, seconds): some calls are slow, as MTurk's are under load.
@@ -108,6 +110,7 @@ class FakeMTurk(FakeHttpServer):
             "GetQualificationType": self._get_qualification_type,
             "ListQualificationTypes": self._list_qualification_types,
             "ListWorkersWithQualificationType": self._list_workers_with_qualification_type,
+            "GetAccountBalance": self._get_account_balance,
         }
 
     # ------------------------------------------------------------------ state helpers for tests
@@ -402,6 +405,10 @@ class FakeMTurk(FakeHttpServer):
         if offset + max_results < len(matching):
             answer["NextToken"] = _encode_token(offset + max_results)
         return answer
+
+    def _get_account_balance(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            return {"AvailableBalance": self.available_balance}
 
     def _describe(self, type_id: str) -> dict[str, Any]:
         name = self.owned_types[type_id] if type_id in self.owned_types else self.foreign_types[type_id]

@@ -89,6 +89,10 @@ class FakeSlack(FakeHttpServer):
         # The bot token's scopes (from manifest.yml in the tests): a method needing another answers
         # missing_scope, as Slack does. None grants everything.
         self.bot_scopes: set[str] | None = None
+        # Channels the bot was never invited into (reading or posting there answers not_in_channel), and
+        # channel IDs that do not exist in the workspace (channel_not_found).
+        self.channels_without_bot: set[str] = set()
+        self.missing_channels: set[str] = set()
         self.lock = threading.RLock()
         self.calls: list[SlackCall] = []
         self.messages: list[dict[str, Any]] = []
@@ -329,6 +333,7 @@ class FakeSlack(FakeHttpServer):
         if delay := self.slow_methods.get(method):
             time.sleep(delay)
         fault: dict[str, Any] | None = None
+        scopes: str | None = None
         args: dict[str, Any] = dict(request.query)
         if self.unavailable:
             with contextlib.suppress(_SlackError):
@@ -339,8 +344,9 @@ class FakeSlack(FakeHttpServer):
             return HttpResponse(503, b"", "text/plain")
         try:
             args.update(_parse_args(request))
-            self._check_token(request, args, method)
+            scopes = self._check_token(request, args, method)
             self._check_scope(method, args)
+            self._check_channel(method, args)
             fault = self._take_fault(method, args)
             if fault is not None and fault["kind"] == "status":
                 response = self._status_fault(fault)
@@ -356,6 +362,9 @@ class FakeSlack(FakeHttpServer):
             if error.messages:
                 body["response_metadata"] = {"messages": error.messages}
             response = json_response(body)
+        if scopes is not None and (fault is None or fault["kind"] == "error"):
+            # Slack tells every caller the scopes its token holds; a self-check reads them from here.
+            response.headers["x-oauth-scopes"] = scopes
         if fault is not None and fault["kind"] == "drop":
             response = HttpResponse(drop=True)
         injected = self._count(fault)
@@ -374,7 +383,8 @@ class FakeSlack(FakeHttpServer):
         response = serve()
         return HttpResponse(drop=True) if fault is not None and fault["kind"] == "drop" else response
 
-    def _check_token(self, request: HttpRequest, args: dict[str, Any], method: str) -> None:
+    def _check_token(self, request: HttpRequest, args: dict[str, Any], method: str) -> str:
+        """Accept the call's token or raise as Slack does; the token's scopes, as its x-oauth-scopes header."""
         authorization = request.headers.get("authorization", "")
         token = authorization.removeprefix("Bearer ").strip() if authorization.startswith("Bearer ") else None
         token = token or args.get("token")
@@ -383,8 +393,10 @@ class FakeSlack(FakeHttpServer):
         if method == "apps.connections.open":  # the one method that takes the app-level token, and only it
             if token != self.app_token:
                 raise _SlackError("not_allowed_token_type" if token == self.bot_token else "invalid_auth")
-        elif token != self.bot_token:
+            return "connections:write"
+        if token != self.bot_token:
             raise _SlackError("not_allowed_token_type" if token == self.app_token else "invalid_auth")
+        return ",".join(sorted(ALL_BOT_SCOPES if self.bot_scopes is None else self.bot_scopes))
 
     def _check_scope(self, method: str, args: dict[str, Any]) -> None:
         if self.bot_scopes is None:
@@ -392,6 +404,16 @@ class FakeSlack(FakeHttpServer):
         needed = _scope_needed(method, args)
         if needed and needed not in self.bot_scopes:
             raise _SlackError("missing_scope")
+
+    def _check_channel(self, method: str, args: dict[str, Any]) -> None:
+        if method not in _IN_CHANNEL_METHODS:
+            return
+        channel = str(args.get("channel", ""))
+        with self.lock:
+            if channel in self.missing_channels:
+                raise _SlackError("channel_not_found")
+            if channel in self.channels_without_bot:
+                raise _SlackError("not_in_channel")
 
     # ------------------------------------------------------------------ Web API methods
 
@@ -832,6 +854,12 @@ _METHOD_SCOPE = {
     "files.completeUploadExternal": "files:write",
     "files.info": "files:read",
 }
+
+
+# Every scope the fake knows of: what the token holds when bot_scopes is None.
+ALL_BOT_SCOPES = frozenset({"commands", *_HISTORY_SCOPE.values(), *_METHOD_SCOPE.values()})
+# Methods Slack answers with not_in_channel (or channel_not_found) when the bot is not in the channel.
+_IN_CHANNEL_METHODS = frozenset({"chat.postMessage", "chat.update", "conversations.history", "conversations.replies"})
 
 
 def _scope_needed(method: str, args: dict[str, Any]) -> str | None:
