@@ -16,7 +16,9 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
@@ -59,6 +61,8 @@ TRANSIENT_CODES = frozenset(
         "RequestTimeout",
     }
 )
+# The caller's own mistakes, answered for one worker or type: an answer, never retried.
+CALLER_ERROR_CODES = frozenset({"RequestError", "ParameterValidationError"})
 THROTTLE_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
 ACCESS_CODES = frozenset(
     {
@@ -96,6 +100,20 @@ class AccountBalance:
     available: Decimal
     environment: MTurkEnvironment
     endpoint_url: str
+
+
+class WorkerNotKnown(Exception):
+    """MTurk does not know this worker ID in this environment (ParameterValidationError on WorkerId)."""
+
+
+@dataclass(frozen=True)
+class QualificationScore:
+    """One worker's qualification as MTurk holds it: GetQualificationScore's or a holders page's `Qualification`."""
+
+    worker_id: str
+    integer_value: int
+    status: str  # Granted or Revoked
+    granted_at: datetime | None
 
 
 class CallPacer(Protocol):
@@ -301,35 +319,83 @@ class MTurkGateway:
         with self._types_lock:
             fresh = time.monotonic() - self._owned_types_at < max_age
             if not fresh or qualification_type_id not in self._owned_types:
-                self._owned_types = self._list_owned_types()
-                self._owned_types_at = time.monotonic()
+                self._refresh_owned_types()
             return self._owned_types.get(qualification_type_id)
+
+    def owned_types(self, *, max_age: float = 60.0) -> list[QualificationTypeInfo]:
+        """Every qualification type this account created (all pages), listed at most `max_age` seconds ago."""
+        with self._types_lock:
+            if time.monotonic() - self._owned_types_at >= max_age:
+                self._refresh_owned_types()
+            return list(self._owned_types.values())
+
+    def _refresh_owned_types(self) -> None:
+        self._owned_types = self._list_owned_types()
+        self._owned_types_at = time.monotonic()
 
     def _list_owned_types(self) -> dict[str, QualificationTypeInfo]:
         found: dict[str, QualificationTypeInfo] = {}
         params: dict[str, Any] = {"MustBeRequestable": False, "MustBeOwnedByCaller": True, "MaxResults": 100}
+        while True:
+            page = self._read(self.client.list_qualification_types, params, "the qualification types")
+            for item in page.get("QualificationTypes", []):
+                info = QualificationTypeInfo(
+                    item["QualificationTypeId"],
+                    item.get("Name", ""),
+                    item.get("QualificationTypeStatus", ""),
+                )
+                found[info.qualification_type_id] = info
+            if not page.get("NextToken"):
+                return found
+            params["NextToken"] = page["NextToken"]
+
+    def qualification_score(self, qualification_type_id: str, worker_id: str) -> QualificationScore | None:
+        """GetQualificationScore: the worker's score and status, or None when they do not hold it (RequestError).
+
+        Raises WorkerNotKnown for a worker ID MTurk does not know here, and MTurkAccessError / MTurkUnavailable.
+        """
+        params = {"QualificationTypeId": qualification_type_id, "WorkerId": worker_id}
         try:
-            while True:
-                page = self._look_up(self.client.list_qualification_types, params)
-                for item in page.get("QualificationTypes", []):
-                    info = QualificationTypeInfo(
-                        item["QualificationTypeId"],
-                        item.get("Name", ""),
-                        item.get("QualificationTypeStatus", ""),
-                    )
-                    found[info.qualification_type_id] = info
-                if not page.get("NextToken"):
-                    return found
-                params["NextToken"] = page["NextToken"]
+            answer = self._read(self.client.get_qualification_score, params, "the score", passed_on=CALLER_ERROR_CODES)
+        except ClientError as error:
+            code, message, _ = _error_fields(error)
+            if code == "ParameterValidationError" and "WorkerId" in message:
+                raise WorkerNotKnown(message) from None
+            if code == "RequestError":
+                return None
+            raise MTurkUnavailable(f"MTurk answered {code}: {message}") from None
+        return _qualification_score(answer.get("Qualification", {}))
+
+    def holders(self, qualification_type_id: str, status: str = "Granted") -> Iterator[QualificationScore]:
+        """ListWorkersWithQualificationType, page by page (100 a page): every worker whose qualification has
+        `status` (Granted or Revoked). Pages are read as the caller goes, so any number of holders fits."""
+        params: dict[str, Any] = {"QualificationTypeId": qualification_type_id, "Status": status, "MaxResults": 100}
+        while True:
+            page = self._read(self.client.list_workers_with_qualification_type, params, "the workers")
+            for item in page.get("Qualifications", []):
+                yield _qualification_score(item)
+            if not page.get("NextToken"):
+                return
+            params["NextToken"] = page["NextToken"]
+
+    def _read(
+        self, operation: Any, params: dict[str, Any], what: str, *, passed_on: frozenset[str] = frozenset()
+    ) -> Any:
+        """A lookup with the gateway's retries; its failures as MTurkAccessError or MTurkUnavailable, except the
+        ClientErrors whose code is in `passed_on`, which the caller reads as an answer."""
+        try:
+            return self._look_up(operation, params)
         except (NoCredentialsError, PartialCredentialsError):
             raise MTurkAccessError(
-                "No AWS credentials were found, so the qualification type could not be checked. Set "
+                f"No AWS credentials were found, so {what} could not be read from MTurk. Set "
                 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE); see the README."
             ) from None
         except ClientError as error:
             code, message, _ = _error_fields(error)
             if code in ACCESS_CODES:
                 raise MTurkAccessError(f"AWS rejected the credentials ({code}: {message}).") from None
+            if code in passed_on:
+                raise
             raise MTurkUnavailable(f"MTurk answered {code}: {message}") from None
         except (BotoConnectionError, BotoCoreError) as error:
             raise MTurkUnavailable(f"MTurk could not be reached ({type(error).__name__}).") from None
@@ -372,6 +438,16 @@ class MTurkGateway:
         except InvalidOperation:
             raise MTurkUnavailable("MTurk answered GetAccountBalance without a balance") from None
         return AccountBalance(available, self.environment, self.client.meta.endpoint_url)
+
+
+def _qualification_score(item: dict[str, Any]) -> QualificationScore:
+    granted_at = item.get("GrantTime")
+    return QualificationScore(
+        str(item.get("WorkerId", "")),
+        int(item.get("IntegerValue", 1)),
+        str(item.get("Status", "")),
+        granted_at if isinstance(granted_at, datetime) else None,
+    )
 
 
 def _may_have_landed(error: Exception) -> bool:

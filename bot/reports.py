@@ -1,4 +1,5 @@
-"""What a finished grant reports: failures grouped by reason, and the per-worker files people download."""
+"""What a finished grant reports: failures grouped by reason, and the per-worker files people download
+(a grant's workers and results, a qualification's holders)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
+from typing import TextIO
 
+from bot.mturk import QualificationScore
 from bot.requests import WorkerOutcome, WorkerStatus
 
 # MTurk appends a request id in parentheses ("... (1631094715163)") and quotes the worker ID in some
@@ -61,3 +65,22 @@ def workers_csv(outcomes: Sequence[WorkerOutcome]) -> str:
     for o in outcomes:
         writer.writerow([o.worker_id, 1 if o.integer_value is None else o.integer_value])
     return buffer.getvalue()
+
+
+# What ListWorkersWithQualificationType is asked for, in this order: holders first, then revoked ones.
+HOLDER_STATUSES = ("Granted", "Revoked")
+
+
+def write_holders_csv(holders: Iterable[tuple[str, QualificationScore]], out: TextIO) -> dict[str, int]:
+    """Every holder of a qualification as CSV rows into `out`, as MTurk's pages arrive; the count per status.
+
+    A worker is listed with the status it was asked for (MTurk pages by status). GrantTime is UTC, ISO 8601.
+    """
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["WorkerId", "IntegerValue", "Status", "GrantTime"])
+    counts = dict.fromkeys(HOLDER_STATUSES, 0)
+    for status, holder in holders:
+        granted_at = holder.granted_at.astimezone(UTC).isoformat(timespec="seconds") if holder.granted_at else ""
+        writer.writerow([holder.worker_id, holder.integer_value, holder.status or status, granted_at])
+        counts[status] = counts.get(status, 0) + 1
+    return counts

@@ -132,6 +132,9 @@ class GrantSpec:
     workers: tuple[WorkerTarget, ...]
     send_notification: bool = True
     reason: str = ""
+    # The type's name as the one-line command gave it ("Passed screener"): qualification_type_id is then empty
+    # until the service finds the account's type of that name.
+    type_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,29 @@ LOOKUP_WORDS = frozenset({"status", "history", "mine", "list"})
 HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
 
 
+@dataclass(frozen=True)
+class ScoreLookup:
+    """`/grant-qual score "Passed screener" A1B2C3D4E5F6G7`: one worker's score for a type, from MTurk."""
+
+    type_reference: str  # a name or an ID
+    worker_id: str
+
+
+@dataclass(frozen=True)
+class HoldersLookup:
+    """`/grant-qual holders "Passed screener"`: every worker who holds a type, from MTurk."""
+
+    type_reference: str  # a name or an ID
+
+
+MTurkLookup = ScoreLookup | HoldersLookup
+MTURK_LOOKUP_WORDS = frozenset({"score", "holders"})
+# A name is given in straight or typographic quotes (Slack's clients may turn " into “ ”).
+_OPENING_QUOTES = '"“”„'
+_CLOSING_QUOTES = '"”“'
+MAX_TYPE_NAME_CHARS = 1000
+
+
 def split_worker_ids(text: str) -> list[str]:
     """Worker IDs from any mix of newlines, commas and spaces, de-duplicated, first occurrence first."""
     return list(dict.fromkeys(part for part in _SEPARATORS.split(text) if part))
@@ -257,6 +283,7 @@ def parse_integer_value(text: str | None) -> int | None:
 def build_grant_spec(
     *,
     qualification_type_id: str,
+    type_name: str = "",
     worker_ids: list[str],
     integer_value: str | None,
     send_notification: bool,
@@ -267,15 +294,17 @@ def build_grant_spec(
     """Validate every field at once, so the user sees all problems in one go.
 
     `file_workers` come from an uploaded file, already validated, each with its own score; typed IDs come
-    first and a worker in both keeps the typed entry.
+    first and a worker in both keeps the typed entry. `type_name`: the type was given by name instead of ID.
     """
     worker_ids = list(dict.fromkeys(worker_ids))  # a worker is granted once per request (the store's key)
     errors: dict[Field, str] = {}
     qualification, value = "", None
     try:
-        qualification = parse_qualification_type_id(qualification_type_id)
+        qualification = "" if type_name else parse_qualification_type_id(qualification_type_id)
     except InvalidRequest as e:
         errors.update(e.errors)
+    if len(type_name) > MAX_TYPE_NAME_CHARS:
+        errors[Field.QUALIFICATION_TYPE] = f"That name has {len(type_name)} characters; no type's name is so long."
     try:
         value = parse_integer_value(integer_value)
     except InvalidRequest as e:
@@ -290,7 +319,7 @@ def build_grant_spec(
         raise InvalidRequest(errors)
     workers = tuple(WorkerTarget(w, value) for w in worker_ids) + tuple(extra)
     # NUL is invisible, and PostgreSQL's text type cannot store it.
-    return GrantSpec(qualification, workers, send_notification, reason.replace("\x00", "").strip())
+    return GrantSpec(qualification, workers, send_notification, reason.replace("\x00", "").strip(), type_name)
 
 
 def _workers_error(worker_ids: list[str], total: int, max_workers: int, *, has_file: bool) -> str | None:
@@ -301,7 +330,9 @@ def _workers_error(worker_ids: list[str], total: int, max_workers: int, *, has_f
     return worker_id_errors(worker_ids)
 
 
-def parse_command_text(text: str, *, max_workers: int) -> GrantSpec | HelpWanted | ModalWanted | Lookup | CancelWanted:
+def parse_command_text(
+    text: str, *, max_workers: int
+) -> GrantSpec | HelpWanted | ModalWanted | Lookup | MTurkLookup | CancelWanted:
     """Parse `/grant-qual` text: empty opens the modal, `help` shows usage, a look-up word asks something,
     `cancel` withdraws a request, anything else is a request."""
     stripped = text.strip()
@@ -311,8 +342,11 @@ def parse_command_text(text: str, *, max_workers: int) -> GrantSpec | HelpWanted
         return HelpWanted()
     if (lookup := parse_lookup(stripped)) is not None:
         return lookup
+    if (mturk_lookup := parse_mturk_lookup(stripped)) is not None:
+        return mturk_lookup
     if (cancel := _parse_cancel(stripped)) is not None:
         return cancel
+    type_name, stripped = _take_quoted_name(stripped)
     words, reason = _split_reason(stripped)
     options = {"value": None, "notify": "yes"}
     positional: list[str] = []
@@ -328,11 +362,14 @@ def parse_command_text(text: str, *, max_workers: int) -> GrantSpec | HelpWanted
         else:
             errors[Field.COMMAND] = f"Unknown option `{key[:30]}=`; options are value=, notify= and reason=."
     notify = _parse_notify(options["notify"] or "", errors)
-    if not positional:
+    if type_name is None and not positional:
         errors[Field.QUALIFICATION_TYPE] = "Give the qualification type ID first, then the worker IDs."
+    if type_name is not None:
+        positional.insert(0, "")  # the type's place, taken by the name
     try:
         spec = build_grant_spec(
             qualification_type_id=positional[0] if positional else "",
+            type_name=type_name or "",
             worker_ids=list(dict.fromkeys(positional[1:])),
             integer_value=options["value"],
             send_notification=notify,
@@ -340,6 +377,8 @@ def parse_command_text(text: str, *, max_workers: int) -> GrantSpec | HelpWanted
             max_workers=max_workers,
         )
     except InvalidRequest as e:
+        if type_name is None and Field.QUALIFICATION_TYPE in e.errors and positional and positional[0]:
+            e.errors[Field.QUALIFICATION_TYPE] += ' A type\'s name goes in quotes: "Passed screener".'
         raise InvalidRequest({**e.errors, **errors}) from None
     if errors:
         raise InvalidRequest(errors)
@@ -389,6 +428,56 @@ def parse_lookup(text: str) -> Lookup | None:
     if problem := worker_id_errors(arguments):
         raise InvalidRequest({Field.COMMAND: problem})
     return HistoryLookup(arguments[0])
+
+
+def is_mturk_lookup(text: str) -> bool:
+    """Whether `text` starts with `score` or `holders` in any case but all capitals ("SCORE" could be a type ID)."""
+    first = text.split(maxsplit=1)[0] if text.strip() else ""
+    return first.lower() in MTURK_LOOKUP_WORDS and first != first.upper()
+
+
+def parse_mturk_lookup(text: str) -> MTurkLookup | None:
+    """`score <type> <worker>` or `holders <type>`, the type a "quoted name" or an ID; None when `text` is
+    neither; InvalidRequest (Field.COMMAND) when what follows the word is wrong."""
+    if not is_mturk_lookup(text):
+        return None
+    text = text.strip()
+    first = text.split(maxsplit=1)[0]
+    word = first.lower()
+    rest = text[len(first) :].strip()
+    example = '"Passed screener" A1B2C3D4E5F6G7' if word == "score" else '"Passed screener"'
+    usage = f"`/grant-qual {word} {example}` (a type's name in quotes, or its ID)"
+    quoted, rest = _take_quoted_name(rest)
+    if quoted is None:
+        reference, *arguments = rest.split() or [""]
+    else:
+        reference, arguments = quoted, rest.split()
+    if not reference.strip():
+        raise InvalidRequest({Field.COMMAND: f"Name the qualification type: {usage}."})
+    if len(reference) > MAX_TYPE_NAME_CHARS:
+        raise InvalidRequest({Field.COMMAND: f"That name has {len(reference)} characters; no type's name is so long."})
+    if word == "holders":
+        if arguments:
+            raise InvalidRequest({Field.COMMAND: f"`holders` takes the type alone: {usage}."})
+        return HoldersLookup(reference.strip())
+    if len(arguments) != 1:
+        raise InvalidRequest({Field.COMMAND: f"Give the type, then one worker ID: {usage}."})
+    if problem := worker_id_errors(arguments):
+        raise InvalidRequest({Field.COMMAND: problem})
+    return ScoreLookup(reference.strip(), arguments[0])
+
+
+def _take_quoted_name(text: str) -> tuple[str | None, str]:
+    """A leading "quoted name" and the text after it; (None, text) when `text` does not start with a quote."""
+    if not text or text[0] not in _OPENING_QUOTES:
+        return None, text
+    end = next((i for i, c in enumerate(text[1:], 1) if c in _CLOSING_QUOTES), None)
+    if end is None:
+        raise InvalidRequest({Field.QUALIFICATION_TYPE: 'The type\'s name has no closing quote: "Passed screener".'})
+    name = text[1:end].strip()
+    if not name:
+        raise InvalidRequest({Field.QUALIFICATION_TYPE: 'The quotes hold no name: "Passed screener".'})
+    return name, text[end + 1 :]
 
 
 def _split_reason(text: str) -> tuple[str, str]:

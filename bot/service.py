@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from bot.executor import GrantExecutor
-from bot.mturk import MTurkAccessError, MTurkGateway, MTurkUnavailable
+from bot.mturk import MTurkAccessError, MTurkGateway, MTurkUnavailable, QualificationTypeInfo
 from bot.policy import AccessPolicy
+from bot.qualification_types import resolve_type
 from bot.requests import Field, GrantRequest, GrantSpec, InvalidRequest, RequestState
 from bot.store import GrantStore
 
@@ -109,6 +110,8 @@ class GrantService:
     def submit(self, user_id: str, spec: GrantSpec) -> GrantRequest:
         """Store a pending request after checking who asks and that the qualification type is theirs to grant."""
         self.ensure_may_request(user_id)
+        if spec.type_name:
+            spec = replace(spec, qualification_type_id=self.type_named(spec.type_name).qualification_type_id)
         name = self.qualification_name(spec.qualification_type_id)
         env = self.gateway.environment
         request = self.store.create_request(spec, requester_id=user_id, mturk_env=env.value, qualification_name=name)
@@ -119,6 +122,15 @@ class GrantService:
             request.qualification_type_id,
         )
         return request
+
+    def type_named(self, name: str) -> QualificationTypeInfo:
+        """The account's type of this name (else of this ID); InvalidRequest naming the candidates when several
+        types have the name, or suggesting close names when none has."""
+        try:
+            types = self.gateway.owned_types()
+        except (MTurkAccessError, MTurkUnavailable) as error:
+            raise CannotSubmit(f"Could not check the qualification type with MTurk: {error}") from None
+        return resolve_type(name, types, self.gateway.environment.label)
 
     def qualification_name(self, qualification_type_id: str) -> str:
         """The name of a qualification type this account created; InvalidRequest if it did not create it."""

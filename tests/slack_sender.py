@@ -223,6 +223,43 @@ class SlackSender:
             "response_urls": [],
         }
 
+    def suggest(self, user_id: str, value: str, **options: Any) -> SlackResponse:
+        """Typing into the modal's type picker: Slack asks the app for the options to show."""
+        return self.post({"payload": json.dumps(self.block_suggestion_payload(user_id, value))}, **options)
+
+    def block_suggestion_payload(
+        self,
+        user_id: str,
+        value: str,
+        *,
+        action_id: str = "pick_qualification_type",
+        block_id: str = "qualification_type",
+        view_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A block_suggestion payload, as Slack sends one for an external_select in a modal (no trigger_id)."""
+        return {
+            "type": "block_suggestion",
+            "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": TEAM_ID},
+            "container": {"type": "view", "view_id": view_id or f"V{next(_counter):08d}"},
+            "api_app_id": "A0APP",
+            "token": "deprecated-verification-token",
+            "action_id": action_id,
+            "block_id": block_id,
+            "value": value,
+            "team": {"id": TEAM_ID, "domain": "lab"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "view": {
+                "id": view_id or f"V{next(_counter):08d}",
+                "team_id": TEAM_ID,
+                "type": "modal",
+                "callback_id": "grant_request_modal",
+                "private_metadata": "{}",
+                "state": {"values": {}},
+                "hash": f"{next(_counter)}.abc",
+            },
+        }
+
 
 def _clicked_message(message: dict[str, Any] | None, message_ts: str) -> dict[str, Any]:
     """The `message` of a click payload: the message as Slack shows it to the app (its text, blocks, thread)."""
@@ -250,13 +287,19 @@ def modal_values(
 
     selected = [{"text": {"type": "plain_text", "text": "Email"}, "value": "notify"}] if notify else []
     return {
-        "qualification_type": text(qualification),
+        "qualification_type": picked_type(qualification),
         "workers": text(workers),
         "value": text(value),
         "notify": {"value": {"type": "checkboxes", "selected_options": selected}},
         "reason": text(reason),
         "workers_file": {"value": {"type": "file_input", "files": files or []}},
     }
+
+
+def picked_type(type_id: str, shown: str | None = None) -> dict[str, Any]:
+    """The type picker's state as Slack sends it: the chosen option (its value the type ID), or none."""
+    option = {"text": {"type": "plain_text", "text": shown or type_id}, "value": type_id} if type_id else None
+    return {"pick_qualification_type": {"type": "external_select", "selected_option": option}}
 
 
 def message_text(message: dict[str, Any] | None) -> str:

@@ -17,6 +17,8 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+from bot.mturk import QualificationTypeInfo
+from bot.qualification_types import resolve_type
 from bot.requests import (
     INT32_MAX,
     INT32_MIN,
@@ -24,20 +26,23 @@ from bot.requests import (
     GrantRequest,
     GrantSpec,
     HelpWanted,
+    HoldersLookup,
     InvalidRequest,
     Lookup,
     ModalWanted,
     RequestState,
+    ScoreLookup,
     WorkerOutcome,
     WorkerStatus,
     build_grant_spec,
     is_lookup,
+    is_mturk_lookup,
     parse_command_text,
     split_worker_ids,
 )
 from bot.slack import blocks
 from tests.block_kit import text_objects, valid_block_kit, validate_blocks  # noqa: F401 (a fixture)
-from tests.conftest import APPROVER, APPROVER_2, CHANNEL, OUTSIDER, QUAL, REQUESTER, WORKERS, RunningApp
+from tests.conftest import APPROVER, APPROVER_2, CHANNEL, OUTSIDER, QUAL, QUAL_NAME, REQUESTER, WORKERS, RunningApp
 from tests.slack_sender import modal_values
 
 WORKER_ID = re.compile(r"A[A-Z0-9]{1,63}")
@@ -56,7 +61,10 @@ values = near_valid_values | st.text(max_size=15) | st.integers().map(str)
 
 command_tokens = st.one_of(
     st.sampled_from(
-        [QUAL, "3NOTOURS000000000001", "help", "value=", "value=7", "notify=no", "notify=maybe", "reason=", "x=y", "="]
+        [
+            *[QUAL, "3NOTOURS000000000001", "help", "value=", "value=7", "notify=no", "notify=maybe", "reason="],
+            *["x=y", "=", '"Passed screener"', "“passed  SCREENER”", '"Passed', "score", "holders", "Score", "SCORE"],
+        ]
     ),
     st.sampled_from(["status", "Status", "STATUS", "#12", "12", "history", "mine", "list", "LIST"]),  # look-ups
     st.sampled_from(WORKERS),
@@ -118,7 +126,9 @@ worker_fields = st.one_of(
 
 
 def check_spec(spec: GrantSpec, max_workers: int) -> None:
-    assert QUALIFICATION_ID.fullmatch(spec.qualification_type_id), spec.qualification_type_id
+    # A type given by name has no ID until the service finds it among the account's types.
+    by_name = bool(spec.type_name) and spec.qualification_type_id == ""
+    assert by_name or QUALIFICATION_ID.fullmatch(spec.qualification_type_id), spec.qualification_type_id
     ids = [w.worker_id for w in spec.workers]
     assert 1 <= len(ids) <= max_workers
     assert all(WORKER_ID.fullmatch(w) for w in ids), ids
@@ -152,8 +162,9 @@ def test_parse_command_text_only_raises_invalid_request(text: str, max_workers: 
     if isinstance(parsed, GrantSpec):
         check_spec(parsed, max_workers)
     elif not isinstance(parsed, Lookup):
-        assert isinstance(parsed, HelpWanted | ModalWanted)
+        assert isinstance(parsed, HelpWanted | ModalWanted | ScoreLookup | HoldersLookup)
         assert isinstance(parsed, HelpWanted) == (text.strip().lower() in {"help", "-h", "--help", "?"})
+        assert isinstance(parsed, ScoreLookup | HoldersLookup) == is_mturk_lookup(text)
 
 
 @settings(max_examples=250, deadline=None)
@@ -330,6 +341,11 @@ def expected_verdict(parse: Any) -> bool:
         spec = parse()
     except InvalidRequest:
         return False
+    if isinstance(spec, GrantSpec) and spec.type_name:
+        ours = [QualificationTypeInfo(QUAL, QUAL_NAME, "Active")]
+        with contextlib.suppress(InvalidRequest):
+            return resolve_type(spec.type_name, ours, "SANDBOX").qualification_type_id == QUAL
+        return False
     return isinstance(spec, GrantSpec) and spec.qualification_type_id == QUAL
 
 
@@ -340,6 +356,8 @@ def expected_verdict(parse: Any) -> bool:
 @example(text=f"{QUAL} {WORKERS[0]} a1lower value=1e3 notify=maybe")
 @example(text="")
 @example(text=" HELP ")
+@example(text=f"“passed  Screener” {WORKERS[0]} value=2")
+@example(text=f'"Passed" {WORKERS[0]}')
 def test_any_command_text_gets_200_and_stores_only_valid_requests(app: RunningApp, text: str) -> None:
     before, opened = stored_count(app), len(app.slack.calls_to("views.open"))
     key = f"prop-{time.monotonic_ns()}"

@@ -26,9 +26,10 @@ class SlackContext:
 
 def register(app: App, context: SlackContext) -> None:
     """Attach every listener to the Bolt app."""
-    from bot.slack import actions, commands, replays, views
+    from bot.slack import actions, commands, qualification_lookups, replays, views
 
     replays.register(app, context.service.store)
     commands.register(app, context)
     views.register(app, context)
     actions.register(app, context)
+    qualification_lookups.register(app, context)

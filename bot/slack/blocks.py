@@ -24,6 +24,9 @@ RETRY_ACTION = "retry_failed"
 REJECT_ACTION = "reject_request"
 CANCEL_ACTION = "cancel_request"
 MODAL_CALLBACK = "grant_request_modal"
+# The modal's qualification type picker (an external_select fed by the app's options listener).
+TYPE_PICKER_BLOCK = "qualification_type"
+TYPE_PICKER_ACTION = "pick_qualification_type"
 SECTION_TEXT_LIMIT = 3000  # also any text object's, so a context element's
 SECTION_FIELD_LIMIT = 2000
 HEADER_LIMIT = 150
@@ -268,6 +271,7 @@ def usage_text(env: MTurkEnvironment, max_workers: int) -> str:
     return (
         f"*Usage* ({environment_tag(env)}):\n`{escape(USAGE)}`\n"  # its <...> would be read as links
         "• `/grant-qual` alone opens a form.\n"
+        '• Name the type by its ID or by its name in quotes: `/grant-qual "Passed screener" A1B2C3D4E5F6G7`.\n'
         "• Worker IDs may be separated by spaces, commas or newlines; duplicates are dropped.\n"
         "• `value=` is the score to give (a whole number); without it MTurk gives 1. "
         "Granting overwrites a worker's existing score.\n"
@@ -280,6 +284,8 @@ def usage_text(env: MTurkEnvironment, max_workers: int) -> str:
         "• `/grant-qual status 12`: where request #12 stands, who asked and decided, its counts and a link.\n"
         "• `/grant-qual history A1B2C3D4E5F6G7`: every request that named this worker, newest first.\n"
         "• `/grant-qual mine` (or `list`): your recent requests; for approvers, those waiting for a decision.\n"
+        '• `/grant-qual score "Passed screener" A1B2C3D4E5F6G7`: a worker\'s current score for a type, from MTurk.\n'
+        '• `/grant-qual holders "Passed screener"`: how many workers hold a type; the full list comes by DM.\n'
         "• `/grant-qual help`: this text."
     )
 
@@ -294,12 +300,22 @@ def grant_modal(env: MTurkEnvironment, private_metadata: dict[str, str]) -> dict
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
             _section(environment_line(env)),
-            _text_input(
-                "qualification_type",
-                "Qualification type ID",
-                placeholder="3X0ABC1DEF2GHIJKLMNO",
-                hint="From the requester site: Manage → Qualification Types. It must be one you created.",
-            ),
+            {
+                "type": "input",
+                "block_id": TYPE_PICKER_BLOCK,
+                "label": {"type": "plain_text", "text": "Qualification type"},
+                "element": {
+                    "type": "external_select",
+                    "action_id": TYPE_PICKER_ACTION,
+                    "min_query_length": 0,  # the list opens with every type, before anything is typed
+                    "placeholder": {"type": "plain_text", "text": "Search your types by name or ID"},
+                },
+                "hint": {
+                    "type": "plain_text",
+                    "text": f"The types this requester account created in the {env.label}, as on the requester "
+                    "site (Manage → Qualification Types).",
+                },
+            },
             _text_input(
                 "workers",
                 "Worker IDs",

@@ -1,5 +1,5 @@
 """/grant-qual: open the modal, post a request typed on one line, or cancel one; look-ups and help go to
-lookups.py."""
+lookups.py, score and holders to qualification_lookups.py."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.requests import CancelWanted, InvalidRequest, ModalWanted, parse_command_text
+from bot.requests import CancelWanted, InvalidRequest, ModalWanted, is_mturk_lookup, parse_command_text
 from bot.service import CannotSubmit, NotAllowed
 from bot.slack import blocks, lookups
 from bot.slack.after_ack import Requester, run_after_ack
 from bot.slack.cancel import cancel_by_command
+from bot.slack.qualification_lookups import answer_mturk_lookup
 from bot.slack.submission import announce_request
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ def register(app: App, context: SlackContext) -> None:
         text = str(command.get("text") or "")
         if lookups.answers(text):  # for approvers too, who may not request
             run_after_ack(context, requester, lambda: lookups.answer(context, requester.user_id, text, respond))
+        elif is_mturk_lookup(text):  # score and holders: for approvers too, and answered from MTurk
+            run_after_ack(context, requester, lambda: answer_mturk_lookup(context, text, requester, client))
         elif text.strip():
             # Checking with MTurk and posting take a while: free this listener thread for the next ack.
             run_after_ack(context, requester, lambda: handle(command, requester, client))

@@ -51,7 +51,7 @@ def register(app: App, context: SlackContext) -> None:
         values = view.get("state", {}).get("values", {})
         try:
             spec = build_grant_spec(
-                qualification_type_id=_text(values, "qualification_type"),
+                qualification_type_id=_picked(values, blocks.TYPE_PICKER_BLOCK),
                 worker_ids=split_worker_ids(_text(values, "workers")),
                 integer_value=_text(values, "value"),
                 send_notification=_checked(values, "notify"),
@@ -77,7 +77,7 @@ def _workers_from_file(context: SlackContext, values: dict[str, Any], user_id: s
     if not files or not isinstance(files[0], dict):
         return ()
     context.service.ensure_may_request(user_id)  # an outsider's file is not even downloaded
-    qualification_type_id = parse_qualification_type_id(_text(values, "qualification_type"))
+    qualification_type_id = parse_qualification_type_id(_picked(values, blocks.TYPE_PICKER_BLOCK))
     name = context.service.qualification_name(qualification_type_id)
     default_value = parse_integer_value(_text(values, "value"))
     try:
@@ -107,6 +107,12 @@ def _inline_errors(invalid: InvalidRequest) -> dict[str, str]:
 
 def _text(values: dict[str, Any], block_id: str) -> str:
     return str((values.get(block_id, {}).get("value", {}) or {}).get("value") or "")
+
+
+def _picked(values: dict[str, Any], block_id: str) -> str:
+    """The type picker's chosen option's value: a type ID, checked again as one of the account's."""
+    selected = (values.get(block_id, {}).get(blocks.TYPE_PICKER_ACTION, {}) or {}).get("selected_option") or {}
+    return str(selected.get("value") or "") if isinstance(selected, dict) else ""
 
 
 def _checked(values: dict[str, Any], block_id: str) -> bool:

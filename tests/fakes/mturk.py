@@ -84,6 +84,8 @@ class FakeMTurk(FakeHttpServer):
         self.foreign_types: dict[str, str] = {}
         self.unknown_workers: set[str] = set()
         self.grants: list[Grant] = []
+        # (type, worker) whose qualification is revoked: MTurk keeps it with Status "Revoked" until granted again.
+        self.revoked: set[tuple[str, str]] = set()
         # Qualifications a worker already held before the test began (see preset_grant); not calls.
         self.preset: list[Grant] = []
         self.requests: list[tuple[str, dict[str, Any]]] = []
@@ -107,6 +109,7 @@ class FakeMTurk(FakeHttpServer):
             "GetQualificationScore": self._get_qualification_score,
             "GetQualificationType": self._get_qualification_type,
             "ListQualificationTypes": self._list_qualification_types,
+            "ListWorkersWithQualificationType": self._list_workers_with_qualification_type,
             "GetAccountBalance": self._get_account_balance,
         }
 
@@ -118,6 +121,7 @@ class FakeMTurk(FakeHttpServer):
         name: str,
         *,
         description: str = "",
+        keywords: str = "",
         owned: bool = True,
         requestable: bool = True,
     ) -> None:
@@ -130,6 +134,7 @@ class FakeMTurk(FakeHttpServer):
                 "Description": description or f"{name} (fake)",
                 "IsRequestable": requestable,
                 "CreationTime": time.time(),
+                "Keywords": keywords,
             }
 
     def preset_grant(
@@ -148,6 +153,13 @@ class FakeMTurk(FakeHttpServer):
         with self.lock:
             self.preset.append(grant)
         return grant
+
+    def revoke(self, qualification_type_id: str, worker_id: str) -> None:
+        """Revoke a worker's qualification, as on the requester site: MTurk then lists it with Status Revoked."""
+        if self.current_grant(qualification_type_id, worker_id) is None:
+            raise ValueError(f"{worker_id} does not hold {qualification_type_id}")
+        with self.lock:
+            self.revoked.add((qualification_type_id, worker_id))
 
     def fail_next(self, error: str, times: int = 1, worker_id: str | None = None) -> None:
         """Answer the next ``times`` associate calls (for ``worker_id`` only, if given) with ``error``.
@@ -298,6 +310,7 @@ class FakeMTurk(FakeHttpServer):
             if worker_id in self.unknown_workers:
                 raise _Rejected(_parameter_error(worker_id, "WorkerId"))
             self.grants.append(Grant(type_id, worker_id, integer_value, send_notification))
+            self.revoked.discard((type_id, worker_id))
         if after_grant == "DropAfterGrant":
             raise _Rejected(HttpResponse(drop=True))
         if after_grant == "SlowAnswerAfterGrant":
@@ -318,15 +331,46 @@ class FakeMTurk(FakeHttpServer):
             grant = self.current_grant(type_id, worker_id)
         if grant is None:
             raise _Rejected(_does_not_exist())
+        return {"Qualification": self._qualification(grant)}
+
+    def _qualification(self, grant: Grant) -> dict[str, Any]:
+        """A Qualification as MTurk describes one (GetQualificationScore, ListWorkersWithQualificationType)."""
+        revoked = (grant.qualification_type_id, grant.worker_id) in self.revoked
         return {
-            "Qualification": {
-                "QualificationTypeId": type_id,
-                "WorkerId": worker_id,
-                "GrantTime": grant.granted_at,
-                "IntegerValue": grant.integer_value,
-                "Status": "Granted",
-            }
+            "QualificationTypeId": grant.qualification_type_id,
+            "WorkerId": grant.worker_id,
+            "GrantTime": grant.granted_at,
+            "IntegerValue": grant.integer_value,
+            "Status": "Revoked" if revoked else "Granted",
         }
+
+    def _list_workers_with_qualification_type(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The type's holders with the given Status (both without one), oldest grant first, a page at a time."""
+        if self.latency > 0:
+            time.sleep(self.latency)
+        type_id = _require_id(params, "QualificationTypeId", QUALIFICATION_TYPE_ID)
+        status = params.get("Status")
+        if status is not None and status not in ("Granted", "Revoked"):
+            raise _Rejected(_parameter_error(status, "Status"))
+        max_results = params.get("MaxResults", 10)
+        if not isinstance(max_results, int) or isinstance(max_results, bool) or not 1 <= max_results <= 100:
+            raise _Rejected(_parameter_error(max_results, "MaxResults"))
+        offset = _decode_token(params.get("NextToken"))
+        with self.lock:
+            self._require_owned(type_id)
+            latest: dict[str, Grant] = {}
+            # As current_grant, for every worker at once: the latest grant wins, one made through the API at a tie.
+            for grant in sorted((*self.preset, *self.grants), key=lambda grant: grant.granted_at):
+                if grant.qualification_type_id == type_id:
+                    latest[grant.worker_id] = grant
+            listed = [self._qualification(grant) for grant in latest.values()]
+        listed.sort(key=lambda qualification: qualification["GrantTime"])
+        matching = [q for q in listed if status is None or q["Status"] == status]
+        page = matching[offset : offset + max_results]
+        answer: dict[str, Any] = {"NumResults": len(page), "Qualifications": page}
+        if offset + max_results < len(matching):
+            answer["NextToken"] = _encode_token(offset + max_results)
+        return answer
 
     def _get_qualification_type(self, params: dict[str, Any]) -> dict[str, Any]:
         type_id = _require_id(params, "QualificationTypeId", QUALIFICATION_TYPE_ID)
@@ -354,7 +398,7 @@ class FakeMTurk(FakeHttpServer):
             qualification_type
             for qualification_type in described
             if (not must_be_requestable or qualification_type["IsRequestable"])
-            and (query in qualification_type["Name"].lower() or query in qualification_type["Description"].lower())
+            and any(query in qualification_type.get(key, "").lower() for key in ("Name", "Description", "Keywords"))
         ]
         page = matching[offset : offset + max_results]
         answer: dict[str, Any] = {"NumResults": len(page), "QualificationTypes": page}
@@ -377,6 +421,8 @@ class FakeMTurk(FakeHttpServer):
             "QualificationTypeStatus": "Active",
             "IsRequestable": details.get("IsRequestable", True),
             "AutoGranted": False,
+            # MTurk leaves out what the type was created without.
+            **({"Keywords": details["Keywords"]} if details.get("Keywords") else {}),
         }
 
     def _require_owned(self, type_id: str) -> None:
