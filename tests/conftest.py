@@ -187,7 +187,12 @@ def stop_waitress(server: Any, thread: threading.Thread) -> None:
         for dispatcher in list(server._map.values()):
             dispatcher.close()  # with nothing left to watch, the loop returns
 
-    server.trigger.pull_trigger(close_everything)
+    try:
+        server.trigger.pull_trigger(close_everything)
+    except OSError:
+        # Now and then (a few times in a thousand app stops) the trigger's pipe is already closed: the loop
+        # saw it invalid and dropped it. Then nothing else can wake the loop, so close it from here.
+        close_everything()
     thread.join(10)
     server.task_dispatcher.shutdown()
 
