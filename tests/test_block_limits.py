@@ -252,5 +252,5 @@ def test_a_summarised_value_list_comes_with_the_workers_file(app: RunningApp) ->
     file = app.slack.host_file("F0TWELVE", "User_124_workers.csv", requester_site_worker_file(scores))
     assert app.sender.submit_view(REQUESTER, modal_values(QUAL, files=[file])).body == ""
     assert "12 distinct scores, 10–21; see the CSV" in message_text(app.approval_message())
-    (listing,) = app.slack.wait_for(lambda: uploaded(app, "-workers.csv"))
-    assert listing.splitlines()[1:] == [f"{w},{s}" for w, s in scores.items()]
+    (listing,) = app.slack.wait_for(lambda: uploaded(app, "-preview.csv"))
+    assert listing.splitlines()[1:] == [f"{w},no score,{s},new" for w, s in scores.items()]

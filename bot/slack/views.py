@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App
@@ -22,6 +23,7 @@ from bot.service import CannotSubmit, NotAllowed
 from bot.slack import blocks
 from bot.slack.after_ack import Requester, run_after_ack
 from bot.slack.files import FileDownloadError, fetch_uploaded_file
+from bot.slack.preview_progress import preview_request
 from bot.slack.submission import announce_request
 from bot.worker_files import WorkerFileError, parse_worker_file
 
@@ -59,6 +61,7 @@ def register(app: App, context: SlackContext) -> None:
                 max_workers=max_workers,
                 file_workers=_workers_from_file(context, values, user_id),
             )
+            spec = replace(spec, regrant=_checked(values, blocks.REGRANT_BLOCK))
             request = service.submit(user_id, spec)
         except InvalidRequest as invalid:
             ack(response_action="errors", errors=_inline_errors(invalid))
@@ -68,7 +71,12 @@ def register(app: App, context: SlackContext) -> None:
             return
         ack()
         requester = Requester(user_id, _reply_to(view, context, user_id), request)
-        run_after_ack(context, requester, lambda: announce_request(context, request, requester.reply))
+
+        def preview_and_announce() -> None:
+            requester.request = preview_request(context, request)
+            announce_request(context, requester.request, requester.reply)
+
+        run_after_ack(context, requester, preview_and_announce)
 
 
 def _workers_from_file(context: SlackContext, values: dict[str, Any], user_id: str) -> tuple[WorkerTarget, ...]:
