@@ -187,3 +187,22 @@ def test_a_crash_during_the_preview_leaves_the_request_to_be_previewed_and_poste
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_a_long_preview_shows_its_progress_in_a_dm_updated_in_place(app: RunningApp) -> None:
+    app.mturk.latency = 2.0  # two pages of holders: the preview takes about 4 s
+    app.request(f"{QUAL} {' '.join(ids(25))}")
+    app.approval_message(timeout=20)
+    (dm,) = app.slack.wait_for(lambda: app.slack.dms_to(REQUESTER))
+    updates = [c for c in app.slack.calls_to("chat.update") if c.args.get("ts") == dm["ts"]]
+    assert updates and "Read the current scores of the 25 worker(s) of request #1" in dm["text"]
+    first = app.slack.calls_to("chat.postMessage")
+    shown = next(c.args["text"] for c in first if c.args.get("channel") == REQUESTER)
+    assert "Reading the current scores of the 25 worker(s) of request #1 before it is posted" in shown
+
+
+def test_a_quick_preview_sends_no_dm(app: RunningApp) -> None:
+    app.request(f"{QUAL} {NEW}")
+    app.approval_message()
+    time.sleep(0.5)
+    assert app.slack.dms_to(REQUESTER) == []
