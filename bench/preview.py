@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._harness import poll, running_stack  # noqa: E402
-from tests.conftest import QUAL, REQUESTER  # noqa: E402
+from bench._harness import poll, running_stack
+from tests.conftest import QUAL, REQUESTER
 
 LATENCY = 0.05
 THROTTLE_TPS = 100
