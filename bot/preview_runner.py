@@ -95,7 +95,8 @@ class PreviewRunner:
             held = {t.worker_id: Held(HeldStatus.UNREAD) for t in targets}
         change_set = changes(targets, held)
         for start in range(0, len(change_set), RECORD_BATCH):
-            self.store.record_changes(request_id, change_set[start : start + RECORD_BATCH], regrant=request.regrant)
+            batch = change_set[start : start + RECORD_BATCH]
+            self.store.record_changes(request_id, batch, regrant=request.regrant, owner=self.owner)
         if not self.store.finish_preview(request_id, owner=self.owner):
             return None
         return Preview.of(change_set)

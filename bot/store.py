@@ -352,8 +352,13 @@ class GrantStore:
         with self.engine.connect() as conn:
             return [WorkerTarget(row.worker_id, row.integer_value) for row in conn.execute(query)]
 
-    def record_changes(self, request_id: int, changes: Sequence[WorkerChange], *, regrant: bool) -> None:
-        """Write a batch of the preview's per-worker changes; unchanged workers are SKIPPED unless `regrant`."""
+    def record_changes(
+        self, request_id: int, changes: Sequence[WorkerChange], *, regrant: bool, owner: str | None = None
+    ) -> None:
+        """Write a batch of the preview's per-worker changes; unchanged workers are SKIPPED unless `regrant`.
+
+        Only while the request is previewing (and, given `owner`, held by that previewer): a previewer that
+        lost its lease to another process changes nothing."""
         if not changes:
             return
         c = worker_grants.c
@@ -380,10 +385,12 @@ class GrantStore:
             }
             for change in changes
         ]
+        r = grant_requests.c
+        held = select(r.id).where(r.id == request_id, r.state == RequestState.PREVIEWING)
+        if owner is not None:
+            held = held.where(r.lease_owner == owner)
         with self._write() as conn:
-            # Only while previewing: a preview that lost its lease to another process changes nothing after.
-            state = select(grant_requests.c.state).where(grant_requests.c.id == request_id).scalar_subquery()
-            conn.execute(statement.where(state == RequestState.PREVIEWING), rows)
+            conn.execute(statement.where(exists(held)), rows)
 
     def finish_preview(self, request_id: int, *, owner: str) -> bool:
         """previewing → pending, with the SUBMITTED event that posts it; True only for the previewer holding it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 from bot.mturk import MTurkUnavailable, QualificationScore, WorkerNotKnown
 from bot.preview import (
@@ -16,7 +17,8 @@ from bot.preview import (
     drifted,
     read_current,
 )
-from bot.requests import WorkerStatus, WorkerTarget
+from bot.requests import EventKind, GrantSpec, RequestState, WorkerStatus, WorkerTarget
+from bot.store import GrantStore, create_database_engine
 
 TYPE = "3TYPE"
 
@@ -122,3 +124,41 @@ def test_drift_flags_moved_workers_and_leaves_the_others() -> None:
     assert moved[0].error_message == "was 50 at the preview, is 60 now; left as it is"
     assert now == {"AW000000": Held(HeldStatus.GRANTED, 60)}
     assert reader.score_calls == 3
+
+
+def test_a_request_stored_without_a_preview_has_no_change_and_no_recorded_states(database_url: str) -> None:
+    """Rows from before migration 0006 (or stored pending at once) are granted as they always were."""
+    store = GrantStore(create_database_engine(database_url))
+    store.upgrade_schema()
+    spec = GrantSpec(TYPE, (WorkerTarget("A1OLD", 4),))
+    request = store.create_request(spec, requester_id="U0REQ", mturk_env="sandbox", qualification_name="Q")
+    assert request.state is RequestState.PENDING and not request.regrant
+    assert [e.kind for e in store.events(request.id)] == [EventKind.SUBMITTED]
+    assert store.preview_summary(request.id) is None
+    assert store.previous_states(request.id) == {}
+    assert [c.change for c in store.changes(request.id)] == [None]
+
+
+def test_a_previewing_request_is_posted_once_by_the_previewer_holding_it(database_url: str) -> None:
+    store = GrantStore(create_database_engine(database_url))
+    store.upgrade_schema()
+    spec = GrantSpec(TYPE, (WorkerTarget("A1NEW", 4), WorkerTarget("A1HAS", 4)))
+    request = store.create_request(
+        spec, requester_id="U0REQ", mturk_env="sandbox", qualification_name="Q", preview_owner="first"
+    )
+    assert request.state is RequestState.PREVIEWING and store.events(request.id) == []
+    assert not store.claim_preview(request.id, owner="second", lease=timedelta(seconds=60))  # first holds it
+    held = {"A1NEW": Held(HeldStatus.NONE), "A1HAS": Held(HeldStatus.GRANTED, 4)}
+    store.record_changes(request.id, changes(spec.workers, {}), regrant=False, owner="second")  # not its own
+    assert store.changes(request.id)[0].change is None
+    store.record_changes(request.id, changes(spec.workers, held), regrant=False, owner="first")
+    assert not store.finish_preview(request.id, owner="second")
+    assert store.finish_preview(request.id, owner="first")
+    assert not store.finish_preview(request.id, owner="first")  # once
+    assert [e.kind for e in store.events(request.id)] == [EventKind.SUBMITTED]
+    assert {o.worker_id: o.status for o in store.outcomes(request.id)} == {
+        "A1NEW": WorkerStatus.PENDING,
+        "A1HAS": WorkerStatus.SKIPPED,
+    }
+    summary = store.preview_summary(request.id)
+    assert summary is not None and summary.counts[ChangeKind.NEW] == 1 and summary.counts[ChangeKind.UNCHANGED] == 1
