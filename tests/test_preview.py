@@ -70,6 +70,9 @@ def test_the_message_shows_the_change_and_unchanged_workers_are_not_called(app: 
     statuses = {o.worker_id: o.status for o in app.grant_qual.store.outcomes(1)}
     assert statuses[UNCHANGED] is WorkerStatus.SKIPPED
     assert "1 already held 80 and were not called" in message_text(app.summary())
+    app.request("status 1", response_key="status")
+    (answer,) = app.slack.wait_for(lambda: app.slack.responses_for("status"))
+    assert "3 granted · 1 failed · 0 pending · 1 not called (already held the score)" in message_text(answer)
 
 
 def test_regrant_yes_grants_workers_who_already_hold_the_score(app: RunningApp) -> None:

@@ -155,7 +155,9 @@ def _where(request: GrantRequest, link: str | None) -> str:
 
 
 def _counts(status: RequestStatus) -> str:
-    return f"{status.granted} granted · {status.failed} failed · {status.pending} pending"
+    counts = f"{status.granted} granted · {status.failed} failed · {status.pending} pending"
+    skipped = status.counts.get(WorkerStatus.SKIPPED, 0)
+    return f"{counts} · {skipped} not called (already held the score)" if skipped else counts
 
 
 def _section(text: str) -> Block:
