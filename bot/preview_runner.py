@@ -54,6 +54,8 @@ class PreviewRunner:
         request = self.store.get(request_id)
         if request is None or request.state is not RequestState.PREVIEWING:
             return None
+        if request.mturk_env != self.gateway.environment.value:
+            return None  # read only in the request's own environment (the claim checks it too)
         if not self.store.renew_preview_lease(request_id, owner=self.owner, lease=self.lease):
             return None
         targets = self.store.preview_targets(request_id)
@@ -104,10 +106,11 @@ class PreviewRunner:
     def resume_abandoned(self) -> list[int]:
         """Preview again the requests whose previewer died; the ones this process finished."""
         finished = []
-        for request_id in self.store.abandoned_preview_ids():
+        env = self.gateway.environment.value
+        for request_id in self.store.abandoned_preview_ids(env):
             if self._stopping.is_set():
                 break
-            if self.store.claim_preview(request_id, owner=self.owner, lease=self.lease):
+            if self.store.claim_preview(request_id, owner=self.owner, lease=self.lease, mturk_env=env):
                 log.info("request #%s: its preview was left unfinished; reading it again", request_id)
                 if self.run(request_id) is not None:
                     finished.append(request_id)

@@ -321,13 +321,17 @@ class GrantStore:
 
     # The preview: a previewing request is held by one process at a time, with a lease like a grant's.
 
-    def claim_preview(self, request_id: int, *, owner: str, lease: timedelta) -> bool:
-        """Take over a previewing request whose previewer's lease expired (its process died)."""
+    def claim_preview(self, request_id: int, *, owner: str, lease: timedelta, mturk_env: str) -> bool:
+        """Take over a previewing request of `mturk_env` whose previewer's lease expired (its process died)."""
         c = grant_requests.c
         moment = now()
         return self._swap(
             request_id,
-            (c.state == RequestState.PREVIEWING, or_(c.lease_expires_at.is_(None), c.lease_expires_at < moment)),
+            (
+                c.state == RequestState.PREVIEWING,
+                c.mturk_env == mturk_env,
+                or_(c.lease_expires_at.is_(None), c.lease_expires_at < moment),
+            ),
             lease_owner=owner,
             lease_expires_at=moment + lease,
         )
@@ -338,10 +342,17 @@ class GrantStore:
             request_id, (c.state == RequestState.PREVIEWING, c.lease_owner == owner), lease_expires_at=now() + lease
         )
 
-    def abandoned_preview_ids(self) -> list[int]:
-        """Previewing requests whose previewer's lease expired: a process died during their preview."""
+    def abandoned_preview_ids(self, mturk_env: str) -> list[int]:
+        """Previewing requests of `mturk_env` whose previewer's lease expired: a process died during their preview.
+
+        The other environment's are left to a process of theirs: reading another environment's scores would
+        preview a change that is not the one that would run."""
         c = grant_requests.c
-        query = select(c.id).where(c.state == RequestState.PREVIEWING, c.lease_expires_at < now()).order_by(c.id)
+        query = (
+            select(c.id)
+            .where(c.state == RequestState.PREVIEWING, c.mturk_env == mturk_env, c.lease_expires_at < now())
+            .order_by(c.id)
+        )
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
 

@@ -147,7 +147,7 @@ def test_a_previewing_request_is_posted_once_by_the_previewer_holding_it(databas
         spec, requester_id="U0REQ", mturk_env="sandbox", qualification_name="Q", preview_owner="first"
     )
     assert request.state is RequestState.PREVIEWING and store.events(request.id) == []
-    assert not store.claim_preview(request.id, owner="second", lease=timedelta(seconds=60))  # first holds it
+    assert not store.claim_preview(request.id, owner="second", lease=timedelta(seconds=60), mturk_env="sandbox")
     held = {"A1NEW": Held(HeldStatus.NONE), "A1HAS": Held(HeldStatus.GRANTED, 4)}
     store.record_changes(request.id, changes(spec.workers, {}), regrant=False, owner="second")  # not its own
     assert store.changes(request.id)[0].change is None
@@ -162,3 +162,22 @@ def test_a_previewing_request_is_posted_once_by_the_previewer_holding_it(databas
     }
     summary = store.preview_summary(request.id)
     assert summary is not None and summary.counts[ChangeKind.NEW] == 1 and summary.counts[ChangeKind.UNCHANGED] == 1
+
+
+def test_an_abandoned_preview_is_read_again_only_in_its_own_environment(database_url: str) -> None:
+    store = GrantStore(create_database_engine(database_url))
+    store.upgrade_schema()
+    spec = GrantSpec(TYPE, (WorkerTarget("A1NEW", 4),))
+    request = store.create_request(
+        spec,
+        requester_id="U0REQ",
+        mturk_env="sandbox",
+        qualification_name="Q",
+        preview_owner="died",
+        lease=timedelta(seconds=-1),  # its previewer's lease has lapsed
+    )
+    lease = timedelta(seconds=60)
+    assert store.abandoned_preview_ids("production") == []
+    assert not store.claim_preview(request.id, owner="production-process", lease=lease, mturk_env="production")
+    assert store.abandoned_preview_ids("sandbox") == [request.id]
+    assert store.claim_preview(request.id, owner="sandbox-process", lease=lease, mturk_env="sandbox")
