@@ -77,7 +77,12 @@ def test_what_the_image_copies_is_enough_to_run_app_py(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "bot", tmp_path / "bot", ignore=shutil.ignore_patterns("__pycache__"))
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     result = subprocess.run(
-        [sys.executable, "-E", "-s", "app.py", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-E", "-s", "app.py", "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "--check" in result.stdout
