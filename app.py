@@ -29,6 +29,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, Se
 from sqlalchemy.engine import make_url
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
+from bot.budget import SharedBudget, SqlBudgetStore
 from bot.config import Settings, SettingsError, load_settings
 from bot.executor import GrantExecutor
 from bot.logs import configure_logging
@@ -70,6 +71,7 @@ class GrantQual:
     previews: PreviewRunner
     metrics: AppMetrics = field(default_factory=AppMetrics)
     operations_server: OperationsServer | None = None  # /healthz and /metrics on METRICS_PORT, when set
+    budget: SharedBudget | None = None  # the MTurk rate learned, remembered and shared (bot/budget.py)
 
     def wsgi(self) -> OperationsRoutes:
         """/healthz and /metrics (no signature needed), then the Slack gate for everything else."""
@@ -81,6 +83,8 @@ class GrantQual:
         resumed = self.executor.resume_unfinished()
         if resumed:
             log.info("resuming unfinished grants: %s", resumed)
+        if self.budget is not None:
+            self.budget.start()
         self.executor.start_recovery_loop()
         self.previews.start_recovery_loop(on_finished=self.delivery.wake)
         self.delivery.start()
@@ -97,6 +101,8 @@ class GrantQual:
         self.after_ack.shutdown(wait=True)
         self.sweeper.stop()
         self.executor.shutdown()
+        if self.budget is not None:
+            self.budget.stop()
         self.progress.close()
         self.delivery.stop()
         if self.operations_server is not None:
@@ -107,6 +113,10 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
     store = GrantStore(create_database_engine(settings.database_url))
     store.upgrade_schema()
     pacer = AdaptiveRateLimiter(settings.mturk_max_tps)
+    # One budget per MTurk account: start from the rate learned before; with PostgreSQL, share it with replicas.
+    shared = store.engine.dialect.name != "sqlite"
+    budget = SharedBudget(pacer, SqlBudgetStore(store.engine), settings.mturk_env.value, shared=shared)
+    budget.start_from_memory()
     gateway = MTurkGateway(create_mturk_client(settings), settings.mturk_env, pacer=pacer)
     metrics = AppMetrics()
     metrics.meter_mturk_calls(gateway.client)
@@ -140,9 +150,11 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
     remind_after = timedelta(hours=settings.remind_after_hours) if settings.remind_after_hours else None
     ttl = timedelta(hours=settings.request_ttl_hours)
     sweeper = PendingSweeper(store, ttl=ttl, remind_after=remind_after, clock=clock, on_change=delivery.wake)
-    return GrantQual(
+    grant_qual = GrantQual(
         settings, bolt, store, executor, service, messenger, delivery, progress, after_ack, sweeper, previews, metrics
     )
+    grant_qual.budget = budget
+    return grant_qual
 
 
 def http_server(

@@ -9,6 +9,10 @@ as the cut: a throttle that says little about the rate (a sporadic one, or one w
 sets a ceiling that is too low, and the probe must leave it behind within seconds, not minutes. While the
 rate is below a ceiling just found, throttles do not cut it again: they are stragglers or noise, and
 cutting on each one would ratchet the rate down to nothing under sporadic throttling.
+
+The rate is MTurk's for the whole account. A limiter can start from a ceiling learned before (`start_from`,
+by an earlier process) instead of `max_rate`, take one found by another replica (`adopt`), and pace its
+own calls at `rate / share` while `share` replicas grant at once; bot/budget.py keeps those in the database.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from bot.turns import TurnQueue
 
 WINDOW = 1.0  # seconds of accepted calls that measure the rate MTurk accepted
 MAX_NAP = 0.05  # a waiting call looks at the rate again at least this often
+REMEMBERED_HEADROOM = 0.95  # a remembered ceiling is started just below: the limit may have moved since
+IDLE_AFTER = 1.0  # seconds without a call after which the next call counts as the start of new work
 
 
 class AdaptiveRateLimiter:
@@ -41,6 +47,11 @@ class AdaptiveRateLimiter:
         self.rate = max_rate
         self.ceiling: float | None = None  # the accepted rate when MTurk last throttled
         self.throttles = 0
+        self.cuts = 0  # ceilings found here by throttling (bot/budget.py writes each one down)
+        self.share = 1  # replicas granting for this MTurk account at once: this one paces at rate / share
+        self.last_call_at = -1e9
+        # Called (outside the lock) when a call comes after IDLE_AFTER without one: work begins.
+        self.on_busy: Callable[[], None] | None = None
         self._cut_factor = cut_factor
         self._cooldown = cooldown
         # calls/s³: how fast the curve leaves the ceiling (TCP CUBIC's C, which botocore's adaptive mode uses too).
@@ -51,6 +62,9 @@ class AdaptiveRateLimiter:
         self._last_send = -1e9
         self._turns = TurnQueue()  # callers waiting for a slot, first in first out
         self._last_cut = -1e9
+        self._curve_from = -1e9  # where the cubic curve starts: the last cut, or a ceiling remembered or adopted
+        # A ceiling found or adopted while running; a remembered one is unconfirmed, so a throttle below it cuts.
+        self._confirmed = False
         self._plateau_at = 0.0  # seconds after a cut when the curve is back at the ceiling
         self._accepted: deque[float] = deque()
 
@@ -62,18 +76,55 @@ class AdaptiveRateLimiter:
         a cut the calls speed up at once.
         """
         with self._turns.turn():
-            self._wait_for_slot()
+            was_idle = self._wait_for_slot()
+        if was_idle and self.on_busy is not None:
+            self.on_busy()
 
-    def _wait_for_slot(self) -> None:
+    def _wait_for_slot(self) -> bool:
         while True:
             with self._lock:
                 now = self._clock()
-                due = self._last_send + 1.0 / self.rate
+                gap = self.share / self.rate
+                due = self._last_send + gap
                 if now >= due:
                     # Keep to the grid when only a little late (sleeps overshoot); after idling, restart it.
-                    self._last_send = due if now - due < 1.0 / self.rate else now
-                    return
+                    self._last_send = due if now - due < gap else now
+                    was_idle = now - self.last_call_at > IDLE_AFTER
+                    self.last_call_at = now
+                    return was_idle
             self._sleep(min(due - now, MAX_NAP))
+
+    def busy(self, within: float) -> bool:
+        """Whether a call was made in the last `within` seconds."""
+        with self._lock:
+            return self._clock() - self.last_call_at < within
+
+    def start_from(self, ceiling: float, *, stale: bool = False) -> None:
+        """Start from a ceiling learned before instead of `max_rate`: just below it, then the usual curve.
+
+        A fresh one is approached as after a cut (back at it within about two seconds, then probing above);
+        a `stale` one (the limit may have moved a lot) is probed above at once, from just below it.
+        """
+        with self._lock:
+            ceiling = max(self.min_rate, min(self.max_rate, ceiling))
+            start = ceiling * REMEMBERED_HEADROOM
+            self.ceiling = start if stale else ceiling
+            self.rate = start
+            self._curve_from = self._clock()
+            self._plateau_at = 0.0 if stale else self._plateau_after(start)
+            self._confirmed = False
+
+    def adopt(self, ceiling: float) -> None:
+        """Take a ceiling another replica found by throttling, as if this limiter had cut there itself.
+
+        Ignored within the cooldown of a cut of its own: both saw the same overshoot, and a second cut would
+        halve the rate for nothing.
+        """
+        with self._lock:
+            now = self._clock()
+            if now - self._last_cut < self._cooldown:
+                return
+            self._cut_to(max(self.min_rate, min(self.max_rate, ceiling)), now)
 
     def on_success(self) -> None:
         with self._lock:
@@ -88,28 +139,39 @@ class AdaptiveRateLimiter:
             self.throttles += 1
             if now - self._last_cut < self._cooldown:
                 return  # one cut per burst of throttles: they all describe the same overshoot
-            if self.ceiling is not None and self.rate < self.ceiling:
+            if self._confirmed and self.ceiling is not None and self.rate < self.ceiling:
                 # Already below the last limit found, so this is no news about our pace: a straggler
                 # sent before the cut, or a throttle MTurk would have sent at any pace. Cutting again on
                 # every such one would ratchet the rate down to nothing; the next probe above re-measures.
                 return
             self._forget_before(now - WINDOW)
-            self.ceiling = max(self.min_rate, min(self.rate, self._accepted_rate()))
-            self.rate = max(self.min_rate, self.ceiling * self._cut_factor)
-            self._last_cut = now
-            self._plateau_at = (self.ceiling * (1.0 - self._cut_factor) / self._probe_scale) ** (1.0 / 3.0)
+            self._cut_to(max(self.min_rate, min(self.rate, self._accepted_rate())), now)
+            self.cuts += 1
+
+    def _cut_to(self, ceiling: float, now: float) -> None:
+        self.ceiling = ceiling
+        self.rate = max(self.min_rate, ceiling * self._cut_factor)
+        self._last_cut = self._curve_from = now
+        self._plateau_at = self._plateau_after(self.rate)
+        self._confirmed = True
+
+    def _plateau_after(self, start: float) -> float:
+        """Seconds the curve takes from `start` back up to the ceiling."""
+        assert self.ceiling is not None
+        return (max(0.0, self.ceiling - start) / self._probe_scale) ** (1.0 / 3.0)
 
     def _accepted_rate(self) -> float:
-        """Calls MTurk accepted in the trailing second: under a per-second limit, that count is the limit.
+        """Calls MTurk accepted in the trailing second, times the replicas sharing the account: under a
+        per-second limit, that count is the limit.
 
         Early on, or while demand is low, the count is below the limit; the cubic probe then recovers.
         """
-        return float(len(self._accepted)) or self.rate
+        return float(len(self._accepted) * self.share) or self.rate
 
     def _rate_at(self, now: float) -> float:
         if self.ceiling is None:
             return self.max_rate  # never throttled: go as fast as allowed until MTurk says otherwise
-        since_cut = now - self._last_cut
+        since_cut = now - self._curve_from
         curve = self.ceiling + self._probe_scale * (since_cut - self._plateau_at) ** 3
         return min(self.max_rate, max(self.min_rate, curve))
 
