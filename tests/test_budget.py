@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -229,3 +230,48 @@ def test_a_grant_teaches_the_limit_and_a_restarted_app_starts_at_it(
 
 def workers(prefix: str, n: int) -> list[str]:
     return [f"{prefix}{i:012d}" for i in range(n)]
+
+
+def test_two_replicas_granting_at_once_share_the_account(
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, postgres_url: str
+) -> None:
+    first = start_app(fake_slack, fake_mturk, postgres_url)
+    second = start_app(fake_slack, fake_mturk, postgres_url)
+    replicas = (first, second)
+    shares: dict[int, set[int]] = {0: set(), 1: set()}
+    done = threading.Event()
+
+    def watch_shares() -> None:
+        while not done.wait(0.05):
+            for index, replica in enumerate(replicas):
+                assert replica.grant_qual.budget is not None
+                shares[index].add(replica.grant_qual.budget.limiter.share)
+
+    watcher = threading.Thread(target=watch_shares)
+    try:
+        for index, replica in enumerate(replicas, start=1):
+            replica.request(f"{QUAL} {' '.join(workers(f'A{index}', 60))}")
+            replica.approval_message(request_id=index)
+        fake_mturk.throttle_above_tps = 20
+        fake_mturk.latency = 0.01
+        watcher.start()
+        clicks = [
+            threading.Thread(target=replica.click, args=(APPROVER, "approve_request", index))
+            for index, replica in enumerate(replicas, start=1)
+        ]
+        for click in clicks:
+            click.start()
+        for click in clicks:
+            click.join()
+        for index, replica in enumerate(replicas, start=1):
+            assert replica.wait_final(request_id=index, timeout=40).state is RequestState.DONE
+        done.set()
+        watcher.join()
+        assert 2 in shares[0] and 2 in shares[1]  # each paced at half the account's rate while both granted
+        ceilings = [replica.grant_qual.budget.limiter.ceiling for replica in replicas]  # type: ignore[union-attr]
+        assert all(ceiling is not None and ceiling <= 25 for ceiling in ceilings)  # the account's limit, not each one's
+        assert fake_mturk.grant_counts().total() == 120
+    finally:
+        done.set()
+        first.stop()
+        second.stop()
