@@ -66,6 +66,8 @@ class AdaptiveRateLimiter:
         # A ceiling found or adopted while running; a remembered one is unconfirmed, so a throttle below it cuts.
         self._confirmed = False
         self._plateau_at = 0.0  # seconds after a cut when the curve is back at the ceiling
+        self._curve_base = 0.0  # the rate where the curve is flat: the ceiling, or just below a stale memory
+        self._probe_at_once = False  # a stale memory: probe above it without the flat stretch
         self._accepted: deque[float] = deque()
 
     def acquire(self) -> None:
@@ -91,6 +93,8 @@ class AdaptiveRateLimiter:
                     self._last_send = due if now - due < gap else now
                     was_idle = now - self.last_call_at > IDLE_AFTER
                     self.last_call_at = now
+                    if was_idle and self.ceiling is not None:
+                        self._restart_curve(now)
                     return was_idle
             self._sleep(min(due - now, MAX_NAP))
 
@@ -106,13 +110,22 @@ class AdaptiveRateLimiter:
         a `stale` one (the limit may have moved a lot) is probed above at once, from just below it.
         """
         with self._lock:
-            ceiling = max(self.min_rate, min(self.max_rate, ceiling))
-            start = ceiling * REMEMBERED_HEADROOM
-            self.ceiling = start if stale else ceiling
-            self.rate = start
-            self._curve_from = self._clock()
-            self._plateau_at = 0.0 if stale else self._plateau_after(start)
-            self._confirmed = False
+            self.ceiling = max(self.min_rate, min(self.max_rate, ceiling))
+            self._probe_at_once = stale
+            self._restart_curve(self._clock())
+
+    def _restart_curve(self, now: float) -> None:
+        """Just below the ceiling known, then the curve; also when work starts after idling, since the time
+        since the last cut says nothing about the limit after a pause (the curve would be far above it).
+
+        The ceiling is not confirmed by this work yet: a throttle below it cuts.
+        """
+        assert self.ceiling is not None
+        self.rate = max(self.min_rate, self.ceiling * REMEMBERED_HEADROOM)
+        self._curve_from = now
+        self._curve_base = self.rate if self._probe_at_once else self.ceiling
+        self._plateau_at = 0.0 if self._probe_at_once else self._plateau_after(self.rate)
+        self._confirmed = False
 
     def adopt(self, ceiling: float) -> None:
         """Take a ceiling another replica found by throttling, as if this limiter had cut there itself.
@@ -149,7 +162,8 @@ class AdaptiveRateLimiter:
             self.cuts += 1
 
     def _cut_to(self, ceiling: float, now: float) -> None:
-        self.ceiling = ceiling
+        self.ceiling = self._curve_base = ceiling
+        self._probe_at_once = False
         self.rate = max(self.min_rate, ceiling * self._cut_factor)
         self._last_cut = self._curve_from = now
         self._plateau_at = self._plateau_after(self.rate)
@@ -172,7 +186,7 @@ class AdaptiveRateLimiter:
         if self.ceiling is None:
             return self.max_rate  # never throttled: go as fast as allowed until MTurk says otherwise
         since_cut = now - self._curve_from
-        curve = self.ceiling + self._probe_scale * (since_cut - self._plateau_at) ** 3
+        curve = self._curve_base + self._probe_scale * (since_cut - self._plateau_at) ** 3
         return min(self.max_rate, max(self.min_rate, curve))
 
     def _forget_before(self, moment: float) -> None:

@@ -94,6 +94,20 @@ def test_a_stale_memory_is_probed_above_sooner() -> None:
     assert stale.rate > fresh.rate >= 49
 
 
+def test_the_next_request_in_the_same_process_starts_at_the_ceiling_too() -> None:
+    """After a pause the curve's time since the cut says nothing: the next work starts just below the ceiling."""
+    time = SharedTime()
+    limiter = limiter_at(time)
+    drive(limiter, time, limit=50, seconds=5)
+    assert limiter.ceiling == pytest.approx(50, abs=3)
+    ceiling = limiter.ceiling
+    time.now += 600  # idle: the curve alone would be at max_rate by now
+    limiter.acquire()
+    assert limiter.rate == pytest.approx(0.95 * ceiling)
+    _, throttles = drive(limiter, time, limit=50, seconds=time.now + 3)
+    assert len(throttles) <= 3
+
+
 def test_pacing_is_shared_by_the_replicas_granting() -> None:
     time = SharedTime()
     limiter = limiter_at(time, max_rate=20)
