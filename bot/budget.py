@@ -46,6 +46,7 @@ ACTIVE_FOR = 2.0  # a replica that made an MTurk call within this many seconds i
 LIVE_FOR = timedelta(seconds=3)  # a replica not seen for longer has stopped (or died): its share is freed
 FORGET_REPLICAS_AFTER = timedelta(hours=1)
 STALE_AFTER = timedelta(days=1)
+WRITE_EVERY = timedelta(seconds=2)  # a higher limit learned without a throttle is written at most this often
 
 mturk_budget = Table(
     "mturk_budget",
@@ -139,6 +140,7 @@ class SharedBudget:
         self.replica_id = replica_id or uuid.uuid4().hex[:12]
         self._clock = clock
         self._written_cuts = limiter.cuts
+        self._written: LearnedCeiling | None = None
         self._seen_at: datetime | None = None  # learned_at of the newest ceiling taken or written
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -155,6 +157,7 @@ class SharedBudget:
             stale = self._clock() - learned.learned_at > STALE_AFTER
             self.limiter.start_from(learned.rate, stale=stale)
             self._seen_at = learned.learned_at
+            self._written = learned  # raised when MTurk accepts clearly more, as any limit this process learns
             log.info("MTurk budget: starting at %.1f calls/s (learned %s)", learned.rate, learned.learned_at)
         return learned
 
@@ -162,9 +165,11 @@ class SharedBudget:
         """Write down a new ceiling found here, or adopt one found elsewhere; check in and take a share."""
         moment = self._clock()
         limiter = self.limiter
-        if limiter.cuts != self._written_cuts and limiter.ceiling is not None:
+        learned_rate = limiter.learned_rate
+        if learned_rate is not None and (limiter.cuts != self._written_cuts or self._has_risen(learned_rate, moment)):
             self._written_cuts = limiter.cuts
-            self.store.remember(self.mturk_env, LearnedCeiling(limiter.ceiling, moment, self.replica_id))
+            self._written = LearnedCeiling(learned_rate, moment, self.replica_id)
+            self.store.remember(self.mturk_env, self._written)
             self._seen_at = moment
         elif self.shared:
             learned = self.store.learned(self.mturk_env)
@@ -174,6 +179,13 @@ class SharedBudget:
         if self.shared:
             active = limiter.busy(ACTIVE_FOR)
             limiter.share = max(1, self.store.check_in(self.replica_id, self.mturk_env, active=active, moment=moment))
+
+    def _has_risen(self, learned_rate: float, moment: datetime) -> bool:
+        """MTurk accepted clearly more than last written (the first cut of a run undercounts): worth writing."""
+        written = self._written
+        if written is None:
+            return True
+        return learned_rate >= written.rate * 1.02 + 0.5 and moment - written.learned_at >= WRITE_EVERY
 
     def _is_news(self, learned: LearnedCeiling) -> bool:
         return self._seen_at is None or learned.learned_at > self._seen_at

@@ -66,6 +66,9 @@ class AdaptiveRateLimiter:
         # A ceiling found or adopted while running; a remembered one is unconfirmed, so a throttle below it cuts.
         self._confirmed = False
         self._plateau_at = 0.0  # seconds after a cut when the curve is back at the ceiling
+        self._busy_since = -1e9  # when the current stretch of work began
+        # The most calls MTurk accepted in a full trailing second since the last cut: the limit is at least that.
+        self._best_since_cut = 0.0
         self._curve_base = 0.0  # the rate where the curve is flat: the ceiling, or just below a stale memory
         self._probe_at_once = False  # a stale memory: probe above it without the flat stretch
         self._accepted: deque[float] = deque()
@@ -93,8 +96,10 @@ class AdaptiveRateLimiter:
                     self._last_send = due if now - due < gap else now
                     was_idle = now - self.last_call_at > IDLE_AFTER
                     self.last_call_at = now
-                    if was_idle and self.ceiling is not None:
-                        self._restart_curve(now)
+                    if was_idle:
+                        self._busy_since = now
+                        if self.ceiling is not None:
+                            self._restart_curve(now)
                     return was_idle
             self._sleep(min(due - now, MAX_NAP))
 
@@ -121,29 +126,46 @@ class AdaptiveRateLimiter:
         The ceiling is not confirmed by this work yet: a throttle below it cuts.
         """
         assert self.ceiling is not None
+        self.ceiling = max(self.ceiling, self._best_since_cut)
         self.rate = max(self.min_rate, self.ceiling * REMEMBERED_HEADROOM)
         self._curve_from = now
         self._curve_base = self.rate if self._probe_at_once else self.ceiling
         self._plateau_at = 0.0 if self._probe_at_once else self._plateau_after(self.rate)
         self._confirmed = False
 
+    @property
+    def learned_rate(self) -> float | None:
+        """The best estimate of MTurk's limit: the ceiling, or more if MTurk has accepted more in a second since.
+
+        The ceiling found at the first throttle of a run undercounts: calls still in flight were accepted
+        too, but their answers have not come back. None while MTurk has never throttled.
+        """
+        with self._lock:
+            return None if self.ceiling is None else max(self.ceiling, self._best_since_cut)
+
     def adopt(self, ceiling: float) -> None:
-        """Take a ceiling another replica found by throttling, as if this limiter had cut there itself.
+        """Take a limit another replica learned: below this limiter's rate, as if it had cut there itself.
 
         Ignored within the cooldown of a cut of its own: both saw the same overshoot, and a second cut would
-        halve the rate for nothing.
+        halve the rate for nothing. A higher one only raises the ceiling the next work starts from.
         """
         with self._lock:
             now = self._clock()
+            ceiling = max(self.min_rate, min(self.max_rate, ceiling))
             if now - self._last_cut < self._cooldown:
                 return
-            self._cut_to(max(self.min_rate, min(self.max_rate, ceiling)), now)
+            if ceiling < self.rate:
+                self._cut_to(ceiling, now)
+            else:
+                self.ceiling = max(self.ceiling or 0.0, ceiling)
 
     def on_success(self) -> None:
         with self._lock:
             now = self._clock()
             self._forget_before(now - WINDOW)
             self._accepted.append(now)
+            if now - self._busy_since >= WINDOW:
+                self._best_since_cut = max(self._best_since_cut, float(len(self._accepted) * self.share))
             self.rate = self._rate_at(now)
 
     def on_throttle(self) -> None:
@@ -163,6 +185,7 @@ class AdaptiveRateLimiter:
 
     def _cut_to(self, ceiling: float, now: float) -> None:
         self.ceiling = self._curve_base = ceiling
+        self._best_since_cut = 0.0
         self._probe_at_once = False
         self.rate = max(self.min_rate, ceiling * self._cut_factor)
         self._last_cut = self._curve_from = now

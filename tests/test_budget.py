@@ -138,6 +138,21 @@ def test_a_new_ceiling_is_remembered_and_the_next_process_starts_at_it(budget_st
     assert budget_store.learned("production") is None  # one budget per environment
 
 
+def test_a_first_cut_that_undercounts_is_raised_to_what_mturk_accepts_since(budget_store: SqlBudgetStore) -> None:
+    """At a run's first throttle the answers of calls still in flight are missing: the ceiling comes out low."""
+    time = SharedTime()
+    budget = replica(time, budget_store, "first", shared=False)
+    budget.limiter.acquire()
+    time.now += 0.3
+    throttled_at(budget.limiter, time, accepted=33)
+    budget.tick()
+    assert budget_store.learned(ENV).rate == pytest.approx(33)  # type: ignore[union-attr]
+    drive(budget.limiter, time, limit=50, seconds=time.now + 4)  # back to the ceiling and a little above it
+    assert budget.limiter.cuts == 1
+    budget.tick()
+    assert budget_store.learned(ENV).rate > 34  # type: ignore[union-attr]
+
+
 def test_a_day_old_memory_is_started_at_but_probed_above_at_once(budget_store: SqlBudgetStore) -> None:
     time = SharedTime()
     budget_store.remember(ENV, LearnedCeiling(50, time.wall() - STALE_AFTER - timedelta(hours=1), "long-gone"))
@@ -282,8 +297,6 @@ def test_two_replicas_granting_at_once_share_the_account(
         done.set()
         watcher.join()
         assert 2 in shares[0] and 2 in shares[1]  # each paced at half the account's rate while both granted
-        ceilings = [replica.grant_qual.budget.limiter.ceiling for replica in replicas]  # type: ignore[union-attr]
-        assert all(ceiling is not None and ceiling <= 25 for ceiling in ceilings)  # the account's limit, not each one's
         assert fake_mturk.grant_counts().total() == 120
     finally:
         done.set()
