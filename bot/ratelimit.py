@@ -17,6 +17,7 @@ own calls at `rate / share` while `share` replicas grant at once; bot/budget.py 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -72,9 +73,12 @@ class AdaptiveRateLimiter:
         self._curve_base = 0.0  # the rate where the curve is flat: the ceiling, or just below a stale memory
         self._probe_at_once = False  # a stale memory: probe above it without the flat stretch
         self._accepted: deque[float] = deque()
+        self._sent: deque[float] = deque()  # this limiter's sends in the trailing second
+        self._throttled: deque[float] = deque()  # throttling answers in the trailing second
 
     def acquire(self) -> None:
-        """Wait for this call's slot: one call per 1/rate seconds, at the rate of the moment.
+        """Wait for this call's slot: one call per 1/rate seconds, at the rate of the moment, and no more
+        calls in any trailing second than the rate (after a cut, the calls sent at the old pace count).
 
         Callers queue in order and only the first one waits for the clock, looking at the rate again at
         least every MAX_NAP: slots are not booked ahead at the old spacing, so when the rate rises after
@@ -91,7 +95,12 @@ class AdaptiveRateLimiter:
                 now = self._clock()
                 gap = self.share / self.rate
                 due = self._last_send + gap
+                self._forget_before(now - WINDOW)
+                per_window = math.ceil(self.rate / self.share)
+                if len(self._sent) >= per_window:
+                    due = max(due, self._sent[len(self._sent) - per_window] + WINDOW)
                 if now >= due:
+                    self._sent.append(now)
                     # Keep to the grid when only a little late (sleeps overshoot); after idling, restart it.
                     self._last_send = due if now - due < gap else now
                     was_idle = now - self.last_call_at > IDLE_AFTER
@@ -165,13 +174,16 @@ class AdaptiveRateLimiter:
             self._forget_before(now - WINDOW)
             self._accepted.append(now)
             if now - self._busy_since >= WINDOW:
-                self._best_since_cut = max(self._best_since_cut, float(len(self._accepted) * self.share))
+                # Not above the pace asked for: this replica's count times a share that may just have changed.
+                accepted = min(self.rate, float(len(self._accepted) * self.share))
+                self._best_since_cut = max(self._best_since_cut, accepted)
             self.rate = self._rate_at(now)
 
     def on_throttle(self) -> None:
         with self._lock:
             now = self._clock()
             self.throttles += 1
+            self._throttled.append(now)
             if now - self._last_cut < self._cooldown:
                 return  # one cut per burst of throttles: they all describe the same overshoot
             if self._confirmed and self.ceiling is not None and self.rate < self.ceiling:
@@ -201,9 +213,13 @@ class AdaptiveRateLimiter:
         """Calls MTurk accepted in the trailing second, times the replicas sharing the account: under a
         per-second limit, that count is the limit.
 
-        Early on, or while demand is low, the count is below the limit; the cubic probe then recovers.
+        Calls sent and not answered yet count as accepted: a throttle comes back at once while the calls
+        sent just before it (accepted) are still being served, and the first throttle of a run would
+        otherwise find a ceiling a third too low. Early on, or while demand is low, the count is below the
+        limit; the cubic probe then recovers.
         """
-        return float(len(self._accepted) * self.share) or self.rate
+        in_flight = max(0, len(self._sent) - len(self._accepted) - len(self._throttled))
+        return float((len(self._accepted) + in_flight) * self.share) or self.rate
 
     def _rate_at(self, now: float) -> float:
         if self.ceiling is None:
@@ -213,5 +229,6 @@ class AdaptiveRateLimiter:
         return min(self.max_rate, max(self.min_rate, curve))
 
     def _forget_before(self, moment: float) -> None:
-        while self._accepted and self._accepted[0] < moment:
-            self._accepted.popleft()
+        for times in (self._accepted, self._sent, self._throttled):
+            while times and times[0] <= moment:
+                times.popleft()
