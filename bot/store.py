@@ -59,6 +59,7 @@ from bot.requests import (
     EventKind,
     GrantRequest,
     GrantSpec,
+    Operation,
     RequestEvent,
     RequestState,
     WorkerOutcome,
@@ -112,6 +113,12 @@ grant_requests = Table(
     Column("reminded_at", UtcDateTime),  # when the approvers were reminded of it, still pending (once)
     # Grant workers who already held the score at the preview too; NULL (before the preview existed) is no.
     Column("regrant", Boolean),
+    # Revokes: the text MTurk shows (and emails) the revoked workers; NULL sends them nothing. `reason` is internal.
+    Column("worker_message", Text),
+    # Undo: the request this one undoes, and the one request that undoes this one (set once, by compare-and-swap).
+    Column("undo_of", Integer),
+    Column("undone_by", Integer),
+    Column("revoke_count", Integer, nullable=False, server_default="0"),  # workers revoked; the others are granted
 )
 
 worker_grants = Table(
@@ -135,6 +142,7 @@ worker_grants = Table(
     Column("previous_status", String(16)),
     Column("change", String(16)),
     Column("file_current", Integer),
+    Column("operation", String(8), nullable=False, server_default="grant"),  # grant or revoke (bot.requests.Operation)
 )
 Index("ix_grant_requests_state", grant_requests.c.state)
 Index("ix_worker_grants_request_status", worker_grants.c.request_id, worker_grants.c.status)
@@ -294,6 +302,9 @@ class GrantStore:
                     worker_count=len(spec.workers),
                     created_at=created,
                     regrant=spec.regrant,
+                    worker_message=spec.worker_message,
+                    undo_of=spec.undo_of,
+                    revoke_count=sum(w.operation is Operation.REVOKE for w in spec.workers),
                     lease_owner=preview_owner,
                     lease_expires_at=created + lease if preview_owner else None,
                 )
@@ -309,6 +320,7 @@ class GrantStore:
                         "status": WorkerStatus.PENDING,
                         "updated_at": created,
                         "file_current": file_current.get(w.worker_id),
+                        "operation": w.operation.value,
                     }
                     for i, w in enumerate(spec.workers)
                 ],
@@ -359,9 +371,11 @@ class GrantStore:
     def preview_targets(self, request_id: int) -> list[WorkerTarget]:
         """Every worker of the request, in order (a preview read after a crash reads them all again)."""
         c = worker_grants.c
-        query = select(c.worker_id, c.integer_value).where(c.request_id == request_id).order_by(c.position)
+        query = select(c.worker_id, c.integer_value, c.operation).where(c.request_id == request_id).order_by(c.position)
         with self.engine.connect() as conn:
-            return [WorkerTarget(row.worker_id, row.integer_value) for row in conn.execute(query)]
+            return [
+                WorkerTarget(row.worker_id, row.integer_value, Operation(row.operation)) for row in conn.execute(query)
+            ]
 
     def record_changes(
         self, request_id: int, changes: Sequence[WorkerChange], *, regrant: bool, owner: str | None = None
@@ -391,7 +405,7 @@ class GrantStore:
                 "b_previous_status": change.previous.status.value,
                 "b_change": change.kind.value,
                 "b_status": WorkerStatus.SKIPPED
-                if change.kind is ChangeKind.UNCHANGED and not regrant
+                if (change.kind is ChangeKind.UNCHANGED and not regrant) or change.kind is ChangeKind.NOT_HELD
                 else WorkerStatus.PENDING,
             }
             for change in changes
@@ -628,12 +642,14 @@ class GrantStore:
     def pending_workers(self, request_id: int) -> list[WorkerTarget]:
         c = worker_grants.c
         query = (
-            select(c.worker_id, c.integer_value)
+            select(c.worker_id, c.integer_value, c.operation)
             .where(c.request_id == request_id, c.status == WorkerStatus.PENDING)
             .order_by(c.position)
         )
         with self.engine.connect() as conn:
-            return [WorkerTarget(row.worker_id, row.integer_value) for row in conn.execute(query)]
+            return [
+                WorkerTarget(row.worker_id, row.integer_value, Operation(row.operation)) for row in conn.execute(query)
+            ]
 
     def record_outcomes(self, request_id: int, outcomes: Sequence[WorkerOutcome], round: int = 1) -> None:
         """Write a batch of finished workers in one transaction; a worker already final is left as it is."""
@@ -776,7 +792,16 @@ class GrantStore:
         """
         w = worker_grants.c
         query = (
-            select(grant_requests, w.worker_id, w.integer_value, w.status, w.error_code, w.error_message, w.hint)
+            select(
+                grant_requests,
+                w.worker_id,
+                w.integer_value,
+                w.status,
+                w.error_code,
+                w.error_message,
+                w.hint,
+                w.operation,
+            )
             .join(worker_grants, w.request_id == grant_requests.c.id)
             .where(w.worker_id == worker_id)
             .order_by(grant_requests.c.id.desc())
@@ -1003,6 +1028,10 @@ def _to_request(row: Any) -> GrantRequest:
         summary_ts=row["summary_ts"],
         reminded_at=row["reminded_at"],
         regrant=bool(row["regrant"]),
+        worker_message=row["worker_message"],
+        undo_of=row["undo_of"],
+        undone_by=row["undone_by"],
+        revoke_count=row["revoke_count"] or 0,
     )
 
 
@@ -1016,6 +1045,7 @@ class RecordedChange:
     previous: Held | None  # None: no preview was read (a request stored before the preview existed)
     change: ChangeKind | None
     file_current: int | None
+    operation: Operation = Operation.GRANT
 
 
 @dataclass(frozen=True)
@@ -1035,6 +1065,7 @@ def _to_recorded_change(row: Any) -> RecordedChange:
         previous=Held(HeldStatus(status), row["previous_value"]) if status else None,
         change=ChangeKind(row["change"]) if row["change"] else None,
         file_current=row["file_current"],
+        operation=Operation(row["operation"]),
     )
 
 
@@ -1046,4 +1077,5 @@ def _to_outcome(row: Any) -> WorkerOutcome:
         error_code=row["error_code"],
         error_message=row["error_message"],
         hint=row["hint"],
+        operation=Operation(row["operation"]),
     )
