@@ -156,6 +156,17 @@ def classify(
     return WorkerChange(worker_id, new_value, previous, kind)
 
 
+def restoring(worker_id: str, before: Held) -> WorkerTarget | None:
+    """What puts a worker back to the state recorded before a request changed them (its undo): the previous score
+    granted again, or the qualification revoked where they had none (or had it revoked); None when no state was
+    read (nothing known to restore)."""
+    if before.status is HeldStatus.GRANTED:
+        return WorkerTarget(worker_id, before.value, Operation.GRANT)
+    if before.status in (HeldStatus.NONE, HeldStatus.REVOKED):
+        return WorkerTarget(worker_id, None, Operation.REVOKE)
+    return None
+
+
 def changes(targets: Sequence[WorkerTarget], held: dict[str, Held]) -> list[WorkerChange]:
     return [
         classify(t.worker_id, t.integer_value, held.get(t.worker_id, Held(HeldStatus.UNREAD)), t.operation)

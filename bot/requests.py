@@ -98,6 +98,7 @@ class EventKind(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     REMINDED = "reminded"  # the approvers were reminded of a request still pending (recorded once per request)
+    UNDO_REQUESTED = "undo_requested"  # on the original: a request undoing it was made (recorded once per request)
 
 
 class DeliveryState(StrEnum):

@@ -183,6 +183,10 @@ Index("ix_deliveries_taken_received_at", deliveries_taken.c.received_at)
 DELIVERY_KEYS_KEPT = timedelta(days=1)
 
 
+class _AlreadyUndone(Exception):
+    """Rolls back the transaction storing an undo whose original was undone (or is not finished) meanwhile."""
+
+
 class DatabaseUnreachable(Exception):
     """The database could not be opened; the message is one line, without the password."""
 
@@ -287,46 +291,16 @@ class GrantStore:
     ) -> GrantRequest:
         """Store a request: pending (posted for approval by its SUBMITTED event), or, with `preview_owner`,
         previewing under that owner's lease until finish_preview makes it pending."""
-        created = now()
-        file_current = dict(spec.file_current)
         with self._write() as conn:
-            request_id = conn.execute(
-                insert(grant_requests).values(
-                    requester_id=requester_id,
-                    qualification_type_id=spec.qualification_type_id,
-                    qualification_name=qualification_name,
-                    send_notification=spec.send_notification,
-                    reason=spec.reason,
-                    mturk_env=mturk_env,
-                    state=RequestState.PREVIEWING if preview_owner else RequestState.PENDING,
-                    worker_count=len(spec.workers),
-                    created_at=created,
-                    regrant=spec.regrant,
-                    worker_message=spec.worker_message,
-                    undo_of=spec.undo_of,
-                    revoke_count=sum(w.operation is Operation.REVOKE for w in spec.workers),
-                    lease_owner=preview_owner,
-                    lease_expires_at=created + lease if preview_owner else None,
-                )
-            ).inserted_primary_key[0]
-            conn.execute(
-                insert(worker_grants),
-                [
-                    {
-                        "request_id": request_id,
-                        "worker_id": w.worker_id,
-                        "position": i,
-                        "integer_value": w.integer_value,
-                        "status": WorkerStatus.PENDING,
-                        "updated_at": created,
-                        "file_current": file_current.get(w.worker_id),
-                        "operation": w.operation.value,
-                    }
-                    for i, w in enumerate(spec.workers)
-                ],
+            request_id = _insert_request(
+                conn,
+                spec,
+                requester_id=requester_id,
+                mturk_env=mturk_env,
+                qualification_name=qualification_name,
+                preview_owner=preview_owner,
+                lease=lease,
             )
-            if not preview_owner:
-                _add_event(conn, request_id, EventKind.SUBMITTED, requester_id, 1)
         request = self.get(request_id)
         assert request is not None
         return request
@@ -501,6 +475,76 @@ class GrantStore:
         ]
         with self._write() as conn:
             conn.execute(statement, rows)
+
+    def changed_workers(self, request_id: int) -> dict[str, Held]:
+        """The workers the request changed (done by it, not merely found done), each with the state recorded before
+        it ran; a worker without a recorded state (no preview) is left out: there is nothing known to restore."""
+        c = worker_grants.c
+        query = (
+            select(c.worker_id, c.previous_value, c.previous_status)
+            .where(
+                c.request_id == request_id,
+                c.status == WorkerStatus.GRANTED,
+                c.error_code.is_(None),
+                c.previous_status.is_not(None),
+            )
+            .order_by(c.position)
+        )
+        with self.engine.connect() as conn:
+            return {
+                row.worker_id: Held(HeldStatus(row.previous_status), row.previous_value) for row in conn.execute(query)
+            }
+
+    def create_undo(
+        self,
+        spec: GrantSpec,
+        *,
+        requester_id: str,
+        mturk_env: str,
+        qualification_name: str | None,
+        preview_owner: str | None = None,
+        lease: timedelta = timedelta(seconds=60),
+    ) -> GrantRequest | None:
+        """Store the request undoing `spec.undo_of`, once: in the same transaction the original, finished and not
+        undone yet, is marked undone by it (compare-and-swap) with its UNDO_REQUESTED event. None, with nothing
+        stored, for every caller but the first (and for an original not finished)."""
+        original = spec.undo_of
+        assert original is not None
+        try:
+            request_id = self._insert_undo(
+                spec, requester_id, mturk_env, qualification_name, preview_owner, lease, original
+            )
+        except _AlreadyUndone:
+            return None  # the transaction was rolled back: nothing of the second undo is stored
+        return self.get(request_id)
+
+    def _insert_undo(
+        self,
+        spec: GrantSpec,
+        requester_id: str,
+        mturk_env: str,
+        qualification_name: str | None,
+        preview_owner: str | None,
+        lease: timedelta,
+        original: int,
+    ) -> int:
+        c = grant_requests.c
+        with self._write(someone_waiting=True) as conn:
+            request_id = _insert_request(
+                conn,
+                spec,
+                requester_id=requester_id,
+                mturk_env=mturk_env,
+                qualification_name=qualification_name,
+                preview_owner=preview_owner,
+                lease=lease,
+            )
+            finished = c.state.in_([RequestState.DONE, RequestState.FAILED])
+            if not _swap(conn, original, (c.undone_by.is_(None), finished), undone_by=request_id):
+                raise _AlreadyUndone
+            round_ = conn.execute(select(c.round).where(c.id == original)).scalar_one()
+            _add_event(conn, original, EventKind.UNDO_REQUESTED, requester_id, round_)
+        return request_id
 
     def get(self, request_id: int) -> GrantRequest | None:
         with self.engine.connect() as conn:
@@ -943,6 +987,59 @@ class GrantStore:
     def _set_event(self, event_id: int, **values: Any) -> None:
         with self._write() as conn:
             conn.execute(update(request_events).where(request_events.c.id == event_id).values(**values))
+
+
+def _insert_request(
+    conn: Connection,
+    spec: GrantSpec,
+    *,
+    requester_id: str,
+    mturk_env: str,
+    qualification_name: str | None,
+    preview_owner: str | None,
+    lease: timedelta,
+) -> int:
+    """Insert a request and its workers (see GrantStore.create_request); its ID."""
+    created = now()
+    file_current = dict(spec.file_current)
+    request_id = conn.execute(
+        insert(grant_requests).values(
+            requester_id=requester_id,
+            qualification_type_id=spec.qualification_type_id,
+            qualification_name=qualification_name,
+            send_notification=spec.send_notification,
+            reason=spec.reason,
+            mturk_env=mturk_env,
+            state=RequestState.PREVIEWING if preview_owner else RequestState.PENDING,
+            worker_count=len(spec.workers),
+            created_at=created,
+            regrant=spec.regrant,
+            worker_message=spec.worker_message,
+            undo_of=spec.undo_of,
+            revoke_count=sum(w.operation is Operation.REVOKE for w in spec.workers),
+            lease_owner=preview_owner,
+            lease_expires_at=created + lease if preview_owner else None,
+        )
+    ).inserted_primary_key[0]
+    conn.execute(
+        insert(worker_grants),
+        [
+            {
+                "request_id": request_id,
+                "worker_id": w.worker_id,
+                "position": i,
+                "integer_value": w.integer_value,
+                "status": WorkerStatus.PENDING,
+                "updated_at": created,
+                "file_current": file_current.get(w.worker_id),
+                "operation": w.operation.value,
+            }
+            for i, w in enumerate(spec.workers)
+        ],
+    )
+    if not preview_owner:
+        _add_event(conn, request_id, EventKind.SUBMITTED, requester_id, 1)
+    return int(request_id)
 
 
 def _unattended(moment: datetime) -> Any:

@@ -12,6 +12,7 @@ import pytest
 
 from bot.config import MTurkEnvironment, load_settings
 from bot.mturk import GRANT_ATTEMPTS, NOT_HELD, MTurkGateway, create_mturk_client
+from bot.preview import Held, HeldStatus
 from bot.requests import OUTCOME_UNKNOWN, Operation, RequestState, WorkerOutcome, WorkerStatus, WorkerTarget
 from bot.slack import blocks
 from tests.conftest import APPROVER, QUAL, QUAL_NAME, REQUESTER, RunningApp, app_environment
@@ -257,3 +258,76 @@ def test_revoke_messages_stay_within_block_kit_limits(mixed: bool, decided: bool
     text, message_blocks = blocks.result_message(request, outcomes, 103.4, undo=True)
     assert_within_limits(text, message_blocks)
     assert message_blocks[0]["text"]["text"].startswith(":warning: [PRODUCTION] ")
+
+
+def test_migration_0008_carries_a_database_of_grants_forward(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from bot.store import MIGRATIONS, GrantStore, create_database_engine
+
+    engine = create_database_engine(database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0006")
+        conn.execute(
+            text(
+                "INSERT INTO grant_requests (id, requester_id, qualification_type_id, send_notification, reason, "
+                "mturk_env, state, worker_count, created_at, round) VALUES "
+                "(1, 'U0REQ', :qual, 1, 'old', 'sandbox', 'done', 1, '2026-01-01 00:00:00', 1)"
+            ),
+            {"qual": QUAL},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO worker_grants (request_id, worker_id, position, integer_value, status, updated_at, round, "
+                "previous_status, previous_value) VALUES (1, :worker, 0, 80, 'granted', '2026-01-01 00:00:00', 1, "
+                "'Granted', 50)"
+            ),
+            {"worker": HOLDER},
+        )
+    store = GrantStore(engine)
+    store.upgrade_schema()
+    request = store.get(1)
+    assert request is not None and request.revoke_count == 0 and request.kind_label == ""
+    assert request.undone_by is None and request.undo_of is None and request.worker_message is None
+    (outcome,) = store.outcomes(1)
+    assert outcome.operation is Operation.GRANT
+    assert store.changed_workers(1) == {HOLDER: Held(HeldStatus.GRANTED, 50)}  # an old request can be undone
+
+
+def test_after_a_crash_in_doubt_revokes_are_read_back_and_only_those_that_did_not_land_are_called(
+    app: RunningApp,
+) -> None:
+    from datetime import timedelta
+
+    app.mturk.preset_grant(QUAL, HOLDER, 80)
+    app.mturk.preset_grant(QUAL, HOLDER_2, 80)
+    app.request(f"revoke {QUAL} {HOLDER} {HOLDER_2}")
+    app.approval_message()
+    store = app.grant_qual.store
+    # An executor approved and claimed it, dispatched both calls and died; only HOLDER's call reached MTurk.
+    assert store.decide(1, user_id=APPROVER, approve=True)
+    assert store.claim(1, owner="died", lease=timedelta(seconds=-1), mturk_env="sandbox")
+    store.mark_dispatched(1, [HOLDER, HOLDER_2])
+    app.mturk.revoke(QUAL, HOLDER)
+    assert app.grant_qual.executor.resume_unfinished() == [1]
+    assert app.wait_final().state is RequestState.DONE
+    assert [c["WorkerId"] for c in app.mturk.calls("DisassociateQualificationFromWorker")] == [HOLDER_2]
+    assert app.mturk.holds(QUAL, HOLDER) is None and app.mturk.holds(QUAL, HOLDER_2) is None
+    assert f"Revoked `{QUAL}` {QUAL_NAME} from all 2 worker(s)" in message_text(app.summary())
+
+
+def test_history_says_revoked(app: RunningApp) -> None:
+    app.mturk.preset_grant(QUAL, HOLDER, 80)
+    app.request(f"revoke {QUAL} {HOLDER} {NEVER}")
+    app.approval_message()
+    app.click(APPROVER, "approve_request")
+    app.wait_final()
+    for worker, said in ((HOLDER, ":white_check_mark: revoked"), (NEVER, "not called: did not hold it")):
+        app.request(f"history {worker}", response_key=worker)
+        (answer,) = app.slack.wait_for(lambda w=worker: app.slack.responses_for(w))
+        assert said in message_text(answer)

@@ -245,6 +245,16 @@ def request_message(
     return truncate(text, MESSAGE_TEXT_LIMIT), blocks
 
 
+def request_what(request: GrantRequest) -> str:
+    """ "to grant `3X0…` Name to 2 worker(s)", "to REVOKE … from 2 worker(s)" or "to GRANT AND REVOKE … for 3"."""
+    qualification, count = qualification_text(request), request.worker_count
+    if request.kind_label == "REVOKE":
+        return f"to REVOKE {qualification} from {count} worker(s)"
+    if request.kind_label:
+        return f"to GRANT AND REVOKE {qualification} for {count} worker(s)"
+    return f"to grant {qualification} to {count} worker(s)"
+
+
 def _kind_noun(request: GrantRequest) -> str:
     return {"REVOKE": "REVOKE", "GRANT AND REVOKE": "GRANT AND REVOKE"}.get(request.kind_label, "grant")
 
@@ -652,6 +662,27 @@ def retired_summary(blocks: Sequence[Block], retried_by: str, next_round: int) -
     """A round's summary once its failures were retried: the button gives way to who retried."""
     kept = [b for b in blocks if b.get("type") != "actions"]
     return [*kept, _context(f":repeat: Retried by <@{retried_by}>: round {next_round} follows below.")]
+
+
+def undone_summary(blocks: Sequence[Block], undone_by: str, undo_id: int | None) -> list[Block]:
+    """A summary once its request was undone: the Undo button gives way to the undo request's number."""
+    kept: list[Block] = []
+    for block in blocks:
+        if block.get("type") == "actions":
+            elements = [e for e in block.get("elements") or [] if e.get("action_id") != UNDO_ACTION]
+            if not elements:
+                continue
+            block = {**block, "elements": elements}
+        kept.append(block)
+    return [*kept, _context(f":leftwards_arrow_with_hook: Undo requested by <@{undone_by}> as request #{undo_id}.")]
+
+
+def undo_requested_reply(request: GrantRequest, undone_by: str) -> str:
+    """The original's thread, once an undo of it was requested (it is posted for approval like any request)."""
+    return (
+        f"{environment_tag(request.mturk_env)} :leftwards_arrow_with_hook: Undo requested as #{request.undone_by} "
+        f"by <@{undone_by}>: it restores each worker this request changed, once an approver approves it."
+    )
 
 
 def _skipped_text(skipped: Sequence[WorkerOutcome]) -> str:
