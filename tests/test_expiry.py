@@ -387,3 +387,19 @@ def test_expiry_blocks_are_valid_block_kit() -> None:
     assert expiry_blocks.duration_text(timedelta(weeks=8)) == "8 weeks"
     assert expiry_blocks.duration_text(timedelta(hours=12)) == "12 hours"
     assert expiry_blocks.duration_text(timedelta(days=1)) == "1 day"
+
+
+def test_an_expiry_stored_by_a_process_that_died_is_resumed_like_any_approved_request(
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, clock: FakeClock
+) -> None:
+    before = start_app(fake_slack, fake_mturk, database_url, clock=clock)
+    grant_expiring(before)
+    store = before.grant_qual.store
+    # A replica stored the expiry request, claimed it and died before any call.
+    assert store.start_expiry(1, moment=expires_at(before), actor_id=None, due=True) == 2
+    assert store.claim(2, owner="died", lease=timedelta(seconds=-1), mturk_env="sandbox")
+    assert store.start_expiry(1, moment=expires_at(before), actor_id=None, due=True) is None  # once
+    assert before.grant_qual.executor.resume_unfinished() == [2]
+    expiry_summary(before, 2)
+    assert fake_mturk.revoke_counts() == {w: 1 for w in WORKERS}
+    before.stop()
