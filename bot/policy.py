@@ -64,13 +64,20 @@ class AccessPolicy:
     def decision_refusal(self, user_id: str, requester_id: str) -> str | None:
         """Why `user_id` may not approve or reject a request made by `requester_id`, or None if they may."""
         if not self.is_approver(user_id):
-            return (
-                f"Only approvers can approve or reject requests; ask {self._who(self.approvers)}."
-                f"{self._unknown_groups(self.approvers)} Your member ID is {user_id}."
-            )
+            return self._only_approvers("approve or reject requests", user_id)
         if user_id == requester_id and not self.allow_self_approval:
             return f"You cannot decide on your own request; ask another approver: {self._who(self.approvers)}."
         return None
+
+    def export_refusal(self, user_id: str) -> str | None:
+        """Why `user_id` may not export the record of requests, or None if they may (approvers may)."""
+        return None if self.is_approver(user_id) else self._only_approvers("export the record of requests", user_id)
+
+    def _only_approvers(self, action: str, user_id: str) -> str:
+        return (
+            f"Only approvers can {action}; ask {self._who(self.approvers)}."
+            f"{self._unknown_groups(self.approvers)} Your member ID is {user_id}."
+        )
 
     def lookup_refusal(self, user_id: str) -> str | None:
         """Why `user_id` may not look things up, or None if they may (requesters and approvers may)."""
