@@ -80,7 +80,11 @@ class SlackSender:
 
     def event(self, event: dict[str, Any], **options: Any) -> SlackResponse:
         """An Events API delivery (`event_callback`) of `event`, signed like every other request."""
-        envelope = {
+        return self.post_json(self.event_payload(event), **options)
+
+    def event_payload(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The Events API body around `event`: posted over HTTP, or an events_api envelope's payload."""
+        return {
             "token": "deprecated-verification-token",
             "team_id": TEAM_ID,
             "api_app_id": "A0APP",
@@ -89,7 +93,6 @@ class SlackSender:
             "event_time": int(time.time()),
             "event": event,
         }
-        return self.post_json(envelope, **options)
 
     def post_json(self, payload: dict[str, Any], *, secret: str | None = None) -> SlackResponse:
         """A JSON body (the Events API's), signed."""

@@ -6,7 +6,9 @@ app reads the groups from the fake Slack with the scopes its manifest asks for.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from slack_sdk import WebClient
@@ -15,18 +17,23 @@ from bot.config import load_settings
 from bot.requests import RequestState
 from bot.slack.selfcheck import SlackSelfCheck
 from bot.slack.usergroups import SlackUserGroups
+from bot.store import GrantStore, create_database_engine
+from tests.app_process import AppProcess
 from tests.conftest import (
     APPROVER,
     BOT_TOKEN,
     OUTSIDER,
     QUAL,
     REQUESTER,
+    SIGNING_SECRET,
     WORKERS,
     RunningApp,
     app_environment,
     start_app,
 )
 from tests.fakes import FakeMTurk, FakeSlack
+from tests.fakes.socket_mode import FakeSocketMode
+from tests.slack_sender import SlackSender
 
 APPROVERS_GROUP, REQUESTERS_GROUP = "S0APPROVERS", "S0REQUESTERS"
 NEWCOMER = "U0NEWCOMER"
@@ -157,3 +164,36 @@ def test_the_self_check_names_each_group_and_its_members(fake_slack: FakeSlack, 
     missing.bot_token()
     with pytest.raises(Exception, match="S0GONE in GRANT_REQUESTERS or GRANT_APPROVERS is not a user group"):
         missing.user_groups()
+
+
+def test_a_group_change_arrives_over_socket_mode_too(
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, tmp_path: Path
+) -> None:
+    fake_slack.user_groups = {APPROVERS_GROUP: {"handle": "mturk-approvers", "users": [APPROVER]}}
+    gateway = FakeSocketMode()
+    fake_slack.socket_mode = gateway
+    env = app_environment(
+        fake_slack, fake_mturk, database_url, SLACK_APP_TOKEN=fake_slack.app_token, GRANT_APPROVERS=APPROVERS_GROUP
+    )
+    process = AppProcess(env, tmp_path, name="socket-mode-groups")
+    slack = SlackSender("", SIGNING_SECRET, fake_slack.response_url(""))
+    store = GrantStore(create_database_engine(database_url))
+    try:
+        process.start(ready=lambda: gateway.connected)
+        gateway.send("slash_commands", slack.command_form(REQUESTER, f"{QUAL} {WORKERS[0]}"))
+        request = fake_slack.wait_for(lambda: (r := store.get(1)) and r.message_ts and r)
+        set_members(fake_slack, APPROVERS_GROUP, [APPROVER, NEWCOMER])
+        reads = len(fake_slack.calls_to("usergroups.users.list"))
+        event = {"type": "subteam_members_changed", "subteam_id": APPROVERS_GROUP, "event_ts": "1.0"}
+        assert gateway.send("events_api", slack.event_payload(event))["envelope_id"]
+        fake_slack.wait_for(lambda: len(fake_slack.calls_to("usergroups.users.list")) > reads)
+        time.sleep(0.5)  # the answer is read into the app's cache
+        click = slack.click_payload(NEWCOMER, "approve_request", "1", message_ts=request.message_ts)
+        gateway.send("interactive", click)
+        done = fake_slack.wait_for(lambda: (r := store.get(1)) and r.state.is_final and r, timeout=20)
+        assert done.state is RequestState.DONE and done.decided_by == NEWCOMER
+    finally:
+        process.stop()
+        fake_slack.socket_mode = None
+        gateway.close()
+        store.engine.dispose()
