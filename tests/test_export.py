@@ -174,6 +174,14 @@ class CountingStore:
 
 
 def test_rows_come_page_by_page_as_they_are_read(database_url: str) -> None:
+    check_rows_come_page_by_page(database_url)
+
+
+def test_rows_come_page_by_page_on_postgresql(postgres_url: str) -> None:
+    check_rows_come_page_by_page(postgres_url)
+
+
+def check_rows_come_page_by_page(database_url: str) -> None:
     store = GrantStore(create_database_engine(database_url))
     store.upgrade_schema()
     seed(store, 7, workers=3)
