@@ -92,6 +92,9 @@ class Settings:
     # A request nobody decided on expires after this many hours; its approvers are reminded once before (0: never).
     request_ttl_hours: int = 72
     remind_after_hours: int = 24
+    log_format: str = "text"  # LOG_FORMAT: "text" lines, or "json" (one object per line)
+    # Where /healthz and /metrics are served besides PORT in HTTP mode (in Socket Mode: the only place); None: not.
+    metrics_port: int | None = None
 
     @property
     def socket_mode(self) -> bool:
@@ -138,7 +141,26 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         max_workers_per_request=_int(env, "MAX_WORKERS_PER_REQUEST", default=10_000, low=1, high=100_000),
         lease_seconds=_int(env, "GRANT_LEASE_SECONDS", default=30, low=2, high=3600),
         **_pending_hours(env),
+        **_operations(env),
     )
+
+
+def _operations(env: Mapping[str, str]) -> dict[str, str | int | None]:
+    """LOG_FORMAT (text or json) and METRICS_PORT (not PORT: that one serves the routes already in HTTP mode)."""
+    log_format = env.get("LOG_FORMAT", "").lower() or "text"
+    if log_format not in ("text", "json"):
+        raise SettingsError(f"LOG_FORMAT must be 'text' or 'json', not {env['LOG_FORMAT']!r} ({README_HINT})")
+    metrics_port = _int(env, "METRICS_PORT", default=0, low=1, high=65535) if env.get("METRICS_PORT") else None
+    if (
+        metrics_port is not None
+        and not env.get("SLACK_APP_TOKEN")
+        and metrics_port == _int(env, "PORT", default=3000, low=1, high=65535)
+    ):
+        raise SettingsError(
+            f"METRICS_PORT ({metrics_port}) is PORT: in HTTP mode /healthz and /metrics are served on PORT already; "
+            f"leave METRICS_PORT empty or choose another port ({README_HINT})"
+        )
+    return {"log_format": log_format, "metrics_port": metrics_port}
 
 
 def _pending_hours(env: Mapping[str, str]) -> dict[str, int]:

@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from bot.config import MTurkEnvironment
+from bot.logs import log_context
 from bot.mturk import MTurkAccessError, MTurkGateway
 from bot.preview import drifted
 from bot.requests import GrantRequest, RequestState, WorkerOutcome, WorkerStatus, WorkerTarget
@@ -169,6 +170,9 @@ class GrantExecutor:
             return None
         finished = self.store.get(request_id)
         assert finished is not None
+        log.info(
+            "request #%s finished: %s", request_id, state, extra=log_context(request_id=request_id, event="finished")
+        )
         self.observer.grant_finished(finished)
         return state
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 from bot.executor import GrantExecutor
+from bot.logs import log_context
 from bot.mturk import MTurkAccessError, MTurkGateway, MTurkUnavailable, QualificationTypeInfo
 from bot.policy import AccessPolicy
 from bot.preview_runner import PreviewRunner, ProgressReport
@@ -136,6 +137,7 @@ class GrantService:
             request.id,
             request.worker_count,
             request.qualification_type_id,
+            extra=log_context(request_id=request.id, user_id=user_id, event="stored"),
         )
         return request
 
@@ -193,7 +195,9 @@ class GrantService:
         if not self.store.decide(request_id, user_id=user_id, approve=approve):
             return Decision(DecisionResult.ALREADY_DECIDED, self.store.get(request_id))
         # The request is returned as read before the decision: saving a read keeps the click's ack fast.
-        log.info("request #%s %s by %s", request_id, "approved" if approve else "rejected", user_id)
+        decided = "approved" if approve else "rejected"
+        context = log_context(request_id=request_id, user_id=user_id, event=decided)
+        log.info("request #%s %s by %s", request_id, decided, user_id, extra=context)
         if approve:
             self.executor.submit(request_id)
             return Decision(DecisionResult.APPROVED, request)

@@ -33,6 +33,7 @@ WORKERS = ["A1WORKER0000001", "A1WORKER0000002", "A1WORKER0000003"]
 # The app's own settings (see README.md, Settings): a test never takes them from the developer's machine.
 SETTING_PREFIXES = ("SLACK_", "GRANT_", "MTURK_", "AWS_")
 SETTING_NAMES = ("APPROVAL_CHANNEL", "ALLOW_SELF_APPROVAL", "DATABASE_URL", "PORT", "MAX_WORKERS_PER_REQUEST")
+SETTING_NAMES += ("LOG_FORMAT", "METRICS_PORT")  # the operator's
 
 
 @pytest.fixture(autouse=True)
