@@ -119,7 +119,7 @@ class GrantExpiry:
                 request,
                 f"This button is not on request #{request.id}'s message in the approvals channel; nothing changed.",
             )
-        if user_id not in self.policy.approvers:
+        if not self.policy.is_approver(user_id):  # named in GRANT_APPROVERS, or in a user group named there
             return Decision(
                 DecisionResult.REFUSED,
                 request,
