@@ -3,17 +3,21 @@
 MTurk throttles per account, and the limiter (bot/ratelimit.py) learns the limit from its throttles. This
 module keeps what it learns in the database, in two tables of its own:
 
-- `mturk_budget`, one row per MTurk environment: the ceiling (calls/s for the whole account) found at the
-  latest throttle, when and by which replica. A process starts its limiter just below it instead of at
-  MTURK_MAX_TPS, so a request no longer pays for learning the limit afresh; it still probes above and cuts
-  as before. A memory older than STALE_AFTER is probed above at once instead of after a flat stretch.
-  Each new ceiling is written within a tick of the cut that found it (nothing is written otherwise).
+- `mturk_budget`, one row per MTurk environment: the limit learned (calls/s for the whole account: the
+  ceiling found at the latest throttle, or more if MTurk has accepted more in a second since), when and
+  by which replica. A process starts its limiter just below it instead of at MTURK_MAX_TPS, and so does
+  each request after a pause (bot/ratelimit.py), so a request no longer pays for learning the limit
+  afresh; it still probes above and cuts as before. A memory older than STALE_AFTER is probed above at
+  once instead of after a flat stretch. A new ceiling is written within a tick of the cut that found it;
+  a limit that has risen by more than 2%, at most every WRITE_EVERY; nothing otherwise.
 - `mturk_replicas` (shared databases only): each replica's heartbeat, and whether it is granting (it made
-  an MTurk call within ACTIVE_FOR). Every TICK a replica checks in and counts the active replicas; each paces
-  its own calls at ceiling / that count (`limiter.share`), so replicas granting at once stay within the
-  account's limit together, and an idle replica takes no share. A replica starting work checks in at its
-  first call, not at the next tick. A ceiling written by one replica is adopted by the others at their next
-  tick (unless they cut for the same overshoot themselves), so a throttle seen by one lowers the rate of all.
+  an MTurk call within ACTIVE_FOR). Every TICK a replica checks in and counts the active replicas seen
+  within LIVE_FOR; each paces its own calls at the account's rate / that count (`limiter.share`), so
+  replicas granting at once stay within the account's limit together, and an idle, stopped or dead replica
+  takes no share. A replica starting work checks in at its first call, not at the next tick. A limit
+  written by one replica is taken by the others at their next tick (unless they cut for the same overshoot
+  themselves), so a throttle seen by one lowers the rate of all. Heartbeats carry each replica's own
+  clock: the replicas' clocks must agree within about a second (NTP).
 
 The budget is keyed by the MTurk environment alone: a deployment's database serves one MTurk account. The
 AWS access key ID would not do as the key: with IAM roles it rotates, and differs between replicas.

@@ -8,7 +8,11 @@ to the ceiling quickly, flat near it, then probing above it ever faster. The las
 as the cut: a throttle that says little about the rate (a sporadic one, or one while demand was low)
 sets a ceiling that is too low, and the probe must leave it behind within seconds, not minutes. While the
 rate is below a ceiling just found, throttles do not cut it again: they are stragglers or noise, and
-cutting on each one would ratchet the rate down to nothing under sporadic throttling.
+cutting on each one would ratchet the rate down to nothing under sporadic throttling. After a cut, the
+calls already sent in the trailing second count against the new rate (else the second after a burst is
+spent sending calls into a full window), and at a throttle the calls still in flight count as accepted.
+Work that starts after a pause starts just below the ceiling: the curve's time since the cut says nothing
+about the limit after a pause.
 
 The rate is MTurk's for the whole account. A limiter can start from a ceiling learned before (`start_from`,
 by an earlier process) instead of `max_rate`, take one found by another replica (`adopt`), and pace its
