@@ -92,6 +92,8 @@ class Settings:
     # A request nobody decided on expires after this many hours; its approvers are reminded once before (0: never).
     request_ttl_hours: int = 72
     remind_after_hours: int = 24
+    # A grant's requester is told this many hours before it expires (0: never).
+    expiry_notice_hours: int = 24
     log_format: str = "text"  # LOG_FORMAT: "text" lines, or "json" (one object per line)
     # Where /healthz and /metrics are served besides PORT in HTTP mode (in Socket Mode: the only place); None: not.
     metrics_port: int | None = None
@@ -142,6 +144,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         lease_seconds=_int(env, "GRANT_LEASE_SECONDS", default=30, low=2, high=3600),
         **_pending_hours(env),
         **_operations(env),
+        expiry_notice_hours=_int(env, "EXPIRY_NOTICE_HOURS", default=24, low=0, high=24 * 365),
     )
 
 
