@@ -263,32 +263,40 @@ class GrantExecutor:
 
     def _dispatch_loop(self) -> None:
         while True:
-            ended: list[_Run] = []
-            with self._state:
-                pick = None
-                while pick is None:
-                    ended += self._withdraw_stopped()
-                    if self._stopping.is_set():
-                        break
-                    if self._in_flight < self._max_concurrency:
-                        pick = self._scheduler.next_call()
-                    if pick is None and not ended:
-                        self._state.wait(0.2)
-                    elif pick is None:
-                        break
-                if pick is not None:
-                    request_id, target = pick
-                    run = self._runs[request_id]
-                    chunk = self._chunk_to_mark(run, target)
-                    self._in_flight += 1
-                    run.in_flight += 1
-            for finished in ended:
-                self._spawn_finish(finished)
-            if pick is None:
-                if self._stopping.is_set():
+            try:
+                if not self._dispatch_next():
                     return
-                continue
-            self._start_call(run, target, chunk)
+            except Exception:  # a bug here must not stop every request's calls for good
+                log.exception("dispatching failed; going on")
+                time.sleep(0.1)
+
+    def _dispatch_next(self) -> bool:
+        """Start the next call (or finish what has ended); False once stopping."""
+        ended: list[_Run] = []
+        with self._state:
+            pick = None
+            while pick is None:
+                ended += self._withdraw_stopped()
+                if self._stopping.is_set():
+                    break
+                if self._in_flight < self._max_concurrency:
+                    pick = self._scheduler.next_call()
+                if pick is None and not ended:
+                    self._state.wait(0.2)
+                elif pick is None:
+                    break
+            if pick is not None:
+                request_id, target = pick
+                run = self._runs[request_id]
+                chunk = self._chunk_to_mark(run, target)
+                self._in_flight += 1
+                run.in_flight += 1
+        for finished in ended:
+            self._spawn_finish(finished)
+        if pick is None:
+            return not self._stopping.is_set()
+        self._start_call(run, target, chunk)
+        return True
 
     def _withdraw_stopped(self) -> list[_Run]:
         """Withdraw the requests that must stop (lease lost, or stopping); those ready to finish."""
