@@ -48,16 +48,21 @@ def group_failures(outcomes: Iterable[WorkerOutcome]) -> list[FailureGroup]:
     return [FailureGroup(code, message, hint, tuple(ids)) for (code, message, hint), ids in ordered]
 
 
-def results_csv(outcomes: Sequence[WorkerOutcome]) -> str:
+def results_csv(outcomes: Iterable[WorkerOutcome]) -> str:
     """Every worker's result, in MTurk's own words, as a CSV file."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    write_results_csv(outcomes, buffer)
+    return buffer.getvalue()
+
+
+def write_results_csv(outcomes: Iterable[WorkerOutcome], out: TextIO) -> None:
+    """The results CSV into `out`, row by row as the outcomes come (from the store, a page at a time)."""
+    writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["WorkerId", "IntegerValue", "Status", "ErrorCode", "ErrorMessage", "Hint"])
     for o in outcomes:
         value = "" if o.integer_value is None else o.integer_value
         status = "revoked" if o.operation is Operation.REVOKE and o.status is WorkerStatus.GRANTED else o.status.value
         writer.writerow([o.worker_id, value, status, o.error_code or "", o.error_message or "", o.hint or ""])
-    return buffer.getvalue()
 
 
 def workers_csv(outcomes: Sequence[WorkerOutcome]) -> str:

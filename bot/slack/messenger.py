@@ -9,7 +9,9 @@ arrive in any order and as often as needed.
 
 from __future__ import annotations
 
+import io
 import logging
+import tempfile
 from datetime import timedelta
 from typing import Any
 
@@ -17,10 +19,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.config import MTurkEnvironment
-from bot.reports import preview_csv, results_csv, workers_csv
+from bot.reports import preview_csv, workers_csv, write_results_csv
 from bot.requests import EventKind, GrantRequest, RequestEvent, RequestState, WorkerStatus
 from bot.slack import blocks, expiry_blocks, pending_blocks, preview_blocks
-from bot.slack.uploads import upload_text
+from bot.slack.uploads import upload_file, upload_text
 from bot.store import GrantStore
 
 log = logging.getLogger(__name__)
@@ -293,8 +295,26 @@ class SlackMessenger:
 
     def _step_results_file(self, request: GrantRequest, event: RequestEvent) -> None:
         filename = f"grant-qual-request-{request.id}-round-{event.round}-results.csv"
-        content = results_csv(self.store.outcomes(request.id))
-        self._upload_once(request, event, filename, content, "Every worker's result, in MTurk's words.")
+        comment = "Every worker's result, in MTurk's words."
+        if not request.channel_id or not request.message_ts:
+            return
+        if event.attempts > 1 and self._file_in_thread(request, filename):
+            return
+        # Written from the store a page at a time into a file on disk and streamed from there to Slack, so a
+        # 100,000-worker request's results never sit whole in memory.
+        with tempfile.TemporaryFile() as file:
+            text = io.TextIOWrapper(file, encoding="utf-8", newline="")
+            write_results_csv(self.store.iter_outcomes(request.id), text)
+            text.flush()
+            text.detach()
+            upload_file(
+                self.client,
+                channel=request.channel_id,
+                thread_ts=request.message_ts,
+                filename=filename,
+                file=file,
+                initial_comment=comment,
+            )
 
     def _upload_once(
         self, request: GrantRequest, event: RequestEvent, filename: str, content: str, comment: str

@@ -1,0 +1,127 @@
+"""Big requests stream through the store: workers inserted in batches, the results file written a page at a time."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from bot import store as store_module
+from bot.reports import write_results_csv
+from bot.requests import GrantSpec, RequestState, WorkerOutcome, WorkerStatus, WorkerTarget
+from bot.store import GrantStore, create_database_engine
+from tests.conftest import APPROVER, QUAL, QUAL_NAME, REQUESTER, start_app
+from tests.fakes.mturk import FakeMTurk
+from tests.fakes.slack import FakeSlack
+from tests.slack_sender import message_text, modal_values
+from tests.test_worker_file_upload import batch_results_csv
+
+
+def new_store(database_url: str) -> GrantStore:
+    store = GrantStore(create_database_engine(database_url))
+    store.upgrade_schema()
+    return store
+
+
+def worker_ids(n: int) -> list[str]:
+    return [f"A{i:013d}" for i in range(n)]
+
+
+def test_workers_are_inserted_in_batches(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "INSERT_BATCH_ROWS", 100)
+    store = new_store(database_url)
+    batches: list[int] = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO WORKER_GRANTS"):
+            batches.append(len(parameters) if executemany else 1)
+
+    ids = worker_ids(250)
+    request = store.create_request(
+        GrantSpec(QUAL, tuple(WorkerTarget(w, 5) for w in ids)),
+        requester_id=REQUESTER,
+        mturk_env="sandbox",
+        qualification_name=QUAL_NAME,
+    )
+    assert batches == [100, 100, 50]
+    assert [t.worker_id for t in store.pending_workers(request.id)] == ids  # in order, all in one request
+    store.engine.dispose()
+
+
+class CountingStore:
+    """The store's outcome pages, counted as they are asked for."""
+
+    def __init__(self, store: GrantStore) -> None:
+        self.store = store
+        self.pages = 0
+
+    def outcomes_page(self, *args: Any, **options: Any) -> Any:
+        self.pages += 1
+        return self.store.outcomes_page(*args, **options)
+
+
+def test_results_are_read_a_page_at_a_time_as_they_are_written(database_url: str) -> None:
+    store = new_store(database_url)
+    ids = worker_ids(23)
+    request = store.create_request(
+        GrantSpec(QUAL, tuple(WorkerTarget(w, 5) for w in ids)),
+        requester_id=REQUESTER,
+        mturk_env="sandbox",
+        qualification_name=QUAL_NAME,
+    )
+    store.record_outcomes(request.id, [WorkerOutcome(w, 5, WorkerStatus.GRANTED) for w in ids[:20]])
+    counting = CountingStore(store)
+    outcomes = GrantStore.iter_outcomes(counting, request.id, page_rows=5)  # type: ignore[arg-type]
+    assert counting.pages == 0
+    first = [next(outcomes) for _ in range(5)]
+    assert counting.pages == 1 and [o.worker_id for o in first] == ids[:5]
+    out = io.StringIO()
+    write_results_csv(outcomes, out)
+    assert counting.pages == 5  # pages of 5, 5, 5, 5 and 3
+    header, *rows = out.getvalue().splitlines()
+    assert header.startswith("WorkerId,") and [r.split(",")[0] for r in rows] == ids[5:]
+    assert sum(",granted," in r for r in rows) == 15 and sum(",pending," in r for r in rows) == 3
+    store.engine.dispose()
+
+
+def test_fifteen_thousand_workers_from_an_uploaded_file_each_granted_once_with_full_results(
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "INSERT_BATCH_ROWS", 3_000)  # several batches and pages for 15,000
+    app = start_app(
+        fake_slack,
+        fake_mturk,
+        database_url,
+        MAX_WORKERS_PER_REQUEST="15000",
+        MTURK_MAX_TPS="10000",
+        MTURK_MAX_CONCURRENCY="20",
+    )
+    try:
+        ids = worker_ids(15_000)
+        file = fake_slack.host_file("F0BIG", "Batch_9_batch_results.csv", batch_results_csv(ids))
+        metadata = json.dumps({"response_url": fake_slack.response_url("upload")})
+        values = modal_values(QUAL, value="7", files=[file])
+        reply = app.sender.submit_view(REQUESTER, values, private_metadata=metadata)
+        assert reply.status == 200 and reply.body == ""
+        assert "Workers (15000)" in message_text(app.approval_message(timeout=60))
+        app.click(APPROVER, "approve_request")
+        assert app.wait_final(timeout=120).state is RequestState.DONE
+        assert fake_mturk.grant_counts() == {w: 1 for w in ids}
+
+        def results() -> list[str]:
+            return [
+                bytes(u["bytes"]).decode()
+                for u in fake_slack.uploaded_files.values()
+                if u.get("completed") and u["filename"].endswith("-round-1-results.csv")
+            ]
+
+        (content,) = fake_slack.wait_for(results, timeout=30)
+        header, *rows = content.splitlines()
+        assert header == "WorkerId,IntegerValue,Status,ErrorCode,ErrorMessage,Hint"
+        assert [r.split(",")[0] for r in rows] == ids and all(r.endswith(",7,granted,,,") for r in rows)
+    finally:
+        app.stop()
