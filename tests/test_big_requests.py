@@ -125,3 +125,30 @@ def test_fifteen_thousand_workers_from_an_uploaded_file_each_granted_once_with_f
         assert [r.split(",")[0] for r in rows] == ids and all(r.endswith(",7,granted,,,") for r in rows)
     finally:
         app.stop()
+
+
+def wide_batch_results_csv(ids: list[str]) -> bytes:
+    """A batch results CSV with a long answer per row (about 450 bytes), as a survey's would be."""
+    header = "HITId,AssignmentId,WorkerId,Answer.feedback\n"
+    rows = [f"3H{i:018d},3A{i:018d},{w},{'x' * 400}\n" for i, w in enumerate(ids)]
+    return (header + "".join(rows)).encode()
+
+
+def test_the_file_size_cap_grows_with_the_workers_a_request_may_hold(
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str
+) -> None:
+    content = wide_batch_results_csv(worker_ids(13_000))
+    assert 5 * 1024 * 1024 < len(content) < 10 * 1024 * 1024
+    for max_workers, accepted in (("10000", False), ("20000", True)):
+        app = start_app(fake_slack, fake_mturk, database_url, MAX_WORKERS_PER_REQUEST=max_workers)
+        try:
+            file = fake_slack.host_file(f"F0WIDE{max_workers}", "Batch_7_batch_results.csv", content)
+            answer = app.sender.submit_view(REQUESTER, modal_values(QUAL, files=[file]))
+            if accepted:
+                assert answer.body == ""
+                assert "Workers (13000)" in message_text(app.approval_message(timeout=60))
+            else:
+                assert answer.json()["errors"]["workers_file"] == "The file is larger than 5 MB; split it."
+                assert app.grant_qual.store.requests() == []
+        finally:
+            app.stop()
