@@ -432,6 +432,32 @@ class GrantStore:
         with self.engine.connect() as conn:
             return [_to_recorded_change(row) for row in conn.execute(query).mappings()]
 
+    def iter_changes(self, request_id: int, page_rows: int = INSERT_BATCH_ROWS) -> Iterator[RecordedChange]:
+        """changes(), read a page at a time by position (a big request's preview file is written from this)."""
+        c = worker_grants.c
+        after = -1
+        while True:
+            query = (
+                select(worker_grants)
+                .where(c.request_id == request_id, c.position > after)
+                .order_by(c.position)
+                .limit(page_rows)
+            )
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).mappings().all()
+            for row in rows:
+                yield _to_recorded_change(row)
+            if len(rows) < page_rows:
+                return
+            after = rows[-1]["position"]
+
+    def has_file_current(self, request_id: int) -> bool:
+        """Whether any worker came with a worker file's CURRENT- score."""
+        c = worker_grants.c
+        query = select(exists().where(c.request_id == request_id, c.file_current.is_not(None)))
+        with self.engine.connect() as conn:
+            return bool(conn.execute(query).scalar())
+
     def preview_summary(self, request_id: int, examples: int = 3) -> PreviewSummary | None:
         """The preview's counts per kind of change, a few examples of each, and the worker file's mismatches;
         None for a request without a preview."""

@@ -88,6 +88,29 @@ def test_results_are_read_a_page_at_a_time_as_they_are_written(database_url: str
     store.engine.dispose()
 
 
+def test_preview_changes_are_read_a_page_at_a_time(database_url: str) -> None:
+    store = new_store(database_url)
+    ids = worker_ids(12)
+    request = store.create_request(
+        GrantSpec(QUAL, tuple(WorkerTarget(w, 5) for w in ids), file_current=((ids[3], 4),)),
+        requester_id=REQUESTER,
+        mturk_env="sandbox",
+        qualification_name=QUAL_NAME,
+    )
+    selects: list[str] = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM WORKER_GRANTS" in statement.upper():
+            selects.append(statement)
+
+    changes = store.iter_changes(request.id, page_rows=5)
+    assert [next(changes).worker_id for _ in range(5)] == ids[:5] and len(selects) == 1
+    assert [c.worker_id for c in changes] == ids[5:] and len(selects) == 3  # pages of 5, 5 and 2
+    assert store.has_file_current(request.id)
+    store.engine.dispose()
+
+
 def test_fifteen_thousand_workers_from_an_uploaded_file_each_granted_once_with_full_results(
     fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -118,6 +141,16 @@ def test_fifteen_thousand_workers_from_an_uploaded_file_each_granted_once_with_f
                 for u in fake_slack.uploaded_files.values()
                 if u.get("completed") and u["filename"].endswith("-round-1-results.csv")
             ]
+
+        def preview() -> list[str]:
+            return [
+                bytes(u["bytes"]).decode()
+                for u in fake_slack.uploaded_files.values()
+                if u.get("completed") and u["filename"].endswith("-preview.csv")
+            ]
+
+        (preview_file,) = fake_slack.wait_for(preview, timeout=30)
+        assert [r.split(",")[0] for r in preview_file.splitlines()[1:]] == ids
 
         (content,) = fake_slack.wait_for(results, timeout=30)
         header, *rows = content.splitlines()
