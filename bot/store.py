@@ -493,9 +493,14 @@ class GrantStore:
         query = select(c.worker_id, c.previous_value, c.previous_status).where(
             c.request_id == request_id, c.status == WorkerStatus.PENDING, c.previous_status.is_not(None)
         )
+        # One Held per distinct state, shared: a 100,000-worker request has a handful of states, not 100,000.
+        shared: dict[tuple[str, int | None], Held] = {}
         with self.engine.connect() as conn:
             return {
-                row.worker_id: Held(HeldStatus(row.previous_status), row.previous_value) for row in conn.execute(query)
+                row.worker_id: shared.setdefault(
+                    (row.previous_status, row.previous_value), Held(HeldStatus(row.previous_status), row.previous_value)
+                )
+                for row in conn.execute(query)
             }
 
     def record_drift(
@@ -533,9 +538,14 @@ class GrantStore:
             )
             .order_by(c.position)
         )
+        # One Held per distinct state, shared: a 100,000-worker request has a handful of states, not 100,000.
+        shared: dict[tuple[str, int | None], Held] = {}
         with self.engine.connect() as conn:
             return {
-                row.worker_id: Held(HeldStatus(row.previous_status), row.previous_value) for row in conn.execute(query)
+                row.worker_id: shared.setdefault(
+                    (row.previous_status, row.previous_value), Held(HeldStatus(row.previous_status), row.previous_value)
+                )
+                for row in conn.execute(query)
             }
 
     def create_undo(

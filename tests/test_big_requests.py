@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import event
 
 from bot import store as store_module
+from bot.preview import NOT_HELD, ChangeKind, Held, HeldStatus, WorkerChange
 from bot.reports import write_results_csv
 from bot.requests import GrantSpec, RequestState, WorkerOutcome, WorkerStatus, WorkerTarget
 from bot.store import GrantStore, create_database_engine
@@ -108,6 +109,26 @@ def test_preview_changes_are_read_a_page_at_a_time(database_url: str) -> None:
     assert [next(changes).worker_id for _ in range(5)] == ids[:5] and len(selects) == 1
     assert [c.worker_id for c in changes] == ids[5:] and len(selects) == 3  # pages of 5, 5 and 2
     assert store.has_file_current(request.id)
+    store.engine.dispose()
+
+
+def test_the_states_read_back_for_the_drift_check_are_shared_per_distinct_state(database_url: str) -> None:
+    store = new_store(database_url)
+    ids = worker_ids(6)
+    request = store.create_request(
+        GrantSpec(QUAL, tuple(WorkerTarget(w, 5) for w in ids)),
+        requester_id=REQUESTER,
+        mturk_env="sandbox",
+        qualification_name=QUAL_NAME,
+        preview_owner="me",
+    )
+    held = [NOT_HELD, NOT_HELD, Held(HeldStatus.GRANTED, 3), Held(HeldStatus.GRANTED, 3), Held(HeldStatus.GRANTED, 4)]
+    changes = [WorkerChange(w, 5, h, ChangeKind.NEW) for w, h in zip(ids, held, strict=False)]
+    store.record_changes(request.id, changes, regrant=False, owner="me")
+    states = store.previous_states(request.id)
+    assert states == dict(zip(ids, held, strict=False))
+    assert states[ids[0]] is states[ids[1]] and states[ids[2]] is states[ids[3]]
+    assert len({id(h) for h in states.values()}) == 3
     store.engine.dispose()
 
 
