@@ -93,7 +93,13 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
     gateway = MTurkGateway(create_mturk_client(settings), settings.mturk_env, pacer=pacer)
     lease = timedelta(seconds=settings.lease_seconds)
     executor = GrantExecutor(store, gateway, max_concurrency=settings.mturk_max_concurrency, lease=lease)
-    policy = AccessPolicy(settings.requesters, settings.approvers, settings.allow_self_approval)
+    policy = AccessPolicy(
+        settings.requesters,
+        settings.approvers,
+        settings.allow_self_approval,
+        approvals_required=settings.approvals_required,
+        production_approvals_required=settings.production_approvals_required,
+    )
     service = GrantService(store, gateway, executor, policy)
     client = WebClient(
         token=settings.slack_bot_token,
@@ -115,7 +121,15 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
     delivery = EventDelivery(store, messenger)
     progress = executor.observer = SlackGrantObserver(messenger, delivery)
     after_ack = ThreadPoolExecutor(max_workers=8, thread_name_prefix="after-ack")
-    register(bolt, SlackContext(service, messenger, delivery, settings.max_workers_per_request, after_ack))
+    context = SlackContext(
+        service,
+        messenger,
+        delivery,
+        settings.max_workers_per_request,
+        after_ack,
+        reject_reason_required=settings.reject_reason_required,
+    )
+    register(bolt, context)
     remind_after = timedelta(hours=settings.remind_after_hours) if settings.remind_after_hours else None
     ttl = timedelta(hours=settings.request_ttl_hours)
     sweeper = PendingSweeper(store, ttl=ttl, remind_after=remind_after, clock=clock, on_change=delivery.wake)

@@ -89,6 +89,7 @@ class EventKind(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     REMINDED = "reminded"  # the approvers were reminded of a request still pending (recorded once per request)
+    APPROVAL_ADDED = "approval_added"  # one approval of several needed: the request stays pending
 
 
 class DeliveryState(StrEnum):
@@ -160,6 +161,9 @@ class GrantRequest:
     progress_ts: str | None = None
     summary_ts: str | None = None
     reminded_at: datetime | None = None
+    # How many distinct approvers must approve, fixed when the request was made (APPROVALS_REQUIRED then).
+    approvals_required: int = 1
+    decision_reason: str | None = None  # the approver's reason for a rejection, as typed
 
 
 @dataclass(frozen=True)

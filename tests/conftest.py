@@ -149,6 +149,29 @@ class RunningApp:
 
         return self.slack.wait_for(final, timeout=timeout)
 
+    def reject(self, user: str, reason: str = "", request_id: int = 1, **options: Any) -> Any:
+        """Click Reject, then submit the form the app opens with `reason`; the submission's answer.
+
+        Answers a click that opens no form (a refusal) with None; `options` go with the click (response_key).
+        """
+        opened = len(self.slack.calls_to("views.open"))
+        self.click(user, "reject_request", request_id, trigger_id=self.slack.new_trigger_id(), **options)
+        try:
+            call = self.slack.wait_for(lambda: self.slack.calls_to("views.open")[opened:], timeout=2)[0]
+        except AssertionError:
+            return None
+        return self.sender.submit_view(
+            user,
+            reject_reason_values(reason),
+            private_metadata=call.args["view"]["private_metadata"],
+            callback_id="reject_request_modal",
+        )
+
+
+def reject_reason_values(reason: str) -> dict[str, Any]:
+    """Reject's form's view.state.values as Slack sends them."""
+    return {"reject_reason": {"value": {"type": "plain_text_input", "value": reason or None}}}
+
 
 def posted_for(message: dict[str, Any]) -> str | None:
     """Which event kind a message was posted for, from the metadata the app attaches."""

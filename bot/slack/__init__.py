@@ -22,6 +22,7 @@ class SlackContext:
     max_workers: int
     # Work a listener does after its ack (checking with MTurk, posting), off Bolt's listener threads.
     after_ack: Executor
+    reject_reason_required: bool = False  # REJECT_REASON_REQUIRED: Reject's modal insists on a reason
 
 
 def register(app: App, context: SlackContext) -> None:

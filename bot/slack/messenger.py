@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 METADATA_EVENT_TYPE = "grant_qual_event"
 STEPS: dict[EventKind, tuple[str, ...]] = {
     EventKind.SUBMITTED: ("post", "worker_file"),
+    EventKind.APPROVAL_ADDED: ("update",),  # who approved so far, on the message; the buttons stay
     EventKind.APPROVED: ("update", "progress"),
     EventKind.RETRY_APPROVED: ("update", "retire_summary", "progress"),
     EventKind.REJECTED: ("update", "thread", "dm"),
@@ -67,12 +68,13 @@ class SlackMessenger:
         """Render the request message from the request's current state."""
         if not request.channel_id or not request.message_ts:
             return
+        approvers = self.store.approvers(request.id) if request.approvals_required > 1 else ()
         text, message_blocks = blocks.request_message(
-            request, self.store.outcomes(request.id), self._status(request, progress)
+            request, self.store.outcomes(request.id), self._status(request, progress, approvers), approvers
         )
         self.client.chat_update(channel=request.channel_id, ts=request.message_ts, text=text, blocks=message_blocks)
 
-    def _status(self, request: GrantRequest, progress: str) -> str | None:
+    def _status(self, request: GrantRequest, progress: str, approvers: tuple[str, ...] = ()) -> str | None:
         if request.state is RequestState.PENDING:
             return None
         if request.state is RequestState.REJECTED:
@@ -82,10 +84,11 @@ class SlackMessenger:
         if request.state is RequestState.EXPIRED:
             return pending_blocks.expired_status(request)
         if request.state in (RequestState.APPROVED, RequestState.GRANTING):
-            return blocks.decided_status(request, progress or f" — granting to {request.worker_count} worker(s)…")
+            granting = progress or f" — granting to {request.worker_count} worker(s)…"
+            return blocks.decided_status(request, granting, approvers)
         counts = self.store.status_counts(request.id)
         line = blocks.outcome_line(counts[WorkerStatus.GRANTED], request)
-        return blocks.decided_status(request, f" — {line}")
+        return blocks.decided_status(request, f" — {line}", approvers)
 
     def _step_post(self, request: GrantRequest, event: RequestEvent) -> None:
         if request.message_ts:
@@ -112,7 +115,8 @@ class SlackMessenger:
                 self.store.set_message_ts(request.id, summary_ts=found)
             return
         if event.kind is EventKind.REJECTED:
-            text, message_blocks = blocks.rejection_reply(request), None
+            headline = blocks.rejection_reply(request, with_reason=False)
+            text, message_blocks = blocks.rejection_reply(request), blocks.rejection_blocks(headline, request)
         elif event.kind is EventKind.ENVIRONMENT_MISMATCH:
             text, message_blocks = blocks.environment_mismatch_note(request), None
         elif event.kind is EventKind.CANCELLED:
@@ -138,8 +142,10 @@ class SlackMessenger:
 
     def _step_dm(self, request: GrantRequest, event: RequestEvent) -> None:
         link = self.permalink(request)
+        message_blocks = None
         if event.kind is EventKind.REJECTED:
             text = blocks.rejection_dm(request, link)
+            message_blocks = blocks.rejection_blocks(blocks.rejection_dm(request, link, with_reason=False), request)
         elif event.kind is EventKind.EXPIRED:
             text = pending_blocks.expiry_dm(request, link)
         else:
@@ -151,7 +157,9 @@ class SlackMessenger:
             dm_channel = str(self.client.conversations_open(users=request.requester_id)["channel"]["id"])
             if self._find_posted(event, dm_channel, None):
                 return
-        self.client.chat_postMessage(channel=request.requester_id, text=text, metadata=_metadata(event))
+        self.client.chat_postMessage(
+            channel=request.requester_id, text=text, blocks=message_blocks, metadata=_metadata(event)
+        )
 
     def _step_progress(self, request: GrantRequest, event: RequestEvent) -> None:
         """Open the round's progress message in the thread, or (when the round ends) give it its last words."""
