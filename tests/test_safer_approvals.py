@@ -17,9 +17,10 @@ from alembic.config import Config as AlembicConfig
 
 from bot.config import MTurkEnvironment, SettingsError, load_settings
 from bot.policy import AccessPolicy
-from bot.requests import EventKind, GrantSpec, RequestState, WorkerTarget
-from bot.store import MIGRATIONS, ApprovalResult, GrantStore, create_database_engine
-from tests.block_kit import assert_valid_block_kit, validate_view
+from bot.requests import EventKind, GrantRequest, GrantSpec, RequestState, WorkerTarget
+from bot.slack import blocks
+from bot.store import MIGRATIONS, ApprovalResult, GrantStore, create_database_engine, now
+from tests.block_kit import assert_valid_block_kit, validate_blocks, validate_view
 from tests.conftest import (
     APPROVER,
     APPROVER_2,
@@ -518,3 +519,48 @@ def test_policy_counts_approvals_by_environment_and_never_the_requesters() -> No
     assert "does not count" in (policy.approval_refusal("UAPP", "UAPP", 2) or "")
     assert policy.approval_refusal("UAPP", "UAPP", 1) is None  # ALLOW_SELF_APPROVAL, one approval needed
     assert "GRANT_APPROVERS" in (policy.approval_refusal("UREQ", "UAPP", 1) or "")
+
+
+def test_an_approval_in_the_other_environment_counts_for_nothing(
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str
+) -> None:
+    sandbox = start_app(fake_slack, fake_mturk, database_url, APPROVALS_REQUIRED="2")
+    post_request(sandbox)
+    sandbox.stop()
+    production = start_app(fake_slack, fake_mturk, database_url, MTURK_ENV="production", APPROVALS_REQUIRED="2")
+    try:
+        production.click(APPROVER, "approve_request", response_key="elsewhere")
+        assert "made in the SANDBOX" in ephemeral(production, "elsewhere")
+        assert production.grant_qual.store.approvers(1) == ()
+        assert EventKind.APPROVAL_ADDED not in kinds(production) and state(production) is RequestState.PENDING
+    finally:
+        production.stop()
+    back = start_app(fake_slack, fake_mturk, database_url, APPROVALS_REQUIRED="2")
+    try:
+        back.click(APPROVER, "approve_request")
+        message_showing(back, "(1 of 2)")
+        back.click(APPROVER_2, "approve_request")
+        assert back.wait_final().state is RequestState.DONE
+    finally:
+        back.stop()
+
+
+def test_the_reject_form_and_the_approvals_line_stay_within_block_kit_limits() -> None:
+    request = GrantRequest(
+        id=123456789012345678,
+        requester_id=REQUESTER,
+        qualification_type_id="3" + "Q" * 63,
+        qualification_name="&<>" * 500,
+        send_notification=True,
+        reason="",
+        mturk_env="production",
+        state=RequestState.PENDING,
+        worker_count=10_000,
+        created_at=now(),
+        approvals_required=20,
+    )
+    validate_view(blocks.reject_modal(request, json.dumps({"request_id": request.id}), reason_required=True))
+    approvers = [f"U{i:010d}" for i in range(19)]
+    _, message_blocks = blocks.request_message(request, [], approvers=approvers)
+    validate_blocks(message_blocks)
+    assert "(19 of 20) — waiting for one more approver" in message_text({"blocks": message_blocks})
