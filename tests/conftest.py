@@ -211,7 +211,12 @@ def stop_waitress(server: Any, thread: threading.Thread) -> None:
         for dispatcher in list(server._map.values()):
             dispatcher.close()  # with nothing left to watch, the loop returns
 
-    server.trigger.pull_trigger(close_everything)
+    try:
+        server.trigger.pull_trigger(close_everything)
+    except OSError:
+        # Rarely (twice in several full runs, after the test had passed; cause not found) the trigger's pipe
+        # is already closed when a test stops the app. Nothing can wake the loop then: close it from here.
+        close_everything()
     thread.join(10)
     server.task_dispatcher.shutdown()
 

@@ -170,7 +170,7 @@ def test_a_restarted_process_of_the_other_environment_does_not_resume_the_grant(
     calls_at_kill = mturk_calls(fake_mturk)
 
     launch(processes, fake_slack, fake_mturk, database_url, tmp_path, MTURK_ENV="production")
-    (note,) = fake_slack.wait_for(lambda: notes(fake_slack, store), timeout=20)
+    (note,) = fake_slack.wait_for(lambda: notes(fake_slack, store), timeout=60)  # a slow start under load
     text = message_text(note)
     assert "made in the SANDBOX" in text and "now runs in PRODUCTION" in text and "granted nothing" in text
     time.sleep(3)  # the lease (2 s) has long expired: several recovery sweeps pass here

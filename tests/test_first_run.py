@@ -195,12 +195,13 @@ def test_the_settings_marked_required_in_env_example_are_enough_for_socket_mode(
     assert f"read {workdir / '.env'}" in lines["Settings"]
     process = AppProcess(where, workdir)
     try:
-        process.start(ready=lambda: gateway.connected)
+        # The gateway sees the connection a moment before the app logs it.
+        process.start(ready=lambda: gateway.connected and "connected to Slack over Socket Mode" in process.log())
         assert process.terminate() == 0
     finally:
         process.stop()
     log = process.log()
-    assert "Slack Socket Mode" in log and "connected to Slack over Socket Mode" in log
+    assert "Slack Socket Mode" in log
     assert "WARNING" not in log and "Traceback" not in log, log
 
 

@@ -264,7 +264,7 @@ def largest_modal_submission(sender: Any) -> dict[str, str]:
 def test_the_largest_modal_submission_is_well_under_the_cap(app: RunningApp) -> None:
     form = largest_modal_submission(app.sender)
     size = len(urllib.parse.urlencode(form).encode())
-    assert 150_000 < size < MAX_BODY_BYTES / 4, size
+    assert 150_000 < size < MAX_BODY_BYTES / 3, size  # a margin of more than three times
     reply = app.sender.post(form)
     assert reply.status == 200 and reply.json()["response_action"] == "errors"
 
