@@ -564,3 +564,14 @@ def test_the_reject_form_and_the_approvals_line_stay_within_block_kit_limits() -
     _, message_blocks = blocks.request_message(request, [], approvers=approvers)
     validate_blocks(message_blocks)
     assert "(19 of 20) — waiting for one more approver" in message_text({"blocks": message_blocks})
+
+
+def test_a_form_slack_would_not_open_is_said_and_changes_nothing(app: RunningApp) -> None:
+    post_request(app)
+    app.slack.error_next("views.open", "expired_trigger_id")
+    app.click(APPROVER, "reject_request", response_key="slow", trigger_id=app.slack.new_trigger_id())
+    told = ephemeral(app, "slow")
+    assert "did not open the form" in told and "expired_trigger_id" in told and "click Reject again" in told
+    assert state(app) is RequestState.PENDING and app.slack.calls_to("chat.update") == []
+    assert app.reject(APPROVER, "second try").status == 200  # a new click, a new trigger
+    assert app.wait_final().state is RequestState.REJECTED

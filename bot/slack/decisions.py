@@ -15,7 +15,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.requests import RequestState
+from bot.requests import GrantRequest, RequestState
 from bot.service import ClickOrigin, Decision, DecisionResult
 from bot.slack import blocks, pending_blocks
 
@@ -57,11 +57,11 @@ def decision_answer(decision: Decision) -> str | None:
     return f":no_entry: {decision.message} Nothing changed."
 
 
-def _approvals(decision: Decision, request: Any) -> str:
+def _approvals(decision: Decision, request: GrantRequest) -> str:
     return f"{len(decision.approvers)} of {request.approvals_required}"
 
 
-def _more(decision: Decision, request: Any) -> str:
+def _more(decision: Decision, request: GrantRequest) -> str:
     more = request.approvals_required - len(decision.approvers)
     return "one more approver" if more == 1 else f"{more} more approvers"
 
@@ -78,9 +78,11 @@ def ask_for_reason(
     view = blocks.reject_modal(request, metadata, reason_required=context.reject_reason_required)
     try:
         client.views_open(trigger_id=trigger_id, view=view)
-    except SlackApiError as error:
-        log.warning("could not open the form to reject request #%s: %s", request_id, error.response.get("error"))
-        return f":warning: Slack did not open the form for the reason; request #{request_id} is unchanged. " + (
+    except Exception as error:  # after the ack: answered, never raised (see actions._tell)
+        said = error.response.get("error") if isinstance(error, SlackApiError) else type(error).__name__
+        log.warning("could not open the form to reject request #%s: %s", request_id, said)
+        return (
+            f":warning: Slack did not open the form for the reason (`{said}`); request #{request_id} is unchanged. "
             "Please click Reject again."
         )
     return None
