@@ -35,6 +35,7 @@ from bot.logs import configure_logging
 from bot.mturk import MTurkGateway, create_mturk_client
 from bot.pending import PendingSweeper
 from bot.policy import AccessPolicy
+from bot.preview_runner import PreviewRunner
 from bot.ratelimit import AdaptiveRateLimiter
 from bot.selfcheck import CheckResult, database_check, mturk_check, run_checks
 from bot.service import GrantService
@@ -64,6 +65,7 @@ class GrantQual:
     progress: SlackGrantObserver
     after_ack: ThreadPoolExecutor
     sweeper: PendingSweeper
+    previews: PreviewRunner
 
     def wsgi(self) -> SlackHttpGate:
         return SlackHttpGate(SlackFormHandler(self.bolt, path=EVENTS_PATH), self.settings.slack_signing_secret)
@@ -74,11 +76,13 @@ class GrantQual:
         if resumed:
             log.info("resuming unfinished grants: %s", resumed)
         self.executor.start_recovery_loop()
+        self.previews.start_recovery_loop(on_finished=self.delivery.wake)
         self.delivery.start()
         self.sweeper.start()
 
     def shutdown(self) -> None:
         """Stop taking work, record calls in flight, then tell Slack what can still be told."""
+        self.previews.stop()  # previews in flight end at their next worker; a lapsed lease hands them on
         self.after_ack.shutdown(wait=True)
         self.sweeper.stop()
         self.executor.shutdown()
@@ -100,7 +104,8 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
         approvals_required=settings.approvals_required,
         production_approvals_required=settings.production_approvals_required,
     )
-    service = GrantService(store, gateway, executor, policy)
+    previews = PreviewRunner(store, gateway, concurrency=settings.mturk_max_concurrency, lease=lease)
+    service = GrantService(store, gateway, executor, policy, previews)
     client = WebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
@@ -133,7 +138,9 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
     remind_after = timedelta(hours=settings.remind_after_hours) if settings.remind_after_hours else None
     ttl = timedelta(hours=settings.request_ttl_hours)
     sweeper = PendingSweeper(store, ttl=ttl, remind_after=remind_after, clock=clock, on_change=delivery.wake)
-    return GrantQual(settings, bolt, store, executor, service, messenger, delivery, progress, after_ack, sweeper)
+    return GrantQual(
+        settings, bolt, store, executor, service, messenger, delivery, progress, after_ack, sweeper, previews
+    )
 
 
 def http_server(

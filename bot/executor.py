@@ -26,6 +26,7 @@ from typing import Protocol
 
 from bot.config import MTurkEnvironment
 from bot.mturk import MTurkAccessError, MTurkGateway
+from bot.preview import drifted
 from bot.requests import GrantRequest, RequestState, WorkerOutcome, WorkerStatus, WorkerTarget
 from bot.store import GrantStore
 
@@ -196,8 +197,11 @@ class GrantExecutor:
     def _grant_pending(self, request: GrantRequest, started: float, lost: threading.Event) -> None:
         targets = self.store.pending_workers(request.id)
         in_doubt = self.store.in_doubt_worker_ids(request.id)
+        if request.round == 1:  # a retry round grants what it is asked to, drift or not
+            targets = self._leave_drifted(request, targets, in_doubt)
         counts = self.store.status_counts(request.id)
         granted, failed = counts[WorkerStatus.GRANTED], counts[WorkerStatus.FAILED]
+        skipped = counts[WorkerStatus.SKIPPED]
         done_before = granted + failed
         access_error: list[str] = []
         calls = _CallWindow(self._calls, self._max_concurrency * 2)
@@ -226,10 +230,31 @@ class GrantExecutor:
                     break  # another executor took the request over; the heartbeat found out
                 last_flush = time.monotonic()
                 rate = (granted + failed - done_before) / max(time.monotonic() - started, 1e-6)
-                progress = GrantProgress(granted, failed, request.worker_count - granted - failed, rate)
+                progress = GrantProgress(granted, failed, request.worker_count - granted - failed - skipped, rate)
                 self.observer.grant_progressed(request, progress)
         calls.drain(buffer)
         self._record(request, buffer)
+
+    def _leave_drifted(
+        self, request: GrantRequest, targets: list[WorkerTarget], in_doubt: set[str]
+    ) -> list[WorkerTarget]:
+        """The targets still to grant once the workers whose state moved since the preview are recorded as left
+        as they are (bot/preview.py decides). Read once per round, for workers no call was dispatched to yet:
+        an in-doubt worker's state may have moved by our own call, and the gateway reads it back instead."""
+        recorded = self.store.previous_states(request.id)
+        fresh = [t for t in targets if t.worker_id not in in_doubt]
+        try:
+            moved, now = drifted(
+                self.gateway, request.qualification_type_id, recorded, fresh, concurrency=self._max_concurrency
+            )
+        except MTurkAccessError:
+            return targets  # nothing can be read; each grant call will record the same refusal
+        if not moved:
+            return targets
+        self.store.record_drift(request.id, moved, now, request.round)
+        left = {o.worker_id for o in moved}
+        log.info("request #%s: %s worker(s) changed since the preview; left as they are", request.id, len(left))
+        return [t for t in targets if t.worker_id not in left]
 
     def _record(self, request: GrantRequest, buffer: list[WorkerOutcome]) -> None:
         """Write the finished workers in one transaction (the heartbeat, not this, keeps the lease)."""

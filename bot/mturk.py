@@ -78,6 +78,10 @@ ACCESS_CODES = frozenset(
 )
 
 
+# The calls the pacer spaces: grants, and the reads a preview (and a grant's read-back) makes per worker or page.
+PACED_OPERATIONS = ("AssociateQualificationWithWorker", "GetQualificationScore", "ListWorkersWithQualificationType")
+
+
 class MTurkAccessError(Exception):
     """MTurk cannot be used at all with these credentials; the message says what to fix."""
 
@@ -172,9 +176,11 @@ class MTurkGateway:
         self._owned_types: dict[str, QualificationTypeInfo] = {}
         self._owned_types_at = 0.0
         # Pace every HTTP attempt and learn from every answer (botocore fires these for each one).
+        # The preview's reads too: a 10,000-worker preview makes hundreds of them, within the same rate as grants.
         events = client.meta.events
-        events.register("before-send.mturk.AssociateQualificationWithWorker", self._before_send)
-        events.register("needs-retry.mturk.AssociateQualificationWithWorker", self._after_attempt)
+        for operation in PACED_OPERATIONS:
+            events.register(f"before-send.mturk.{operation}", self._before_send)
+            events.register(f"needs-retry.mturk.{operation}", self._after_attempt)
 
     def _before_send(self, **_: Any) -> None:
         self.pacer.acquire()
@@ -369,11 +375,15 @@ class MTurkGateway:
     def holders(self, qualification_type_id: str, status: str = "Granted") -> Iterator[QualificationScore]:
         """ListWorkersWithQualificationType, page by page (100 a page): every worker whose qualification has
         `status` (Granted or Revoked). Pages are read as the caller goes, so any number of holders fits."""
+        for page in self.holder_pages(qualification_type_id, status):
+            yield from page
+
+    def holder_pages(self, qualification_type_id: str, status: str = "Granted") -> Iterator[list[QualificationScore]]:
+        """As holders(), a page (one call) at a time, so a caller can count the calls and stop early."""
         params: dict[str, Any] = {"QualificationTypeId": qualification_type_id, "Status": status, "MaxResults": 100}
         while True:
             page = self._read(self.client.list_workers_with_qualification_type, params, "the workers")
-            for item in page.get("Qualifications", []):
-                yield _qualification_score(item)
+            yield [_qualification_score(item) for item in page.get("Qualifications", [])]
             if not page.get("NextToken"):
                 return
             params["NextToken"] = page["NextToken"]

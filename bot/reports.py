@@ -12,7 +12,9 @@ from datetime import UTC
 from typing import TextIO
 
 from bot.mturk import QualificationScore
+from bot.preview import ChangeKind, HeldStatus
 from bot.requests import WorkerOutcome, WorkerStatus
+from bot.store import RecordedChange
 
 # MTurk appends a request id in parentheses ("... (1631094715163)") and quotes the worker ID in some
 # messages; neither belongs in a reason shared by many workers.
@@ -65,6 +67,38 @@ def workers_csv(outcomes: Sequence[WorkerOutcome]) -> str:
     for o in outcomes:
         writer.writerow([o.worker_id, 1 if o.integer_value is None else o.integer_value])
     return buffer.getvalue()
+
+
+def preview_csv(changes: Sequence[RecordedChange], mturk_env_label: str) -> str:
+    """The preview, one row per worker: what MTurk holds now, what the grant gives, and the change; a worker
+    file's CURRENT- score beside it, flagged when MTurk says otherwise (the file may be stale)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    with_file = any(c.file_current is not None for c in changes)
+    header = ["WorkerId", "Current", "New", "Change"]
+    writer.writerow(header + (["FileCurrent", "FileDiffers"] if with_file else []))
+    for c in changes:
+        new = 1 if c.integer_value is None else c.integer_value
+        current = c.previous.text() if c.previous else "not read"
+        change = c.change.value if c.change else "not read"
+        if c.change is ChangeKind.UNKNOWN_WORKER:
+            change = f"unknown in {mturk_env_label}"
+        elif c.change is ChangeKind.UNCHANGED:
+            change = "unchanged (not called)" if c.status is WorkerStatus.SKIPPED else "unchanged (granted again)"
+        row: list[object] = [c.worker_id, current, new, change]
+        if with_file:
+            differs = c.file_current is not None and file_differs(c)
+            row += ["" if c.file_current is None else c.file_current, "yes" if differs else ""]
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def file_differs(change: RecordedChange) -> bool:
+    """Whether the worker file's CURRENT- score is not what MTurk held at the preview (as the store counts it)."""
+    held = change.previous
+    if change.file_current is None or held is None or held.status is HeldStatus.UNREAD:
+        return False
+    return held.status is not HeldStatus.GRANTED or held.value != change.file_current
 
 
 # What ListWorkersWithQualificationType is asked for, in this order: holders first, then revoked ones.

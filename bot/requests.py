@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -22,7 +22,7 @@ _SHOWN_BAD_IDS = 10
 
 USAGE = (
     "/grant-qual <QUALIFICATION_TYPE_ID> <WORKER_ID> [<WORKER_ID> ...] [value=<N>] [notify=no] "
-    "[reason=<text to end of line>]"
+    "[regrant=yes] [reason=<text to end of line>]"
 )
 CANCEL_USAGE = "/grant-qual cancel <REQUEST_NUMBER>"
 
@@ -48,6 +48,8 @@ class InvalidRequest(Exception):
 
 
 class RequestState(StrEnum):
+    # Stored, its change being read from MTurk (the preview); not shown to approvers yet, no buttons.
+    PREVIEWING = "previewing"
     PENDING = "pending"
     APPROVED = "approved"
     REJECTED = "rejected"
@@ -76,6 +78,7 @@ class WorkerStatus(StrEnum):
     PENDING = "pending"
     GRANTED = "granted"
     FAILED = "failed"
+    SKIPPED = "skipped"  # already held the score at the preview: not called (unless the request says regrant)
 
 
 class EventKind(StrEnum):
@@ -136,6 +139,10 @@ class GrantSpec:
     # The type's name as the one-line command gave it ("Passed screener"): qualification_type_id is then empty
     # until the service finds the account's type of that name.
     type_name: str = ""
+    # Grant workers who already hold the score too (by default they are not called: no call, no second email).
+    regrant: bool = False
+    # A requester-site worker file's CURRENT-<name> column, per worker: compared with what MTurk says.
+    file_current: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,7 @@ class GrantRequest:
     # How many distinct approvers must approve, fixed when the request was made (APPROVALS_REQUIRED then).
     approvals_required: int = 1
     decision_reason: str | None = None  # the approver's reason for a rejection, as typed
+    regrant: bool = False
 
 
 @dataclass(frozen=True)
@@ -352,7 +360,7 @@ def parse_command_text(
         return cancel
     type_name, stripped = _take_quoted_name(stripped)
     words, reason = _split_reason(stripped)
-    options = {"value": None, "notify": "yes"}
+    options = {"value": None, "notify": "yes", "regrant": "no"}
     positional: list[str] = []
     errors: dict[Field, str] = {}
     for word in _SEPARATORS.split(words):
@@ -364,8 +372,9 @@ def parse_command_text(
         elif key.lower() in options:
             options[key.lower()] = val
         else:
-            errors[Field.COMMAND] = f"Unknown option `{key[:30]}=`; options are value=, notify= and reason=."
+            errors[Field.COMMAND] = f"Unknown option `{key[:30]}=`; options are value=, notify=, regrant= and reason=."
     notify = _parse_notify(options["notify"] or "", errors)
+    regrant = _parse_yes_no(options["regrant"] or "", "regrant", errors, default=False)
     if type_name is None and not positional:
         errors[Field.QUALIFICATION_TYPE] = "Give the qualification type ID first, then the worker IDs."
     if type_name is not None:
@@ -386,7 +395,7 @@ def parse_command_text(
         raise InvalidRequest({**e.errors, **errors}) from None
     if errors:
         raise InvalidRequest(errors)
-    return spec
+    return replace(spec, regrant=regrant)
 
 
 def _parse_cancel(text: str) -> CancelWanted | None:
@@ -493,10 +502,15 @@ def _split_reason(text: str) -> tuple[str, str]:
 
 
 def _parse_notify(raw: str, errors: dict[Field, str]) -> bool:
+    return _parse_yes_no(raw, "notify", errors, default=True)
+
+
+def _parse_yes_no(raw: str, option: str, errors: dict[Field, str], *, default: bool) -> bool:
     lowered = raw.lower()
-    if lowered in {"yes", "true", "on", "1", ""}:
+    if lowered in {"yes", "true", "on", "1"} or (not lowered and default):
         return True
-    if lowered in {"no", "false", "off", "0"}:
+    if lowered in {"no", "false", "off", "0", ""}:
         return False
-    errors[Field.NOTIFY] = f"notify= takes yes or no, not `{raw[:20]}`."
-    return True
+    field = Field.NOTIFY if option == "notify" else Field.COMMAND
+    errors[field] = f"{option}= takes yes or no, not `{raw[:20]}`."
+    return default

@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from enum import StrEnum
 
 from bot.executor import GrantExecutor
 from bot.mturk import MTurkAccessError, MTurkGateway, MTurkUnavailable, QualificationTypeInfo
 from bot.policy import AccessPolicy
+from bot.preview_runner import PreviewRunner, ProgressReport
 from bot.qualification_types import resolve_type
 from bot.requests import Field, GrantRequest, GrantSpec, InvalidRequest, RequestState
 from bot.store import ApprovalResult, GrantStore
@@ -100,18 +102,25 @@ class GrantService:
         gateway: MTurkGateway,
         executor: GrantExecutor,
         policy: AccessPolicy,
+        previews: PreviewRunner | None = None,
     ) -> None:
         self.store = store
         self.gateway = gateway
         self.executor = executor
         self.policy = policy
+        # Without a preview runner a request is stored pending at once (as before the preview existed).
+        self.previews = previews
 
     def ensure_may_request(self, user_id: str) -> None:
         if refusal := self.policy.request_refusal(user_id):
             raise NotAllowed(refusal)
 
     def submit(self, user_id: str, spec: GrantSpec) -> GrantRequest:
-        """Store a pending request after checking who asks and that the qualification type is theirs to grant."""
+        """Store a request after checking who asks and that the qualification type is theirs to grant.
+
+        With a preview runner the request is stored previewing, held by this process: `preview` reads its change
+        from MTurk and makes it pending (the caller runs it after Slack's ack: it calls MTurk, maybe for long).
+        """
         self.ensure_may_request(user_id)
         if spec.type_name:
             spec = replace(spec, qualification_type_id=self.type_named(spec.type_name).qualification_type_id)
@@ -123,6 +132,8 @@ class GrantService:
             mturk_env=env.value,
             qualification_name=name,
             approvals_required=self.policy.approvals_needed(env),
+            preview_owner=self.previews.owner if self.previews else None,
+            lease=self.previews.lease if self.previews else timedelta(seconds=60),
         )
         log.info(
             "request #%s stored: %s workers, type %s",
@@ -131,6 +142,12 @@ class GrantService:
             request.qualification_type_id,
         )
         return request
+
+    def preview(self, request: GrantRequest, on_progress: ProgressReport | None = None) -> GrantRequest:
+        """Read and record the change of a request `submit` stored, making it pending; the request as it is now."""
+        if self.previews is not None and request.state is RequestState.PREVIEWING:
+            self.previews.run(request.id, on_progress)
+        return self.store.get(request.id) or request
 
     def type_named(self, name: str) -> QualificationTypeInfo:
         """The account's type of this name (else of this ID); InvalidRequest naming the candidates when several

@@ -53,6 +53,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from bot.preview import ChangeKind, Held, HeldStatus, WorkerChange
 from bot.requests import (
     OUTCOME_UNKNOWN,
     DeliveryState,
@@ -113,6 +114,8 @@ grant_requests = Table(
     # Distinct approvers needed before it runs, fixed when it was made; and the reason given for a rejection.
     Column("approvals_required", Integer, nullable=False, server_default="1"),
     Column("decision_reason", Text),
+    # Grant workers who already held the score at the preview too; NULL (before the preview existed) is no.
+    Column("regrant", Boolean),
 )
 
 worker_grants = Table(
@@ -130,6 +133,12 @@ worker_grants = Table(
     Column("dispatched_at", UtcDateTime),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("round", Integer, nullable=False, server_default="1"),  # the round that recorded this outcome
+    # The preview (bot/preview.py): what MTurk held before the grant (status NULL: not read, granted as requested)
+    # and the change the grant makes; file_current is the worker file's CURRENT- score, when it had one.
+    Column("previous_value", Integer),
+    Column("previous_status", String(16)),
+    Column("change", String(16)),
+    Column("file_current", Integer),
 )
 # Each approver's approval of a request, once: a second click by the same approver inserts nothing.
 request_approvals = Table(
@@ -293,8 +302,13 @@ class GrantStore:
         mturk_env: str,
         qualification_name: str | None,
         approvals_required: int = 1,
+        preview_owner: str | None = None,
+        lease: timedelta = timedelta(seconds=60),
     ) -> GrantRequest:
+        """Store a request: pending (posted for approval by its SUBMITTED event), or, with `preview_owner`,
+        previewing under that owner's lease until finish_preview makes it pending."""
         created = now()
+        file_current = dict(spec.file_current)
         with self._write() as conn:
             request_id = conn.execute(
                 insert(grant_requests).values(
@@ -304,10 +318,13 @@ class GrantStore:
                     send_notification=spec.send_notification,
                     reason=spec.reason,
                     mturk_env=mturk_env,
-                    state=RequestState.PENDING,
+                    state=RequestState.PREVIEWING if preview_owner else RequestState.PENDING,
                     worker_count=len(spec.workers),
                     created_at=created,
                     approvals_required=approvals_required,
+                    regrant=spec.regrant,
+                    lease_owner=preview_owner,
+                    lease_expires_at=created + lease if preview_owner else None,
                 )
             ).inserted_primary_key[0]
             conn.execute(
@@ -320,14 +337,185 @@ class GrantStore:
                         "integer_value": w.integer_value,
                         "status": WorkerStatus.PENDING,
                         "updated_at": created,
+                        "file_current": file_current.get(w.worker_id),
                     }
                     for i, w in enumerate(spec.workers)
                 ],
             )
-            _add_event(conn, request_id, EventKind.SUBMITTED, requester_id, 1)
+            if not preview_owner:
+                _add_event(conn, request_id, EventKind.SUBMITTED, requester_id, 1)
         request = self.get(request_id)
         assert request is not None
         return request
+
+    # The preview: a previewing request is held by one process at a time, with a lease like a grant's.
+
+    def claim_preview(self, request_id: int, *, owner: str, lease: timedelta, mturk_env: str) -> bool:
+        """Take over a previewing request of `mturk_env` whose previewer's lease expired (its process died)."""
+        c = grant_requests.c
+        moment = now()
+        return self._swap(
+            request_id,
+            (
+                c.state == RequestState.PREVIEWING,
+                c.mturk_env == mturk_env,
+                or_(c.lease_expires_at.is_(None), c.lease_expires_at < moment),
+            ),
+            lease_owner=owner,
+            lease_expires_at=moment + lease,
+        )
+
+    def renew_preview_lease(self, request_id: int, *, owner: str, lease: timedelta) -> bool:
+        c = grant_requests.c
+        return self._swap(
+            request_id, (c.state == RequestState.PREVIEWING, c.lease_owner == owner), lease_expires_at=now() + lease
+        )
+
+    def abandoned_preview_ids(self, mturk_env: str) -> list[int]:
+        """Previewing requests of `mturk_env` whose previewer's lease expired: a process died during their preview.
+
+        The other environment's are left to a process of theirs: reading another environment's scores would
+        preview a change that is not the one that would run."""
+        c = grant_requests.c
+        query = (
+            select(c.id)
+            .where(c.state == RequestState.PREVIEWING, c.mturk_env == mturk_env, c.lease_expires_at < now())
+            .order_by(c.id)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def preview_targets(self, request_id: int) -> list[WorkerTarget]:
+        """Every worker of the request, in order (a preview read after a crash reads them all again)."""
+        c = worker_grants.c
+        query = select(c.worker_id, c.integer_value).where(c.request_id == request_id).order_by(c.position)
+        with self.engine.connect() as conn:
+            return [WorkerTarget(row.worker_id, row.integer_value) for row in conn.execute(query)]
+
+    def record_changes(
+        self, request_id: int, changes: Sequence[WorkerChange], *, regrant: bool, owner: str | None = None
+    ) -> None:
+        """Write a batch of the preview's per-worker changes; unchanged workers are SKIPPED unless `regrant`.
+
+        Only while the request is previewing (and, given `owner`, held by that previewer): a previewer that
+        lost its lease to another process changes nothing."""
+        if not changes:
+            return
+        c = worker_grants.c
+        statement = (
+            update(worker_grants)
+            .where(c.request_id == bindparam("b_request_id"), c.worker_id == bindparam("b_worker_id"))
+            .values(
+                previous_value=bindparam("b_previous_value"),
+                previous_status=bindparam("b_previous_status"),
+                change=bindparam("b_change"),
+                status=bindparam("b_status"),
+            )
+        )
+        rows = [
+            {
+                "b_request_id": request_id,
+                "b_worker_id": change.worker_id,
+                "b_previous_value": change.previous.value,
+                "b_previous_status": change.previous.status.value,
+                "b_change": change.kind.value,
+                "b_status": WorkerStatus.SKIPPED
+                if change.kind is ChangeKind.UNCHANGED and not regrant
+                else WorkerStatus.PENDING,
+            }
+            for change in changes
+        ]
+        r = grant_requests.c
+        held = select(r.id).where(r.id == request_id, r.state == RequestState.PREVIEWING)
+        if owner is not None:
+            held = held.where(r.lease_owner == owner)
+        with self._write() as conn:
+            conn.execute(statement.where(exists(held)), rows)
+
+    def finish_preview(self, request_id: int, *, owner: str) -> bool:
+        """previewing → pending, with the SUBMITTED event that posts it; True only for the previewer holding it."""
+        c = grant_requests.c
+        with self._write() as conn:
+            won = _swap(
+                conn,
+                request_id,
+                (c.state == RequestState.PREVIEWING, c.lease_owner == owner),
+                state=RequestState.PENDING,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            if won:
+                requester = conn.execute(select(c.requester_id).where(c.id == request_id)).scalar_one()
+                _add_event(conn, request_id, EventKind.SUBMITTED, requester, 1)
+        return won
+
+    def changes(self, request_id: int) -> list[RecordedChange]:
+        """Every worker's recorded change, in order; `change` None for a request stored without a preview."""
+        c = worker_grants.c
+        query = select(worker_grants).where(c.request_id == request_id).order_by(c.position)
+        with self.engine.connect() as conn:
+            return [_to_recorded_change(row) for row in conn.execute(query).mappings()]
+
+    def preview_summary(self, request_id: int, examples: int = 3) -> PreviewSummary | None:
+        """The preview's counts per kind of change, a few examples of each, and the worker file's mismatches;
+        None for a request without a preview."""
+        c = worker_grants.c
+        mine = c.request_id == request_id
+        counted = select(c.change, func.count()).where(mine, c.change.is_not(None)).group_by(c.change)
+        mismatched = and_(
+            mine,
+            c.file_current.is_not(None),
+            or_(c.previous_status != HeldStatus.GRANTED.value, c.previous_value != c.file_current),
+            c.previous_status != HeldStatus.UNREAD.value,
+        )
+        with self.engine.connect() as conn:
+            counts = {ChangeKind(kind): n for kind, n in conn.execute(counted)}
+            if not counts:
+                return None
+            shown: dict[ChangeKind, list[RecordedChange]] = {}
+            for kind in counts:
+                query = select(worker_grants).where(mine, c.change == kind.value).order_by(c.position).limit(examples)
+                shown[kind] = [_to_recorded_change(row) for row in conn.execute(query).mappings()]
+            stale = conn.execute(select(func.count()).select_from(worker_grants).where(mismatched)).scalar_one()
+            stale_examples = [
+                _to_recorded_change(row)
+                for row in conn.execute(
+                    select(worker_grants).where(mismatched).order_by(c.position).limit(examples)
+                ).mappings()
+            ]
+        return PreviewSummary({kind: counts.get(kind, 0) for kind in ChangeKind}, shown, stale, stale_examples)
+
+    def previous_states(self, request_id: int) -> dict[str, Held]:
+        """What the preview recorded for each pending worker (none for a request stored without a preview)."""
+        c = worker_grants.c
+        query = select(c.worker_id, c.previous_value, c.previous_status).where(
+            c.request_id == request_id, c.status == WorkerStatus.PENDING, c.previous_status.is_not(None)
+        )
+        with self.engine.connect() as conn:
+            return {
+                row.worker_id: Held(HeldStatus(row.previous_status), row.previous_value) for row in conn.execute(query)
+            }
+
+    def record_drift(
+        self, request_id: int, outcomes: Sequence[WorkerOutcome], current: dict[str, Held], round: int
+    ) -> None:
+        """Record workers left as they are because their state moved since the preview, and remember what they
+        hold now as their previous state (a retry grants them from there)."""
+        if not outcomes:
+            return
+        self.record_outcomes(request_id, outcomes, round)
+        c = worker_grants.c
+        statement = (
+            update(worker_grants)
+            .where(c.request_id == bindparam("b_request_id"), c.worker_id == bindparam("b_worker_id"))
+            .values(previous_value=bindparam("b_value"), previous_status=bindparam("b_status"))
+        )
+        rows = [
+            {"b_request_id": request_id, "b_worker_id": w, "b_value": held.value, "b_status": held.status.value}
+            for w, held in current.items()
+        ]
+        with self._write() as conn:
+            conn.execute(statement, rows)
 
     def get(self, request_id: int) -> GrantRequest | None:
         with self.engine.connect() as conn:
@@ -897,6 +1085,39 @@ def _to_request(row: Any) -> GrantRequest:
         reminded_at=row["reminded_at"],
         approvals_required=row["approvals_required"],
         decision_reason=row["decision_reason"],
+        regrant=bool(row["regrant"]),
+    )
+
+
+@dataclass(frozen=True)
+class RecordedChange:
+    """One worker of a stored change set: the score to grant, what they held at the preview, the change."""
+
+    worker_id: str
+    integer_value: int | None
+    status: WorkerStatus
+    previous: Held | None  # None: no preview was read (a request stored before the preview existed)
+    change: ChangeKind | None
+    file_current: int | None
+
+
+@dataclass(frozen=True)
+class PreviewSummary:
+    counts: dict[ChangeKind, int]
+    examples: dict[ChangeKind, list[RecordedChange]]
+    file_mismatches: int  # workers whose worker file's CURRENT- score is not what MTurk holds
+    file_mismatch_examples: list[RecordedChange]
+
+
+def _to_recorded_change(row: Any) -> RecordedChange:
+    status = row["previous_status"]
+    return RecordedChange(
+        worker_id=row["worker_id"],
+        integer_value=row["integer_value"],
+        status=WorkerStatus(row["status"]),
+        previous=Held(HeldStatus(status), row["previous_value"]) if status else None,
+        change=ChangeKind(row["change"]) if row["change"] else None,
+        file_current=row["file_current"],
     )
 
 

@@ -13,7 +13,7 @@ import csv
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.requests import INT32_MAX, INT32_MIN, WORKER_ID_PATTERN, WorkerTarget
 
@@ -28,6 +28,7 @@ _PLAIN_SEPARATORS = re.compile(r"[\s,;]+")
 _EXCEL_SEP_LINE = re.compile(r'"?sep=([,;\t|])"?', re.IGNORECASE)
 _DELIMITERS = (",", "\t", ";")
 _NOT_IN_NAME = frozenset(',\t;"')
+_CURRENT_PREFIX = "current-"
 _UPDATE_PREFIX = "update-"
 _QUOTES = "\"'`“”‘’"
 
@@ -62,6 +63,9 @@ class WorkerFile:
     per_worker_values: bool  # True when the scores came from an UPDATE- column
     skipped_rows: int  # rows with a blank UPDATE- cell: the requester site's way of saying "no change"
     description: str  # e.g. "WorkerId column, 2,000 workers"
+    # The CURRENT-<qualification> column's scores (the file's view of what workers hold), when it has one: the
+    # preview compares them with what MTurk says, since the file may be stale.
+    current_values: tuple[tuple[str, int], ...] = ()
 
 
 class WorkerFileError(Exception):
@@ -371,6 +375,8 @@ def _parse_csv(
     worker_name = header[worker_column].strip()
     update_column = _update_column(header, qualification_name)
     update_name = header[update_column].strip() if update_column is not None else ""
+    current_column = _current_column(header, qualification_name)
+    current: dict[str, int] = {}
     skipped = 0
     for line, row in records:
         cells = [cell.strip() for cell in row]
@@ -391,6 +397,9 @@ def _parse_csv(
         worker_id = collector.check_worker_id(raw, line)
         if worker_id is not None and (update_column is None or value is not None):
             collector.add(worker_id, value, line)
+            held = cells[current_column] if current_column is not None and current_column < len(cells) else ""
+            if re.fullmatch(r"[+-]?\d{1,10}", held) and INT32_MIN <= int(held) <= INT32_MAX:
+                current.setdefault(worker_id, int(held))
     if update_column is not None:
         source = f"{_clip(update_name, 60)} column"
         empty = (
@@ -400,9 +409,21 @@ def _parse_csv(
         )
     else:
         source, empty = f"{_clip(worker_name, 40)} column", "the file has a header but no workers"
-    return collector.result(
+    parsed = collector.result(
         per_worker_values=update_column is not None, skipped_rows=skipped, source=source, empty=empty
     )
+    return replace(parsed, current_values=tuple(current.items()))
+
+
+def _current_column(header: list[str], qualification_name: str | None) -> int | None:
+    """The CURRENT-<qualification> column (informational: a blank or odd cell is no error), or None."""
+    wanted = (qualification_name or "").strip().casefold()
+    for index, name in enumerate(header):
+        cleaned = name.strip()
+        prefixed = cleaned.lower().startswith(_CURRENT_PREFIX)
+        if wanted and prefixed and cleaned[len(_CURRENT_PREFIX) :].strip().casefold() == wanted:
+            return index
+    return None
 
 
 def _records(lines: list[str], start: int, delimiter: str, errors: _Problems) -> Iterator[tuple[int, list[str]]]:

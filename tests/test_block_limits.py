@@ -13,8 +13,11 @@ from typing import Any
 import pytest
 
 from bot.config import MTurkEnvironment
+from bot.preview import ChangeKind, Held, HeldStatus
 from bot.requests import GrantRequest, RequestState, WorkerOutcome, WorkerStatus
 from bot.slack import blocks
+from bot.slack.preview_blocks import change_text
+from bot.store import PreviewSummary, RecordedChange
 from tests.block_kit import (
     SECTION_FIELD_LIMIT,
     SECTION_TEXT_LIMIT,
@@ -252,5 +255,20 @@ def test_a_summarised_value_list_comes_with_the_workers_file(app: RunningApp) ->
     file = app.slack.host_file("F0TWELVE", "User_124_workers.csv", requester_site_worker_file(scores))
     assert app.sender.submit_view(REQUESTER, modal_values(QUAL, files=[file])).body == ""
     assert "12 distinct scores, 10–21; see the CSV" in message_text(app.approval_message())
-    (listing,) = app.slack.wait_for(lambda: uploaded(app, "-workers.csv"))
-    assert listing.splitlines()[1:] == [f"{w},{s}" for w, s in scores.items()]
+    (listing,) = app.slack.wait_for(lambda: uploaded(app, "-preview.csv"))
+    assert listing.splitlines()[1:] == [f"{w},no score,{s},new" for w, s in scores.items()]
+
+
+def test_the_change_line_stays_within_limits_at_the_extremes() -> None:
+    def change(i: int, kind: ChangeKind, held: Held) -> RecordedChange:
+        return RecordedChange(worker_id(i), -(2**31), WorkerStatus.SKIPPED, held, kind, 2**31 - 1)
+
+    held = Held(HeldStatus.GRANTED, 2**31 - 1)
+    examples = {kind: [change(i, kind, held) for i in range(3)] for kind in ChangeKind}
+    summary = PreviewSummary(dict.fromkeys(ChangeKind, MANY), examples, MANY, examples[ChangeKind.CHANGED])
+    request = grant_request(MANY * len(ChangeKind))
+    line = change_text(request, summary)
+    text, message_blocks = blocks.request_message(request, granted(MANY), change=line)
+    assert_within_limits(text, message_blocks)
+    shown = message_text({"text": text, "blocks": message_blocks})
+    assert f"*Change*: {MANY} new (no score yet)" in shown and "CURRENT- score differs" in shown

@@ -54,8 +54,9 @@ def test_big_request_shows_count_first_ids_and_full_list_file(app: RunningApp) -
     app.request(f"{QUAL} {' '.join(ids)} value=2")
     text = message_text(app.approval_message())
     assert "Workers (300)" in text and ids[0] in text and "and 260 more" in text and ids[-1] not in text
-    (listing,) = app.slack.wait_for(lambda: uploaded(app, "-workers.csv"))
-    assert listing.splitlines() == ["WorkerId,IntegerValue", *(f"{w},2" for w in ids)]
+    # The preview CSV lists everyone (it replaced the plain list of workers and scores).
+    (listing,) = app.slack.wait_for(lambda: uploaded(app, "-preview.csv"))
+    assert listing.splitlines() == ["WorkerId,Current,New,Change", *(f"{w},no score,2,new" for w in ids)]
 
 
 def test_partial_failure_summary_file_and_retry_failed_reruns_only_those(app: RunningApp) -> None:

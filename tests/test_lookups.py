@@ -292,8 +292,18 @@ def test_store_lookups(store: GrantStore) -> None:
     assert store.worker_history("A1ZZZ", 5) == ([], 0)
 
     counts = store.status_counts_of([first, second])
-    assert counts[first] == {WorkerStatus.GRANTED: 1, WorkerStatus.FAILED: 1, WorkerStatus.PENDING: 0}
-    assert counts[second] == {WorkerStatus.GRANTED: 0, WorkerStatus.FAILED: 0, WorkerStatus.PENDING: 2}
+    assert counts[first] == {
+        WorkerStatus.GRANTED: 1,
+        WorkerStatus.FAILED: 1,
+        WorkerStatus.PENDING: 0,
+        WorkerStatus.SKIPPED: 0,
+    }
+    assert counts[second] == {
+        WorkerStatus.GRANTED: 0,
+        WorkerStatus.FAILED: 0,
+        WorkerStatus.PENDING: 2,
+        WorkerStatus.SKIPPED: 0,
+    }
 
 
 def test_lookups_check_who_asks_and_bound_their_answers(store: GrantStore) -> None:

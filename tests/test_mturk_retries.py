@@ -165,3 +165,12 @@ def test_when_mturk_never_says_the_worker_fails_as_unknown_and_retry_failed_read
     assert store.retry_failed(request.id, round=1, user_id=APPROVER)
     assert store.in_doubt_worker_ids(request.id) == {WORKER}
     store.engine.dispose()
+
+
+def test_the_previews_reads_wait_for_the_same_pacer_as_grants(
+    gateway: MTurkGateway, fake_mturk: FakeMTurk, pacer: CountingPacer
+) -> None:
+    fake_mturk.preset_grant(QUAL, WORKER, 3)
+    assert gateway.qualification_score(QUAL, WORKER) is not None
+    assert [len(page) for page in gateway.holder_pages(QUAL, "Granted")] == [1]
+    assert pacer.acquired == 2 and pacer.successes == 2

@@ -93,3 +93,12 @@ def test_integer_value_bounds() -> None:
     assert parse_integer_value("") is None
     assert parse_integer_value(" -2147483648 ") == -(2**31)
     assert parse_integer_value("+42") == 42
+
+
+def test_regrant_option() -> None:
+    assert parse(f"{QUAL} A1AAAA value=3").regrant is False
+    assert parse(f"{QUAL} A1AAAA value=3 regrant=yes").regrant is True
+    assert parse(f"{QUAL} A1AAAA REGRANT=no").regrant is False
+    with pytest.raises(InvalidRequest) as raised:
+        parse(f"{QUAL} A1AAAA regrant=maybe")
+    assert raised.value.errors[Field.COMMAND] == "regrant= takes yes or no, not `maybe`."

@@ -100,7 +100,7 @@ def test_first_of_two_approvals_updates_the_message_and_grants_nothing(two_neede
     assert buttons(shown)[0]["confirm"]["title"]["text"] == "Grant now?"  # the next approval grants
     assert state(app) is RequestState.PENDING
     assert app.mturk.calls("AssociateQualificationWithWorker") == []
-    assert app.thread() == []  # nothing in the thread until it is decided
+    assert app.posts("approved") == [] and app.posts("approval_added") == []  # no thread post until it runs
 
     app.click(APPROVER, "approve_request", response_key="again")  # the same approver once more: counts once
     assert "You have already approved request #1 (1 of 2)" in ephemeral(app, "again")
@@ -288,7 +288,8 @@ def test_a_pending_request_keeps_the_number_it_was_made_with(
         after.click(APPROVER, "approve_request")
         message_showing(after, "(1 of 2)")
         assert state(after) is RequestState.PENDING
-        post_request(after, request_id=2)  # made now: one approval is enough
+        after.request(f"{QUAL} A1WORKER0000009")  # made now: one approval is enough
+        after.approval_message(2)
         after.click(APPROVER, "approve_request", 2)
         assert after.wait_final(2).state is RequestState.DONE
         after.click(APPROVER_2, "approve_request")

@@ -31,6 +31,7 @@ MODAL_CALLBACK = "grant_request_modal"
 # The modal's qualification type picker (an external_select fed by the app's options listener).
 TYPE_PICKER_BLOCK = "qualification_type"
 TYPE_PICKER_ACTION = "pick_qualification_type"
+REGRANT_BLOCK = "regrant"
 SECTION_TEXT_LIMIT = 3000  # also any text object's, so a context element's
 SECTION_FIELD_LIMIT = 2000
 HEADER_LIMIT = 150
@@ -155,10 +156,14 @@ def request_message(
     request: GrantRequest,
     workers: Sequence[WorkerOutcome],
     status: str | None = None,
+    change: str | None = None,
     approvers: Sequence[str] = (),
 ) -> tuple[str, list[Block]]:
     """The approval message: everything an approver must see, with buttons while the request is pending (and,
-    when it needs several approvers, whose approvals it has so far)."""
+    when it needs several approvers, whose approvals it has so far).
+
+    `change`: the preview's change line (bot/slack/preview_blocks.py), for a request that has one.
+    """
     worker_ids = [w.worker_id for w in workers]
     blocks: list[Block] = [
         {
@@ -187,6 +192,8 @@ def request_message(
                 "text": {"type": "plain_text", "text": truncate(f"Reason: {request.reason}", SECTION_TEXT_LIMIT)},
             }
         )
+    if change:
+        blocks.append(_section(change))
     blocks.append(_context("Granting overwrites any score a worker already has for this qualification."))
     if status:
         blocks.append(_section(status))
@@ -321,6 +328,8 @@ def usage_text(env: MTurkEnvironment, max_workers: int) -> str:
         "• `value=` is the score to give (a whole number); without it MTurk gives 1. "
         "Granting overwrites a worker's existing score.\n"
         "• `notify=no` grants without emailing the workers.\n"
+        "• Before posting, the app reads each worker's current score: the approval message shows the change, and "
+        "workers who already hold the score are not called; `regrant=yes` grants them again.\n"
         f"• Up to {max_workers} workers per request; Slack limits typed text to about 3,000 characters, "
         "so use the form's file upload for long lists.\n"
         f"• `{escape(CANCEL_USAGE)}` withdraws your own pending request (e.g. `/grant-qual cancel 12`).\n"
@@ -401,6 +410,18 @@ def grant_modal(env: MTurkEnvironment, private_metadata: dict[str, str]) -> dict
                     "initial_options": [_NOTIFY_OPTION],
                 },
             },
+            {
+                "type": "input",
+                "block_id": REGRANT_BLOCK,
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Workers who already hold the score"},
+                "element": {"type": "checkboxes", "action_id": "value", "options": [_REGRANT_OPTION]},
+                "hint": {
+                    "type": "plain_text",
+                    "text": "By default they are not called (no call, no second email); the approval message "
+                    "shows how many.",
+                },
+            },
             _text_input(
                 "reason",
                 "Reason",
@@ -412,6 +433,10 @@ def grant_modal(env: MTurkEnvironment, private_metadata: dict[str, str]) -> dict
     }
 
 
+_REGRANT_OPTION = {
+    "text": {"type": "plain_text", "text": "Re-grant workers who already hold this score"},
+    "value": "regrant",
+}
 _NOTIFY_OPTION = {
     "text": {"type": "plain_text", "text": "Email the workers that they received the qualification"},
     "value": "notify",
@@ -452,6 +477,8 @@ def result_message(
     request: GrantRequest, outcomes: Sequence[WorkerOutcome], elapsed: float | None
 ) -> tuple[str, list[Block]]:
     """The thread reply when a round ends: the counts, failures grouped by reason, and Retry failed."""
+    skipped = [o for o in outcomes if o.status is WorkerStatus.SKIPPED]
+    outcomes = [o for o in outcomes if o.status is not WorkerStatus.SKIPPED]
     granted = [o for o in outcomes if o.status is WorkerStatus.GRANTED]
     failed = [o for o in outcomes if o.status is WorkerStatus.FAILED]
     tag = environment_tag(request.mturk_env)
@@ -468,6 +495,8 @@ def result_message(
             f":warning: {tag} Granted {what} to {len(granted)} of {len(outcomes)} worker(s); {len(failed)} failed"
             f"{took}{round_label}."
         )
+    if skipped:
+        summary += f" {_skipped_text(skipped)}"
     blocks = [_section(summary)]  # the counts and the outcome first, whatever follows
     if failed:
         blocks.append(_section(_failure_groups(failed)))
@@ -535,6 +564,13 @@ def retired_summary(blocks: Sequence[Block], retried_by: str, next_round: int) -
     """A round's summary once its failures were retried: the button gives way to who retried."""
     kept = [b for b in blocks if b.get("type") != "actions"]
     return [*kept, _context(f":repeat: Retried by <@{retried_by}>: round {next_round} follows below.")]
+
+
+def _skipped_text(skipped: Sequence[WorkerOutcome]) -> str:
+    """ "12 already held 80 and were not called." (the preview found their score already there)."""
+    values = {_num(o.integer_value) for o in skipped}
+    held = f"held {next(iter(values))}" if len(values) == 1 else "held their score"
+    return f"{len(skipped)} already {held} and were not called."
 
 
 def progress_text(request: GrantRequest, granted: int, failed: int, remaining: int, rate: float | None) -> str:

@@ -14,6 +14,7 @@ from bot.service import CannotSubmit, NotAllowed
 from bot.slack import blocks, lookups
 from bot.slack.after_ack import Requester, run_after_ack
 from bot.slack.cancel import cancel_by_command
+from bot.slack.preview_progress import preview_request
 from bot.slack.qualification_lookups import answer_mturk_lookup
 from bot.slack.submission import announce_request
 
@@ -56,6 +57,7 @@ def register(app: App, context: SlackContext) -> None:
                 cancel_by_command(context, requester, parsed)
             else:
                 requester.request = service.submit(user_id, parsed)
+                requester.request = preview_request(context, requester.request)
                 announce_request(context, requester.request, reply)
         except NotAllowed as refusal:
             reply(f":no_entry: {refusal} Nothing was posted.")

@@ -29,6 +29,7 @@ Links = Mapping[int, str | None]
 Answer = tuple[str, list[Block]]
 
 STATE_LABELS = {
+    RequestState.PREVIEWING: ":mag: being previewed: reading each worker's current score from MTurk",
     RequestState.PENDING: ":hourglass: waiting for a decision",
     RequestState.APPROVED: ":white_check_mark: approved, about to grant",
     RequestState.GRANTING: ":hourglass_flowing_sand: granting",
@@ -124,6 +125,8 @@ def _outcome(entry: WorkerHistoryEntry) -> str:
     request, outcome = entry.request, entry.outcome
     if outcome.status is WorkerStatus.GRANTED:
         return ":white_check_mark: granted"
+    if outcome.status is WorkerStatus.SKIPPED:
+        return ":heavy_minus_sign: not called: already held the score"
     if outcome.status is WorkerStatus.FAILED:
         reason = escape(outcome.error_message or outcome.error_code or "no reason given")
         return f":x: failed: {truncate(reason, FAILURE_MESSAGE_LIMIT)}"
@@ -152,7 +155,9 @@ def _where(request: GrantRequest, link: str | None) -> str:
 
 
 def _counts(status: RequestStatus) -> str:
-    return f"{status.granted} granted · {status.failed} failed · {status.pending} pending"
+    counts = f"{status.granted} granted · {status.failed} failed · {status.pending} pending"
+    skipped = status.counts.get(WorkerStatus.SKIPPED, 0)
+    return f"{counts} · {skipped} not called (already held the score)" if skipped else counts
 
 
 def _section(text: str) -> Block:

@@ -16,9 +16,10 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.reports import results_csv, workers_csv
+from bot.config import MTurkEnvironment
+from bot.reports import preview_csv, results_csv, workers_csv
 from bot.requests import EventKind, GrantRequest, RequestEvent, RequestState, WorkerStatus
-from bot.slack import blocks, pending_blocks
+from bot.slack import blocks, pending_blocks, preview_blocks
 from bot.store import GrantStore
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,18 @@ class SlackMessenger:
             return
         approvers = self.store.approvers(request.id) if request.approvals_required > 1 else ()
         text, message_blocks = blocks.request_message(
-            request, self.store.outcomes(request.id), self._status(request, progress, approvers), approvers
+            request,
+            self.store.outcomes(request.id),
+            self._status(request, progress, approvers),
+            self._change(request),
+            approvers,
         )
         self.client.chat_update(channel=request.channel_id, ts=request.message_ts, text=text, blocks=message_blocks)
+
+    def _change(self, request: GrantRequest) -> str | None:
+        """The preview's change line, for a request that has a preview."""
+        summary = self.store.preview_summary(request.id)
+        return preview_blocks.change_text(request, summary) if summary else None
 
     def _status(self, request: GrantRequest, progress: str, approvers: tuple[str, ...] = ()) -> str | None:
         if request.state is RequestState.PENDING:
@@ -95,7 +105,9 @@ class SlackMessenger:
             return
         found = self._find_posted(event, self.approval_channel, None) if event.attempts > 1 else None
         if found is None:
-            text, message_blocks = blocks.request_message(request, self.store.outcomes(request.id))
+            text, message_blocks = blocks.request_message(
+                request, self.store.outcomes(request.id), change=self._change(request)
+            )
             response = self.client.chat_postMessage(
                 channel=self.approval_channel, text=text, blocks=message_blocks, metadata=_metadata(event)
             )
@@ -212,8 +224,16 @@ class SlackMessenger:
         )
 
     def _step_worker_file(self, request: GrantRequest, event: RequestEvent) -> None:
-        """The full list of workers and scores as a file in the thread when the approval message leaves some out,
-        so the approver sees everyone."""
+        """The preview as a file in the thread (each worker's current and new score), for every request with one;
+        for a request stored without a preview, the full list of workers and scores when the approval message
+        leaves some out, so the approver sees everyone."""
+        changes = self.store.changes(request.id)
+        if any(c.change is not None for c in changes):
+            env = MTurkEnvironment(request.mturk_env).label
+            comment = f"The change for each of the {request.worker_count} workers: current score, new score, change."
+            filename = f"grant-qual-request-{request.id}-preview.csv"
+            self._upload_once(request, event, filename, preview_csv(changes, env), comment)
+            return
         outcomes = self.store.outcomes(request.id)
         if not blocks.needs_worker_file(request, outcomes):
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App
@@ -22,6 +23,7 @@ from bot.service import CannotSubmit, NotAllowed
 from bot.slack import blocks
 from bot.slack.after_ack import Requester, run_after_ack
 from bot.slack.files import FileDownloadError, fetch_uploaded_file
+from bot.slack.preview_progress import preview_request
 from bot.slack.submission import announce_request
 from bot.worker_files import WorkerFileError, parse_worker_file
 
@@ -50,6 +52,7 @@ def register(app: App, context: SlackContext) -> None:
         user_id = str(body.get("user", {}).get("id", ""))
         values = view.get("state", {}).get("values", {})
         try:
+            file_workers, file_current = _workers_from_file(context, values, user_id)
             spec = build_grant_spec(
                 qualification_type_id=_picked(values, blocks.TYPE_PICKER_BLOCK),
                 worker_ids=split_worker_ids(_text(values, "workers")),
@@ -57,8 +60,9 @@ def register(app: App, context: SlackContext) -> None:
                 send_notification=_checked(values, "notify"),
                 reason=_text(values, "reason"),
                 max_workers=max_workers,
-                file_workers=_workers_from_file(context, values, user_id),
+                file_workers=file_workers,
             )
+            spec = replace(spec, regrant=_checked(values, blocks.REGRANT_BLOCK), file_current=file_current)
             request = service.submit(user_id, spec)
         except InvalidRequest as invalid:
             ack(response_action="errors", errors=_inline_errors(invalid))
@@ -68,14 +72,21 @@ def register(app: App, context: SlackContext) -> None:
             return
         ack()
         requester = Requester(user_id, _reply_to(view, context, user_id), request)
-        run_after_ack(context, requester, lambda: announce_request(context, request, requester.reply))
+
+        def preview_and_announce() -> None:
+            requester.request = preview_request(context, request)
+            announce_request(context, requester.request, requester.reply)
+
+        run_after_ack(context, requester, preview_and_announce)
 
 
-def _workers_from_file(context: SlackContext, values: dict[str, Any], user_id: str) -> tuple[WorkerTarget, ...]:
-    """Workers from the uploaded file, if any; its problems come back inline, by line number."""
+def _workers_from_file(
+    context: SlackContext, values: dict[str, Any], user_id: str
+) -> tuple[tuple[WorkerTarget, ...], tuple[tuple[str, int], ...]]:
+    """Workers from the uploaded file, if any, and its CURRENT- scores; its problems come back inline, by line."""
     files = (values.get("workers_file", {}).get("value", {}) or {}).get("files") or []
     if not files or not isinstance(files[0], dict):
-        return ()
+        return (), ()
     context.service.ensure_may_request(user_id)  # an outsider's file is not even downloaded
     qualification_type_id = parse_qualification_type_id(_picked(values, blocks.TYPE_PICKER_BLOCK))
     name = context.service.qualification_name(qualification_type_id)
@@ -94,7 +105,7 @@ def _workers_from_file(context: SlackContext, values: dict[str, Any], user_id: s
         raise InvalidRequest({Field.WORKERS_FILE: str(error)}) from None
     except WorkerFileError as error:
         raise InvalidRequest({Field.WORKERS_FILE: error.summary()}) from None
-    return parsed.workers
+    return parsed.workers, parsed.current_values
 
 
 def _inline_errors(invalid: InvalidRequest) -> dict[str, str]:

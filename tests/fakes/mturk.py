@@ -97,6 +97,8 @@ class FakeMTurk(FakeHttpServer):
         # (probability, seconds): some calls are slow, as MTurk's are under load.
         self.random_slow: tuple[float, float] = (0.0, 0.0)
         self.throttle_above_tps: float | None = None
+        # Whether reads (GetQualificationScore, ListWorkersWithQualificationType) count against that rate too.
+        self.throttle_reads = False
         self.random_faults: dict[str, float] = {}
         self.random = random.Random(seed)
         self.injected_faults: collections.Counter[str] = collections.Counter()
@@ -318,7 +320,9 @@ class FakeMTurk(FakeHttpServer):
         return {}
 
     def _get_qualification_score(self, params: dict[str, Any]) -> dict[str, Any]:
-        # Reads are not subject to the faults injected into grants; only latency applies.
+        # Reads are not subject to the faults injected into grants; only latency applies (and, if asked, the rate).
+        if self.throttle_reads:
+            self._admit_by_rate()
         if self.latency > 0:
             time.sleep(self.latency)
         type_id = _require_id(params, "QualificationTypeId", QUALIFICATION_TYPE_ID)
@@ -346,6 +350,8 @@ class FakeMTurk(FakeHttpServer):
 
     def _list_workers_with_qualification_type(self, params: dict[str, Any]) -> dict[str, Any]:
         """The type's holders with the given Status (both without one), oldest grant first, a page at a time."""
+        if self.throttle_reads:
+            self._admit_by_rate()
         if self.latency > 0:
             time.sleep(self.latency)
         type_id = _require_id(params, "QualificationTypeId", QUALIFICATION_TYPE_ID)

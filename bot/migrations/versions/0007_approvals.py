@@ -5,7 +5,7 @@ approver adds nothing. A request keeps the number of approvals it needed when it
 before this migration needed one, and keep needing one.
 
 Revision ID: 0007
-Revises: 0005 (to become 0006 when the preview's migration is merged before it)
+Revises: 0006
 Create Date: 2026-11-29
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
