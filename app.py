@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -32,7 +32,9 @@ from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 from bot.config import Settings, SettingsError, load_settings
 from bot.executor import GrantExecutor
 from bot.logs import configure_logging
+from bot.metrics import AppMetrics
 from bot.mturk import MTurkGateway, create_mturk_client
+from bot.operations import OperationsRoutes, OperationsServer
 from bot.pending import PendingSweeper
 from bot.policy import AccessPolicy
 from bot.preview_runner import PreviewRunner
@@ -66,9 +68,13 @@ class GrantQual:
     after_ack: ThreadPoolExecutor
     sweeper: PendingSweeper
     previews: PreviewRunner
+    metrics: AppMetrics = field(default_factory=AppMetrics)
+    operations_server: OperationsServer | None = None  # /healthz and /metrics on METRICS_PORT, when set
 
-    def wsgi(self) -> SlackHttpGate:
-        return SlackHttpGate(SlackFormHandler(self.bolt, path=EVENTS_PATH), self.settings.slack_signing_secret)
+    def wsgi(self) -> OperationsRoutes:
+        """/healthz and /metrics (no signature needed), then the Slack gate for everything else."""
+        gate = SlackHttpGate(SlackFormHandler(self.bolt, path=EVENTS_PATH), self.settings.slack_signing_secret)
+        return OperationsRoutes(self.store.engine, self.metrics, inner=gate)
 
     def start_background_work(self) -> None:
         """Resume what a previous process left (grants, undelivered events) and keep sweeping for it."""
@@ -79,6 +85,11 @@ class GrantQual:
         self.previews.start_recovery_loop(on_finished=self.delivery.wake)
         self.delivery.start()
         self.sweeper.start()
+        if self.settings.metrics_port is not None:
+            self.operations_server = OperationsServer(
+                OperationsRoutes(self.store.engine, self.metrics), self.settings.metrics_port
+            )
+            self.operations_server.start()
 
     def shutdown(self) -> None:
         """Stop taking work, record calls in flight, then tell Slack what can still be told."""
@@ -88,6 +99,8 @@ class GrantQual:
         self.executor.shutdown()
         self.progress.close()
         self.delivery.stop()
+        if self.operations_server is not None:
+            self.operations_server.stop()
 
 
 def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQual:
@@ -95,6 +108,9 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
     store.upgrade_schema()
     pacer = AdaptiveRateLimiter(settings.mturk_max_tps)
     gateway = MTurkGateway(create_mturk_client(settings), settings.mturk_env, pacer=pacer)
+    metrics = AppMetrics()
+    metrics.meter_mturk_calls(gateway.client)
+    metrics.watch(store.engine, pacer)
     lease = timedelta(seconds=settings.lease_seconds)
     executor = GrantExecutor(store, gateway, max_concurrency=settings.mturk_max_concurrency, lease=lease)
     policy = AccessPolicy(
@@ -139,7 +155,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
     ttl = timedelta(hours=settings.request_ttl_hours)
     sweeper = PendingSweeper(store, ttl=ttl, remind_after=remind_after, clock=clock, on_change=delivery.wake)
     return GrantQual(
-        settings, bolt, store, executor, service, messenger, delivery, progress, after_ack, sweeper, previews
+        settings, bolt, store, executor, service, messenger, delivery, progress, after_ack, sweeper, previews, metrics
     )
 
 
@@ -197,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(os.environ)
     except SettingsError as error:
         return _report([CheckResult("Settings", False, str(error))], check_only)
-    configure_logging(settings.secrets())
+    configure_logging(settings.secrets(), log_format=settings.log_format)
     # Settings hold the Slack secrets from here on. Bolt would read SLACK_BOT_TOKEN again by itself and warn
     # that the token of the client it is given wins.
     for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
@@ -243,9 +259,9 @@ def serve(settings: Settings) -> int:
 
 def serve_socket_mode(grant_qual: GrantQual) -> int:
     """Connect to Slack over Socket Mode and keep the connection until SIGTERM or Ctrl-C."""
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from bot.slack.socket_mode import TimedSocketModeHandler
 
-    handler = SocketModeHandler(grant_qual.bolt, grant_qual.settings.slack_app_token)
+    handler = TimedSocketModeHandler(grant_qual.bolt, grant_qual.settings.slack_app_token, metrics=grant_qual.metrics)
     try:
         handler.connect()
     except (SlackClientError, OSError) as error:

@@ -95,6 +95,9 @@ class Settings:
     approvals_required: int = 1
     production_approvals_required: int | None = None
     reject_reason_required: bool = False
+    log_format: str = "text"  # LOG_FORMAT: "text" lines, or "json" (one object per line)
+    # Where /healthz and /metrics are served besides PORT in HTTP mode (in Socket Mode: the only place); None: not.
+    metrics_port: int | None = None
 
     @property
     def socket_mode(self) -> bool:
@@ -140,6 +143,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         approvals_required=_approvals(env, "APPROVALS_REQUIRED", approvers) or 1,
         production_approvals_required=_approvals(env, "PRODUCTION_APPROVALS_REQUIRED", approvers),
         reject_reason_required=_bool(env, "REJECT_REASON_REQUIRED", default=False),
+        **_operations(env),
     )
 
 
@@ -154,6 +158,24 @@ def _approvals(env: Mapping[str, str], name: str, approvers: frozenset[str]) -> 
             f"be approved ({README_HINT})"
         )
     return required
+
+
+def _operations(env: Mapping[str, str]) -> dict[str, str | int | None]:
+    """LOG_FORMAT (text or json) and METRICS_PORT (not PORT: that one serves the routes already in HTTP mode)."""
+    log_format = env.get("LOG_FORMAT", "").lower() or "text"
+    if log_format not in ("text", "json"):
+        raise SettingsError(f"LOG_FORMAT must be 'text' or 'json', not {env['LOG_FORMAT']!r} ({README_HINT})")
+    metrics_port = _int(env, "METRICS_PORT", default=0, low=1, high=65535) if env.get("METRICS_PORT") else None
+    if (
+        metrics_port is not None
+        and not env.get("SLACK_APP_TOKEN")
+        and metrics_port == _int(env, "PORT", default=3000, low=1, high=65535)
+    ):
+        raise SettingsError(
+            f"METRICS_PORT ({metrics_port}) is PORT: in HTTP mode /healthz and /metrics are served on PORT already; "
+            f"leave METRICS_PORT empty or choose another port ({README_HINT})"
+        )
+    return {"log_format": log_format, "metrics_port": metrics_port}
 
 
 def _pending_hours(env: Mapping[str, str]) -> dict[str, int]:

@@ -25,9 +25,10 @@ from datetime import timedelta
 from typing import Protocol
 
 from bot.config import MTurkEnvironment
+from bot.logs import log_context
 from bot.mturk import MTurkAccessError, MTurkGateway
 from bot.preview import drifted
-from bot.requests import GrantRequest, RequestState, WorkerOutcome, WorkerStatus, WorkerTarget
+from bot.requests import GrantRequest, Operation, RequestState, WorkerOutcome, WorkerStatus, WorkerTarget
 from bot.store import GrantStore
 
 log = logging.getLogger(__name__)
@@ -169,6 +170,9 @@ class GrantExecutor:
             return None
         finished = self.store.get(request_id)
         assert finished is not None
+        log.info(
+            "request #%s finished: %s", request_id, state, extra=log_context(request_id=request_id, event="finished")
+        )
         self.observer.grant_finished(finished)
         return state
 
@@ -269,13 +273,19 @@ class GrantExecutor:
         access_error: list[str],
         lost: threading.Event,
     ) -> WorkerOutcome | None:
-        """The worker's outcome, or None if the call was not made (the lease was lost: the worker stays pending)."""
+        """The worker's outcome, or None if the call was not made (the lease was lost: the worker stays pending).
+
+        Grants or revokes, as the worker's operation says."""
         if lost.is_set():
             return None
         if access_error:
             return _failed(target, "AccessError", access_error[0])
         try:
             # In doubt: a call made before a crash may have reached MTurk; the gateway reads it back first.
+            if target.operation is Operation.REVOKE:
+                return self.gateway.revoke(
+                    target, request.qualification_type_id, request.worker_message, may_have_landed=in_doubt
+                )
             return self.gateway.grant(
                 target, request.qualification_type_id, request.send_notification, may_have_landed=in_doubt
             )
@@ -310,4 +320,6 @@ class _CallWindow:
 
 
 def _failed(target: WorkerTarget, code: str, message: str) -> WorkerOutcome:
-    return WorkerOutcome(target.worker_id, target.integer_value, WorkerStatus.FAILED, code, message)
+    return WorkerOutcome(
+        target.worker_id, target.integer_value, WorkerStatus.FAILED, code, message, operation=target.operation
+    )

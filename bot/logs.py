@@ -1,11 +1,15 @@
-"""Logging set-up; a filter keeps tokens and secrets out of every log line, tracebacks included."""
+"""Logging set-up: text lines or JSON objects (LOG_FORMAT); a filter keeps tokens and secrets out of every log
+line, tracebacks and context fields included."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 # Shapes of Slack tokens and AWS secrets, in case one arrives inside an error text we did not write.
 _TOKEN_SHAPES = re.compile(
@@ -14,6 +18,16 @@ _TOKEN_SHAPES = re.compile(
 _FORMATTER = logging.Formatter()
 # Secrets that boto3 reads from the environment itself, so Settings never holds them.
 AWS_SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+# What a log call may say about its context (with `extra=log_context(...)`); JSON lines carry them as fields.
+CONTEXT_FIELDS = ("request_id", "user_id", "event")
+
+
+def log_context(
+    *, request_id: int | None = None, user_id: str | None = None, event: str | None = None
+) -> dict[str, Any]:
+    """`extra` for a log call: the request, the Slack user and what happened, the ones given."""
+    given = {"request_id": request_id, "user_id": user_id, "event": event}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 class RedactSecrets(logging.Filter):
@@ -38,13 +52,40 @@ class RedactSecrets(logging.Filter):
             record.exc_info = None
         if record.stack_info:
             record.stack_info = self.redact(record.stack_info)
+        for name in CONTEXT_FIELDS:
+            value = getattr(record, name, None)
+            if isinstance(value, str):
+                setattr(record, name, self.redact(value))
         return True
 
 
-def configure_logging(secrets: Iterable[str], level: int = logging.INFO) -> None:
+class JsonLines(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, the context fields given, the traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in CONTEXT_FIELDS:
+            if getattr(record, name, None) is not None:
+                line[name] = getattr(record, name)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def configure_logging(secrets: Iterable[str], level: int = logging.INFO, *, log_format: str = "text") -> None:
     aws_secrets = [os.environ.get(name, "") for name in AWS_SECRET_VARIABLES]
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    text_lines = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(JsonLines() if log_format == "json" else text_lines)
     handler.addFilter(RedactSecrets([*secrets, *aws_secrets]))
     root = logging.getLogger()
     root.handlers = [handler]

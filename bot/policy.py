@@ -51,6 +51,13 @@ class AccessPolicy:
             )
         return None
 
+    def undo_refusal(self, user_id: str) -> str | None:
+        """Why `user_id` may not ask to undo a finished request, or None if they may (approvers may; the undo is
+        then decided like any request, by another approver)."""
+        if user_id in self.approvers:
+            return None
+        return "Only approvers listed in GRANT_APPROVERS can undo a request."
+
     def lookup_refusal(self, user_id: str) -> str | None:
         """Why `user_id` may not look things up, or None if they may (requesters and approvers may)."""
         if user_id in self.requesters or user_id in self.approvers:

@@ -24,6 +24,11 @@ USAGE = (
     "/grant-qual <QUALIFICATION_TYPE_ID> <WORKER_ID> [<WORKER_ID> ...] [value=<N>] [notify=no] "
     "[regrant=yes] [reason=<text to end of line>]"
 )
+REVOKE_USAGE = (
+    '/grant-qual revoke <QUALIFICATION_TYPE_ID or "name"> <WORKER_ID> [<WORKER_ID> ...] '
+    "[reason=<internal text>] [message=<text sent to the workers>]"
+)
+MAX_WORKER_MESSAGE_CHARS = 1000
 CANCEL_USAGE = "/grant-qual cancel <REQUEST_NUMBER>"
 
 
@@ -36,6 +41,7 @@ class Field(StrEnum):
     VALUE = "value"
     NOTIFY = "notify"
     REASON = "reason"
+    WORKER_MESSAGE = "worker_message"
     COMMAND = "command"
 
 
@@ -93,6 +99,7 @@ class EventKind(StrEnum):
     EXPIRED = "expired"
     REMINDED = "reminded"  # the approvers were reminded of a request still pending (recorded once per request)
     APPROVAL_ADDED = "approval_added"  # one approval of several needed: the request stays pending
+    UNDO_REQUESTED = "undo_requested"  # on the original: a request undoing it was made (recorded once per request)
 
 
 class DeliveryState(StrEnum):
@@ -120,12 +127,20 @@ class RequestEvent:
     round: int = 1
 
 
+class Operation(StrEnum):
+    """What a request does to one worker: grant a score, or revoke the qualification."""
+
+    GRANT = "grant"
+    REVOKE = "revoke"
+
+
 @dataclass(frozen=True)
 class WorkerTarget:
-    """One worker to grant, and the score to give (None: MTurk's default of 1)."""
+    """One worker to change: grant the score (None: MTurk's default of 1), or revoke (integer_value None)."""
 
     worker_id: str
     integer_value: int | None
+    operation: Operation = Operation.GRANT
 
 
 @dataclass(frozen=True)
@@ -143,6 +158,10 @@ class GrantSpec:
     regrant: bool = False
     # A requester-site worker file's CURRENT-<name> column, per worker: compared with what MTurk says.
     file_current: tuple[tuple[str, int], ...] = ()
+    # Revokes only: the text MTurk shows (and, given, emails) the worker as the reason; None sends nothing.
+    # `reason` stays internal (the approvers and the record).
+    worker_message: str | None = None
+    undo_of: int | None = None  # the request this one undoes
 
 
 @dataclass(frozen=True)
@@ -172,6 +191,17 @@ class GrantRequest:
     approvals_required: int = 1
     decision_reason: str | None = None  # the approver's reason for a rejection, as typed
     regrant: bool = False
+    worker_message: str | None = None
+    undo_of: int | None = None  # the request this one undoes
+    undone_by: int | None = None  # the request that undoes this one (at most one)
+    revoke_count: int = 0  # how many of its workers are revoked (the others are granted)
+
+    @property
+    def kind_label(self) -> str:
+        """What people are told the request does, loudly when it revokes: "", "REVOKE" or "GRANT AND REVOKE"."""
+        if not self.revoke_count:
+            return ""
+        return "REVOKE" if self.revoke_count >= self.worker_count else "GRANT AND REVOKE"
 
 
 @dataclass(frozen=True)
@@ -184,6 +214,7 @@ class WorkerOutcome:
     error_code: str | None = None
     error_message: str | None = None
     hint: str | None = None
+    operation: Operation = Operation.GRANT
 
 
 @dataclass(frozen=True)
@@ -358,6 +389,8 @@ def parse_command_text(
         return mturk_lookup
     if (cancel := _parse_cancel(stripped)) is not None:
         return cancel
+    if (revoke := _parse_revoke(stripped, max_workers=max_workers)) is not None:
+        return revoke
     type_name, stripped = _take_quoted_name(stripped)
     words, reason = _split_reason(stripped)
     options = {"value": None, "notify": "yes", "regrant": "no"}
@@ -412,6 +445,94 @@ def _parse_cancel(text: str) -> CancelWanted | None:
         got = f"; not `{given[:30]}`" if given else ""
         raise InvalidRequest({Field.COMMAND: f"cancel takes one request number, e.g. `/grant-qual cancel 12`{got}."})
     return CancelWanted(int(number))
+
+
+def _parse_revoke(text: str, *, max_workers: int) -> GrantSpec | None:
+    """`revoke <type> <worker> … [reason=<internal text>] [message=<text sent to the workers>]`; None when the
+    text is not a revoke. The word is matched in any case but all capitals (`REVOKE` could be a type ID)."""
+    word, *rest = text.split(maxsplit=1)
+    if word.lower() != "revoke" or QUALIFICATION_TYPE_ID_PATTERN.fullmatch(word):
+        return None
+    type_name, remainder = _take_quoted_name(rest[0].strip() if rest else "")
+    words, texts = _split_texts(remainder, ("reason", "message"))
+    positional = [w for w in _SEPARATORS.split(words) if w]
+    errors: dict[Field, str] = {}
+    if unknown := [w for w in positional if "=" in w]:
+        errors[Field.COMMAND] = (
+            f"Unknown option `{unknown[0].partition('=')[0][:30]}=`; a revoke takes reason= (internal) and message= "
+            "(sent to the workers)."
+        )
+        positional = [w for w in positional if "=" not in w]
+    if type_name is None and not positional:
+        errors[Field.QUALIFICATION_TYPE] = f"Give the qualification type, then the worker IDs: `{REVOKE_USAGE}`."
+    if type_name is not None:
+        positional.insert(0, "")
+    message = texts.get("message", "").replace("\x00", "").strip()
+    if len(message) > MAX_WORKER_MESSAGE_CHARS:
+        errors[Field.WORKER_MESSAGE] = (
+            f"The message to workers is {len(message)} characters; keep it under {MAX_WORKER_MESSAGE_CHARS}."
+        )
+    try:
+        spec = build_grant_spec(
+            qualification_type_id=positional[0] if positional else "",
+            type_name=type_name or "",
+            worker_ids=positional[1:],
+            integer_value=None,
+            send_notification=bool(message),
+            reason=texts.get("reason", ""),
+            max_workers=max_workers,
+        )
+    except InvalidRequest as e:
+        raise InvalidRequest({**e.errors, **errors}) from None
+    if errors:
+        raise InvalidRequest(errors)
+    return as_revoke(spec, message or None)
+
+
+def as_revoke(spec: GrantSpec, worker_message: str | None) -> GrantSpec:
+    """The same workers revoked instead of granted; `worker_message` is what MTurk sends them (None: nothing)."""
+    workers = tuple(WorkerTarget(w.worker_id, None, Operation.REVOKE) for w in spec.workers)
+    return replace(spec, workers=workers, worker_message=worker_message, send_notification=bool(worker_message))
+
+
+def with_revokes(spec: GrantSpec, *, revoke_all: bool, worker_message: str) -> GrantSpec:
+    """The form's choice applied: every worker revoked (`revoke_all`), or the file's `Revoke` rows only; the
+    message to workers goes with revokes alone (InvalidRequest otherwise)."""
+    message = worker_message.replace("\x00", "").strip()
+    if len(message) > MAX_WORKER_MESSAGE_CHARS:
+        raise InvalidRequest(
+            {
+                Field.WORKER_MESSAGE: f"The message to workers is {len(message)} characters; keep it under "
+                f"{MAX_WORKER_MESSAGE_CHARS}."
+            }
+        )
+    if revoke_all:
+        return as_revoke(spec, message or None)
+    if not any(w.operation is Operation.REVOKE for w in spec.workers):
+        if message:
+            raise InvalidRequest(
+                {Field.WORKER_MESSAGE: "The message to workers goes with a revoke; choose Revoke, or leave it empty."}
+            )
+        return spec
+    return replace(spec, worker_message=message or None)
+
+
+def _split_texts(text: str, names: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+    """Options that take free text (`reason=`, `message=`): each runs to the next such option or the end of its
+    line; the words outside them come back for parsing."""
+    pattern = re.compile(r"(?:^|(?<=\s))(" + "|".join(names) + r")=", flags=re.IGNORECASE)
+    found = list(pattern.finditer(text))
+    if not found:
+        return text, {}
+    texts: dict[str, str] = {}
+    words = [text[: found[0].start()]]
+    for i, match in enumerate(found):
+        end = found[i + 1].start() if i + 1 < len(found) else len(text)
+        body = text[match.end() : end]
+        line, newline, after = body.partition("\n")
+        texts[match.group(1).lower()] = line.strip()
+        words.append(after if newline else "")
+    return "\n".join(words), texts
 
 
 def is_lookup(text: str) -> bool:

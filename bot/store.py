@@ -60,6 +60,7 @@ from bot.requests import (
     EventKind,
     GrantRequest,
     GrantSpec,
+    Operation,
     RequestEvent,
     RequestState,
     WorkerOutcome,
@@ -116,6 +117,12 @@ grant_requests = Table(
     Column("decision_reason", Text),
     # Grant workers who already held the score at the preview too; NULL (before the preview existed) is no.
     Column("regrant", Boolean),
+    # Revokes: the text MTurk shows (and emails) the revoked workers; NULL sends them nothing. `reason` is internal.
+    Column("worker_message", Text),
+    # Undo: the request this one undoes, and the one request that undoes this one (set once, by compare-and-swap).
+    Column("undo_of", Integer),
+    Column("undone_by", Integer),
+    Column("revoke_count", Integer, nullable=False, server_default="0"),  # workers revoked; the others are granted
 )
 
 worker_grants = Table(
@@ -139,6 +146,7 @@ worker_grants = Table(
     Column("previous_status", String(16)),
     Column("change", String(16)),
     Column("file_current", Integer),
+    Column("operation", String(8), nullable=False, server_default="grant"),  # grant or revoke (bot.requests.Operation)
 )
 # Each approver's approval of a request, once: a second click by the same approver inserts nothing.
 request_approvals = Table(
@@ -200,6 +208,10 @@ class Approval:
 
     result: ApprovalResult
     approvers: tuple[str, ...] = ()
+
+
+class _AlreadyUndone(Exception):
+    """Rolls back the transaction storing an undo whose original was undone (or is not finished) meanwhile."""
 
 
 class DatabaseUnreachable(Exception):
@@ -307,43 +319,17 @@ class GrantStore:
     ) -> GrantRequest:
         """Store a request: pending (posted for approval by its SUBMITTED event), or, with `preview_owner`,
         previewing under that owner's lease until finish_preview makes it pending."""
-        created = now()
-        file_current = dict(spec.file_current)
         with self._write() as conn:
-            request_id = conn.execute(
-                insert(grant_requests).values(
-                    requester_id=requester_id,
-                    qualification_type_id=spec.qualification_type_id,
-                    qualification_name=qualification_name,
-                    send_notification=spec.send_notification,
-                    reason=spec.reason,
-                    mturk_env=mturk_env,
-                    state=RequestState.PREVIEWING if preview_owner else RequestState.PENDING,
-                    worker_count=len(spec.workers),
-                    created_at=created,
-                    approvals_required=approvals_required,
-                    regrant=spec.regrant,
-                    lease_owner=preview_owner,
-                    lease_expires_at=created + lease if preview_owner else None,
-                )
-            ).inserted_primary_key[0]
-            conn.execute(
-                insert(worker_grants),
-                [
-                    {
-                        "request_id": request_id,
-                        "worker_id": w.worker_id,
-                        "position": i,
-                        "integer_value": w.integer_value,
-                        "status": WorkerStatus.PENDING,
-                        "updated_at": created,
-                        "file_current": file_current.get(w.worker_id),
-                    }
-                    for i, w in enumerate(spec.workers)
-                ],
+            request_id = _insert_request(
+                conn,
+                spec,
+                requester_id=requester_id,
+                mturk_env=mturk_env,
+                qualification_name=qualification_name,
+                preview_owner=preview_owner,
+                lease=lease,
+                approvals_required=approvals_required,
             )
-            if not preview_owner:
-                _add_event(conn, request_id, EventKind.SUBMITTED, requester_id, 1)
         request = self.get(request_id)
         assert request is not None
         return request
@@ -388,9 +374,11 @@ class GrantStore:
     def preview_targets(self, request_id: int) -> list[WorkerTarget]:
         """Every worker of the request, in order (a preview read after a crash reads them all again)."""
         c = worker_grants.c
-        query = select(c.worker_id, c.integer_value).where(c.request_id == request_id).order_by(c.position)
+        query = select(c.worker_id, c.integer_value, c.operation).where(c.request_id == request_id).order_by(c.position)
         with self.engine.connect() as conn:
-            return [WorkerTarget(row.worker_id, row.integer_value) for row in conn.execute(query)]
+            return [
+                WorkerTarget(row.worker_id, row.integer_value, Operation(row.operation)) for row in conn.execute(query)
+            ]
 
     def record_changes(
         self, request_id: int, changes: Sequence[WorkerChange], *, regrant: bool, owner: str | None = None
@@ -420,7 +408,7 @@ class GrantStore:
                 "b_previous_status": change.previous.status.value,
                 "b_change": change.kind.value,
                 "b_status": WorkerStatus.SKIPPED
-                if change.kind is ChangeKind.UNCHANGED and not regrant
+                if (change.kind is ChangeKind.UNCHANGED and not regrant) or change.kind is ChangeKind.NOT_HELD
                 else WorkerStatus.PENDING,
             }
             for change in changes
@@ -516,6 +504,79 @@ class GrantStore:
         ]
         with self._write() as conn:
             conn.execute(statement, rows)
+
+    def changed_workers(self, request_id: int) -> dict[str, Held]:
+        """The workers the request changed (done by it, not merely found done), each with the state recorded before
+        it ran; a worker without a recorded state (no preview) is left out: there is nothing known to restore."""
+        c = worker_grants.c
+        query = (
+            select(c.worker_id, c.previous_value, c.previous_status)
+            .where(
+                c.request_id == request_id,
+                c.status == WorkerStatus.GRANTED,
+                c.error_code.is_(None),
+                c.previous_status.is_not(None),
+            )
+            .order_by(c.position)
+        )
+        with self.engine.connect() as conn:
+            return {
+                row.worker_id: Held(HeldStatus(row.previous_status), row.previous_value) for row in conn.execute(query)
+            }
+
+    def create_undo(
+        self,
+        spec: GrantSpec,
+        *,
+        requester_id: str,
+        mturk_env: str,
+        qualification_name: str | None,
+        preview_owner: str | None = None,
+        lease: timedelta = timedelta(seconds=60),
+        approvals_required: int = 1,
+    ) -> GrantRequest | None:
+        """Store the request undoing `spec.undo_of`, once: in the same transaction the original, finished and not
+        undone yet, is marked undone by it (compare-and-swap) with its UNDO_REQUESTED event. None, with nothing
+        stored, for every caller but the first (and for an original not finished)."""
+        original = spec.undo_of
+        assert original is not None
+        try:
+            request_id = self._insert_undo(
+                spec, requester_id, mturk_env, qualification_name, preview_owner, lease, original, approvals_required
+            )
+        except _AlreadyUndone:
+            return None  # the transaction was rolled back: nothing of the second undo is stored
+        return self.get(request_id)
+
+    def _insert_undo(
+        self,
+        spec: GrantSpec,
+        requester_id: str,
+        mturk_env: str,
+        qualification_name: str | None,
+        preview_owner: str | None,
+        lease: timedelta,
+        original: int,
+        approvals_required: int = 1,
+    ) -> int:
+        c = grant_requests.c
+        with self._write(someone_waiting=True) as conn:
+            request_id = _insert_request(
+                conn,
+                spec,
+                requester_id=requester_id,
+                mturk_env=mturk_env,
+                qualification_name=qualification_name,
+                preview_owner=preview_owner,
+                lease=lease,
+                approvals_required=approvals_required,
+            )
+            finished = c.state.in_([RequestState.DONE, RequestState.FAILED])
+            if not _swap(conn, original, (c.undone_by.is_(None), finished), undone_by=request_id):
+                raise _AlreadyUndone
+            round_ = conn.execute(select(c.round).where(c.id == original)).scalar_one()
+            _add_event(conn, original, EventKind.UNDO_REQUESTED, requester_id, round_)
+        return request_id
 
     def get(self, request_id: int) -> GrantRequest | None:
         with self.engine.connect() as conn:
@@ -703,12 +764,14 @@ class GrantStore:
     def pending_workers(self, request_id: int) -> list[WorkerTarget]:
         c = worker_grants.c
         query = (
-            select(c.worker_id, c.integer_value)
+            select(c.worker_id, c.integer_value, c.operation)
             .where(c.request_id == request_id, c.status == WorkerStatus.PENDING)
             .order_by(c.position)
         )
         with self.engine.connect() as conn:
-            return [WorkerTarget(row.worker_id, row.integer_value) for row in conn.execute(query)]
+            return [
+                WorkerTarget(row.worker_id, row.integer_value, Operation(row.operation)) for row in conn.execute(query)
+            ]
 
     def record_outcomes(self, request_id: int, outcomes: Sequence[WorkerOutcome], round: int = 1) -> None:
         """Write a batch of finished workers in one transaction; a worker already final is left as it is."""
@@ -851,7 +914,16 @@ class GrantStore:
         """
         w = worker_grants.c
         query = (
-            select(grant_requests, w.worker_id, w.integer_value, w.status, w.error_code, w.error_message, w.hint)
+            select(
+                grant_requests,
+                w.worker_id,
+                w.integer_value,
+                w.status,
+                w.error_code,
+                w.error_message,
+                w.hint,
+                w.operation,
+            )
             .join(worker_grants, w.request_id == grant_requests.c.id)
             .where(w.worker_id == worker_id)
             .order_by(grant_requests.c.id.desc())
@@ -995,6 +1067,61 @@ class GrantStore:
             conn.execute(update(request_events).where(request_events.c.id == event_id).values(**values))
 
 
+def _insert_request(
+    conn: Connection,
+    spec: GrantSpec,
+    *,
+    requester_id: str,
+    mturk_env: str,
+    qualification_name: str | None,
+    preview_owner: str | None,
+    lease: timedelta,
+    approvals_required: int = 1,
+) -> int:
+    """Insert a request and its workers (see GrantStore.create_request); its ID."""
+    created = now()
+    file_current = dict(spec.file_current)
+    request_id = conn.execute(
+        insert(grant_requests).values(
+            requester_id=requester_id,
+            qualification_type_id=spec.qualification_type_id,
+            qualification_name=qualification_name,
+            send_notification=spec.send_notification,
+            reason=spec.reason,
+            mturk_env=mturk_env,
+            state=RequestState.PREVIEWING if preview_owner else RequestState.PENDING,
+            worker_count=len(spec.workers),
+            created_at=created,
+            approvals_required=approvals_required,
+            regrant=spec.regrant,
+            worker_message=spec.worker_message,
+            undo_of=spec.undo_of,
+            revoke_count=sum(w.operation is Operation.REVOKE for w in spec.workers),
+            lease_owner=preview_owner,
+            lease_expires_at=created + lease if preview_owner else None,
+        )
+    ).inserted_primary_key[0]
+    conn.execute(
+        insert(worker_grants),
+        [
+            {
+                "request_id": request_id,
+                "worker_id": w.worker_id,
+                "position": i,
+                "integer_value": w.integer_value,
+                "status": WorkerStatus.PENDING,
+                "updated_at": created,
+                "file_current": file_current.get(w.worker_id),
+                "operation": w.operation.value,
+            }
+            for i, w in enumerate(spec.workers)
+        ],
+    )
+    if not preview_owner:
+        _add_event(conn, request_id, EventKind.SUBMITTED, requester_id, 1)
+    return int(request_id)
+
+
 def _unattended(moment: datetime) -> Any:
     """Approved and never claimed, or being granted by a process whose lease expired (it died)."""
     c = grant_requests.c
@@ -1086,6 +1213,10 @@ def _to_request(row: Any) -> GrantRequest:
         approvals_required=row["approvals_required"],
         decision_reason=row["decision_reason"],
         regrant=bool(row["regrant"]),
+        worker_message=row["worker_message"],
+        undo_of=row["undo_of"],
+        undone_by=row["undone_by"],
+        revoke_count=row["revoke_count"] or 0,
     )
 
 
@@ -1099,6 +1230,7 @@ class RecordedChange:
     previous: Held | None  # None: no preview was read (a request stored before the preview existed)
     change: ChangeKind | None
     file_current: int | None
+    operation: Operation = Operation.GRANT
 
 
 @dataclass(frozen=True)
@@ -1118,6 +1250,7 @@ def _to_recorded_change(row: Any) -> RecordedChange:
         previous=Held(HeldStatus(status), row["previous_value"]) if status else None,
         change=ChangeKind(row["change"]) if row["change"] else None,
         file_current=row["file_current"],
+        operation=Operation(row["operation"]),
     )
 
 
@@ -1129,4 +1262,5 @@ def _to_outcome(row: Any) -> WorkerOutcome:
         error_code=row["error_code"],
         error_message=row["error_message"],
         hint=row["hint"],
+        operation=Operation(row["operation"]),
     )

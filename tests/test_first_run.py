@@ -373,6 +373,16 @@ def test_slack_answering_503_is_a_line_too(fake_slack: FakeSlack, fake_mturk: Fa
     )
 
 
+def test_a_brief_slack_hiccup_at_start_is_ridden_out(
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, workdir: Path
+) -> None:
+    """A replica restarting while Slack answers a few 503s and a 429 (the soak test's faults) still starts."""
+    fake_slack.fail_next("auth.test", status=503)
+    fake_slack.fail_next("conversations.history", status=429, retry_after=1)
+    result = run_app(workdir, http_env(fake_slack, fake_mturk), "--check")
+    assert result.returncode == 0, result.stdout
+
+
 def test_without_any_settings_check_says_what_is_missing(workdir: Path) -> None:
     result = run_app(workdir, {}, "--check")
     assert result.returncode == 1

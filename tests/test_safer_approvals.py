@@ -576,3 +576,29 @@ def test_a_form_slack_would_not_open_is_said_and_changes_nothing(app: RunningApp
     assert state(app) is RequestState.PENDING and app.slack.calls_to("chat.update") == []
     assert app.reject(APPROVER, "second try").status == 200  # a new click, a new trigger
     assert app.wait_final().state is RequestState.REJECTED
+
+
+def test_an_undo_needs_as_many_approvers_as_any_request(
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str
+) -> None:
+    app = start_app(fake_slack, fake_mturk, database_url, APPROVALS_REQUIRED="2", GRANT_APPROVERS=THREE_APPROVERS)
+    try:
+        post_request(app)
+        app.click(APPROVER, "approve_request")
+        message_showing(app, "(1 of 2)")
+        app.click(APPROVER_2, "approve_request")
+        assert app.wait_final().state is RequestState.DONE
+        summary = app.summary()
+        app.sender.click(APPROVER, "undo_request", "1", message=summary, message_ts=summary["ts"], channel_id=CHANNEL)
+        undo = app.slack.wait_for(lambda: app.grant_qual.store.get(2))
+        assert undo.approvals_required == 2 and undo.requester_id == APPROVER
+        app.approval_message(2)
+        app.click(APPROVER, "approve_request", 2, response_key="own")  # who asked for the undo never counts
+        assert "cannot decide on your own request" in ephemeral(app, "own")
+        app.click(APPROVER_2, "approve_request", 2)
+        message_showing(app, "(1 of 2)", 2)
+        assert state(app, 2) is RequestState.PENDING
+        app.click(APPROVER_3, "approve_request", 2)
+        assert app.wait_final(2).state is RequestState.DONE
+    finally:
+        app.stop()

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot.config import load_settings
-from bot.logs import RedactSecrets, configure_logging
+from bot.logs import JsonLines, RedactSecrets, configure_logging, log_context
 from bot.requests import DeliveryState, RequestState
 from tests.conftest import (
     APPROVER,
@@ -104,12 +104,14 @@ def test_no_secret_in_any_log_record_at_debug(
 
 
 @contextlib.contextmanager
-def production_logging(secrets: tuple[str, ...], stream: io.StringIO, level: int) -> Iterator[None]:
+def production_logging(
+    secrets: tuple[str, ...], stream: io.StringIO, level: int, log_format: str = "text"
+) -> Iterator[None]:
     """bot.logs.configure_logging as app.py calls it, its handler writing to `stream`; restored afterwards."""
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
     saved_levels = {name: logging.getLogger(name).level for name in NOISY}
-    configure_logging(secrets, level)
+    configure_logging(secrets, level, log_format=log_format)
     (handler,) = root.handlers
     assert isinstance(handler, logging.StreamHandler)
     handler.setStream(stream)
@@ -121,14 +123,15 @@ def production_logging(secrets: tuple[str, ...], stream: io.StringIO, level: int
             logging.getLogger(name).setLevel(noisy_level)
 
 
+@pytest.mark.parametrize("log_format", ["text", "json"])
 @pytest.mark.parametrize("level", [logging.INFO, logging.DEBUG], ids=["INFO", "DEBUG"])
 def test_production_logging_emits_no_secret(
-    fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, level: int
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, level: int, log_format: str
 ) -> None:
-    settings = load_settings(app_environment(fake_slack, fake_mturk, database_url))
-    assert {BOT_TOKEN, SIGNING_SECRET} <= set(settings.secrets())
+    settings = load_settings(app_environment(fake_slack, fake_mturk, database_url, LOG_FORMAT=log_format))
+    assert {BOT_TOKEN, SIGNING_SECRET} <= set(settings.secrets()) and settings.log_format == log_format
     stream = io.StringIO()
-    with production_logging(settings.secrets(), stream, level):
+    with production_logging(settings.secrets(), stream, level, settings.log_format):
         app = start_app(fake_slack, fake_mturk, database_url)
         try:
             replies = run_full_flow(app)
@@ -138,6 +141,8 @@ def test_production_logging_emits_no_secret(
         finally:
             app.stop()
     output = stream.getvalue()
+    if log_format == "json":
+        output = "\n".join(json_lines_as_text(output))
     assert "request #1 stored" in output and "request #2 rejected" in output  # the app's own lines are there
     assert "Slack said: token [redacted], secret [redacted]" in output
     assert "AWS said: [redacted] is wrong" in output
@@ -145,6 +150,25 @@ def test_production_logging_emits_no_secret(
     for name, secret in {**SECRETS, "AWS-shaped secret": AWS_SHAPED_SECRET}.items():
         assert secret not in output, f"the {name} reached the production log"
     assert_no_secret_sent(fake_slack, fake_mturk, replies)
+
+
+def json_lines_as_text(output: str) -> list[str]:
+    """LOG_FORMAT=json: every line one JSON object with its fields; the context given where the app gives it.
+
+    Returned as text lines ("time LEVEL logger: message"), tracebacks included, for the same checks as text."""
+    records = [json.loads(line) for line in output.splitlines()]
+    assert records and all({"time", "level", "logger", "message"} <= set(record) for record in records)
+    stored = next(r for r in records if r["message"].startswith("request #1 stored"))
+    assert (stored["request_id"], stored["user_id"], stored["event"]) == (1, REQUESTER, "stored")
+    approved = next(r for r in records if r["message"].startswith("request #1 approved"))
+    assert (approved["request_id"], approved["user_id"], approved["event"]) == (1, APPROVER, "approved")
+    finished = next(r for r in records if r["message"].startswith("request #1 finished"))
+    assert (finished["request_id"], finished["event"]) == (1, "finished")
+    lines = []
+    for record in records:
+        lines.append(f"{record['time']} {record['level']} {record['logger']}: {record['message']}")
+        lines.extend(filter(None, (record.get("exception"), record.get("stack"))))
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------- RedactSecrets
@@ -188,3 +212,29 @@ def test_redact_secrets_covers_tracebacks() -> None:
     output = emitted(RedactSecrets([BOT_TOKEN]), "delivering events to Slack failed", exc=error)
     assert "RuntimeError" in output
     assert BOT_TOKEN not in output
+
+
+def test_json_lines_are_redacted_too_context_and_tracebacks_included() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactSecrets([BOT_TOKEN]))
+    handler.setFormatter(JsonLines())
+    error = RuntimeError(f"upstream rejected {BOT_TOKEN}")
+    record = logging.LogRecord(
+        "bot.test", logging.ERROR, __file__, 1, "failed with %s", (BOT_TOKEN,), (RuntimeError, error, None)
+    )
+    record.__dict__.update(log_context(request_id=7, user_id=f"U0{BOT_TOKEN}", event="delivery_failed"))
+    handler.handle(record)
+    line = json.loads(stream.getvalue())
+    assert BOT_TOKEN not in stream.getvalue()
+    assert (
+        line["message"] == "failed with [redacted]"
+        and "RuntimeError: upstream rejected [redacted]" in line["exception"]
+    )
+    assert (line["level"], line["logger"], line["request_id"], line["event"]) == (
+        "ERROR",
+        "bot.test",
+        7,
+        "delivery_failed",
+    )
+    assert line["user_id"] == "U0[redacted]"

@@ -7,14 +7,16 @@ acknowledge each one; what it then does goes through the same Web API and MTurk 
 from __future__ import annotations
 
 import json
+import socket
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.store import GrantStore, create_database_engine
-from tests.app_process import AppProcess
+from tests.app_process import AppProcess, free_port
 from tests.conftest import APPROVER, CHANNEL, OUTSIDER, QUAL, REQUESTER, SIGNING_SECRET, app_environment, posted_for
 from tests.fakes import FakeMTurk, FakeSlack
 from tests.fakes.socket_mode import FakeSocketMode
@@ -115,3 +117,31 @@ def test_a_re_delivered_envelope_is_taken_once(
     assert len(store.requests()) == 2
     assert len(fake_slack.responses_for("typed")) == 1 and len(fake_slack.responses_for("submitted")) == 1
     assert len([m for m in fake_slack.messages if m["channel"] == CHANNEL and not m["thread_ts"]]) == 2
+
+
+def test_metrics_port_serves_healthz_and_metrics_in_socket_mode(
+    gateway: FakeSocketMode, fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, tmp_path: Path
+) -> None:
+    """Socket Mode has no HTTP server of its own: with METRICS_PORT the operator's routes get one, stopped at exit."""
+    metrics_port = free_port()
+    env = app_environment(
+        fake_slack, fake_mturk, database_url, SLACK_APP_TOKEN=fake_slack.app_token, METRICS_PORT=str(metrics_port)
+    )
+    process = AppProcess(env, tmp_path, name="socket-mode-metrics").start(ready=lambda: gateway.connected)
+    try:
+        base = f"http://127.0.0.1:{metrics_port}"
+        with urllib.request.urlopen(f"{base}/healthz", timeout=10) as answer:
+            assert (answer.status, json.loads(answer.read())) == (200, {"status": "ok"})
+        slack = SlackSender("", SIGNING_SECRET, fake_slack.response_url(""))
+        gateway.send("slash_commands", slack.command_form(REQUESTER, f"{QUAL} {WORKERS[0]}", response_key="typed"))
+        fake_slack.wait_for(lambda: fake_slack.responses_for("typed"))
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as answer:
+            metrics = answer.read().decode()
+        assert 'grant_qual_slack_ack_seconds_count{kind="socket_mode"} 1.0' in metrics
+        assert 'grant_qual_requests{state="pending"} 1.0' in metrics
+        assert WORKERS[0] not in metrics and REQUESTER not in metrics and fake_slack.app_token not in metrics
+        assert process.terminate(timeout=20) == 0
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", metrics_port), timeout=1).close()
+    finally:
+        process.stop()

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
 
+from bot.logs import log_context
 from bot.requests import DeliveryState, EventKind
 from bot.slack.messenger import SlackMessenger
 from bot.store import GrantStore
@@ -122,13 +123,18 @@ class EventDelivery:
                     event.kind,
                     event.request_id,
                     code,
+                    extra=log_context(request_id=event.request_id, event="delivery_failed"),
                 )
                 self.store.event_failed(event.id, code)
             else:
                 self._retry_later(event.id, event.attempts, code)
         except Exception as error:  # connection refused, reset or timed out: Slack is unreachable
             log.warning(
-                "Slack unreachable for event %s of request #%s: %s", event.id, event.request_id, type(error).__name__
+                "Slack unreachable for event %s of request #%s: %s",
+                event.id,
+                event.request_id,
+                type(error).__name__,
+                extra=log_context(request_id=event.request_id, event="delivery_retry"),
             )
             self._retry_later(event.id, event.attempts, type(error).__name__)
         else:

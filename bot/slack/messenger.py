@@ -36,6 +36,7 @@ STEPS: dict[EventKind, tuple[str, ...]] = {
     EventKind.CANCELLED: ("update", "thread"),
     EventKind.EXPIRED: ("update", "thread", "dm"),
     EventKind.REMINDED: ("thread",),
+    EventKind.UNDO_REQUESTED: ("retire_undo", "thread"),
 }
 
 
@@ -75,9 +76,16 @@ class SlackMessenger:
             self.store.outcomes(request.id),
             self._status(request, progress, approvers),
             self._change(request),
-            approvers,
+            approvers=approvers,
+            undo_link=self._undo_link(request),
         )
         self.client.chat_update(channel=request.channel_id, ts=request.message_ts, text=text, blocks=message_blocks)
+
+    def _undo_link(self, request: GrantRequest) -> str:
+        """For an undo request: " (<link|see it>)" to the request it undoes, when Slack gives its link."""
+        original = self.store.get(request.undo_of) if request.undo_of is not None else None
+        link = self.permalink(original) if original else None
+        return f" (<{link}|see it>)" if link else ""
 
     def _change(self, request: GrantRequest) -> str | None:
         """The preview's change line, for a request that has a preview."""
@@ -106,7 +114,10 @@ class SlackMessenger:
         found = self._find_posted(event, self.approval_channel, None) if event.attempts > 1 else None
         if found is None:
             text, message_blocks = blocks.request_message(
-                request, self.store.outcomes(request.id), change=self._change(request)
+                request,
+                self.store.outcomes(request.id),
+                change=self._change(request),
+                undo_link=self._undo_link(request),
             )
             response = self.client.chat_postMessage(
                 channel=self.approval_channel, text=text, blocks=message_blocks, metadata=_metadata(event)
@@ -137,9 +148,12 @@ class SlackMessenger:
             text, message_blocks = pending_blocks.expiry_reply(request), None
         elif event.kind is EventKind.REMINDED:
             text, message_blocks = pending_blocks.reminder_reply(request), None
+        elif event.kind is EventKind.UNDO_REQUESTED:
+            text, message_blocks = blocks.undo_requested_reply(request, event.actor_id or ""), None
         else:
             outcomes = self.store.outcomes(request.id)
-            text, message_blocks = blocks.result_message(request, outcomes, self._round_seconds(event))
+            undo = request.undone_by is None and bool(self.store.changed_workers(request.id))
+            text, message_blocks = blocks.result_message(request, outcomes, self._round_seconds(event), undo=undo)
         response = self.client.chat_postMessage(
             channel=request.channel_id,
             thread_ts=request.message_ts,
@@ -221,6 +235,19 @@ class SlackMessenger:
         retired = blocks.retired_summary(summary.get("blocks") or [], event.actor_id or "", event.round)
         self.client.chat_update(
             channel=request.channel_id, ts=request.summary_ts, text=summary.get("text") or "", blocks=retired
+        )
+
+    def _step_retire_undo(self, request: GrantRequest, event: RequestEvent) -> None:
+        """The summary's Undo button gives way to the undo request's number, so nobody clicks it again."""
+        if not request.channel_id or not request.message_ts or not request.summary_ts:
+            return
+        replies = self.client.conversations_replies(channel=request.channel_id, ts=request.message_ts, limit=1000)
+        summary = next((m for m in replies.get("messages", []) if m.get("ts") == request.summary_ts), None)
+        if summary is None:
+            return
+        undone = blocks.undone_summary(summary.get("blocks") or [], event.actor_id or "", request.undone_by)
+        self.client.chat_update(
+            channel=request.channel_id, ts=request.summary_ts, text=summary.get("text") or "", blocks=undone
         )
 
     def _step_worker_file(self, request: GrantRequest, event: RequestEvent) -> None:

@@ -1,6 +1,7 @@
 """The self-check's Slack items: the bot token, the scopes it holds, the app token and the approvals channel.
 
-Each is one Web API call with a short timeout and no retries, answered in one line that says what to do.
+Each is one Web API call with a short timeout (a 5xx or 429 is retried twice), answered in one line that says
+what to do.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 from slack_sdk.web import SlackResponse
 
 from bot.config import Settings
@@ -56,7 +58,9 @@ class SlackSelfCheck:
             token=settings.slack_bot_token,
             base_url=settings.slack_api_url,
             timeout=int(timeout),
-            retry_handlers=[],
+            # Every check is a read, so retrying is safe: a replica restarting during a brief Slack hiccup (a 503,
+            # a 429) must not refuse to start. An unreachable Slack is still told at once (no connection retries).
+            retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2), ServerErrorRetryHandler(max_retry_count=2)],
             logger=quiet,
         )
         self._identity: SlackResponse | None = None

@@ -18,6 +18,7 @@ from bot.requests import (
     parse_integer_value,
     parse_qualification_type_id,
     split_worker_ids,
+    with_revokes,
 )
 from bot.service import CannotSubmit, NotAllowed
 from bot.slack import blocks
@@ -40,6 +41,7 @@ FIELD_BLOCKS = {
     Field.VALUE: "value",
     Field.NOTIFY: "notify",
     Field.REASON: "reason",
+    Field.WORKER_MESSAGE: blocks.WORKER_MESSAGE_BLOCK,
     Field.COMMAND: "qualification_type",
 }
 
@@ -63,6 +65,11 @@ def register(app: App, context: SlackContext) -> None:
                 file_workers=file_workers,
             )
             spec = replace(spec, regrant=_checked(values, blocks.REGRANT_BLOCK), file_current=file_current)
+            spec = with_revokes(
+                spec,
+                revoke_all=_chosen(values, blocks.OPERATION_BLOCK) == "revoke",
+                worker_message=_text(values, blocks.WORKER_MESSAGE_BLOCK),
+            )
             request = service.submit(user_id, spec)
         except InvalidRequest as invalid:
             ack(response_action="errors", errors=_inline_errors(invalid))
@@ -123,6 +130,12 @@ def _text(values: dict[str, Any], block_id: str) -> str:
 def _picked(values: dict[str, Any], block_id: str) -> str:
     """The type picker's chosen option's value: a type ID, checked again as one of the account's."""
     selected = (values.get(block_id, {}).get(blocks.TYPE_PICKER_ACTION, {}) or {}).get("selected_option") or {}
+    return str(selected.get("value") or "") if isinstance(selected, dict) else ""
+
+
+def _chosen(values: dict[str, Any], block_id: str) -> str:
+    """A radio button's chosen option's value."""
+    selected = (values.get(block_id, {}).get("value", {}) or {}).get("selected_option") or {}
     return str(selected.get("value") or "") if isinstance(selected, dict) else ""
 
 

@@ -46,11 +46,17 @@ class FakeSocketMode:
             return bool(self._connections)
 
     def send(
-        self, envelope_type: str, payload: dict[str, Any], timeout: float = 5.0, retry_attempt: int = 0
+        self,
+        envelope_type: str,
+        payload: dict[str, Any],
+        timeout: float = 5.0,
+        retry_attempt: int = 0,
+        connection: int = -1,
     ) -> dict[str, Any]:
         """Deliver an envelope to the connected app; its acknowledgement (raises if none comes in time).
 
         Slack delivers an envelope again when it saw no acknowledgement: the same payload, `retry_attempt` > 0.
+        With several apps connected (replicas) `connection` picks one, in the order they connected.
         """
         envelope_id = str(uuid.uuid4())
         envelope = {
@@ -64,8 +70,8 @@ class FakeSocketMode:
         with self._changed:
             if not self._changed.wait_for(lambda: bool(self._connections), timeout):
                 raise AssertionError("no app is connected to the Socket Mode gateway")
-            connection = self._connections[-1]
-        connection.send(json.dumps(envelope))
+            chosen = self._connections[connection]
+        chosen.send(json.dumps(envelope))
         with self._changed:
             if not self._changed.wait_for(lambda: envelope_id in self._acks, timeout):
                 raise AssertionError(f"the app did not acknowledge the {envelope_type} envelope within {timeout} s")
