@@ -47,6 +47,7 @@ from bot.slack.http_gate import MAX_BODY_BYTES, SlackFormHandler, SlackHttpGate
 from bot.slack.messenger import SlackMessenger
 from bot.slack.progress import SlackGrantObserver
 from bot.slack.selfcheck import CHECK_TIMEOUT_SECONDS, SlackSelfCheck
+from bot.slack.usergroups import SlackUserGroups
 from bot.store import GrantStore, create_database_engine, now
 
 log = logging.getLogger("grant-qual")
@@ -68,6 +69,7 @@ class GrantQual:
     after_ack: ThreadPoolExecutor
     sweeper: PendingSweeper
     previews: PreviewRunner
+    user_groups: SlackUserGroups
     metrics: AppMetrics = field(default_factory=AppMetrics)
     operations_server: OperationsServer | None = None  # /healthz and /metrics on METRICS_PORT, when set
 
@@ -78,6 +80,7 @@ class GrantQual:
 
     def start_background_work(self) -> None:
         """Resume what a previous process left (grants, undelivered events) and keep sweeping for it."""
+        self.user_groups.start()
         resumed = self.executor.resume_unfinished()
         if resumed:
             log.info("resuming unfinished grants: %s", resumed)
@@ -99,6 +102,7 @@ class GrantQual:
         self.executor.shutdown()
         self.progress.close()
         self.delivery.stop()
+        self.user_groups.stop()
         if self.operations_server is not None:
             self.operations_server.stop()
 
@@ -113,15 +117,6 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
     metrics.watch(store.engine, pacer)
     lease = timedelta(seconds=settings.lease_seconds)
     executor = GrantExecutor(store, gateway, max_concurrency=settings.mturk_max_concurrency, lease=lease)
-    policy = AccessPolicy(
-        settings.requesters,
-        settings.approvers,
-        settings.allow_self_approval,
-        approvals_required=settings.approvals_required,
-        production_approvals_required=settings.production_approvals_required,
-    )
-    previews = PreviewRunner(store, gateway, concurrency=settings.mturk_max_concurrency, lease=lease)
-    service = GrantService(store, gateway, executor, policy, previews)
     client = WebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
@@ -129,6 +124,17 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
         # The event outbox retries instead, reading the thread back first (bot/slack/messenger.py).
         retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3), ServerErrorRetryHandler(max_retry_count=2)],
     )
+    user_groups = SlackUserGroups(client, settings.user_groups)
+    policy = AccessPolicy(
+        settings.requesters,
+        settings.approvers,
+        settings.allow_self_approval,
+        user_groups,
+        approvals_required=settings.approvals_required,
+        production_approvals_required=settings.production_approvals_required,
+    )
+    previews = PreviewRunner(store, gateway, concurrency=settings.mturk_max_concurrency, lease=lease)
+    service = GrantService(store, gateway, executor, policy, previews)
     bolt = App(
         client=client,
         # The self-check has called auth.test already; Bolt's own call at construction would raise on a network
@@ -151,11 +157,24 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
         reject_reason_required=settings.reject_reason_required,
     )
     register(bolt, context)
+    user_groups.listen(bolt)
     remind_after = timedelta(hours=settings.remind_after_hours) if settings.remind_after_hours else None
     ttl = timedelta(hours=settings.request_ttl_hours)
     sweeper = PendingSweeper(store, ttl=ttl, remind_after=remind_after, clock=clock, on_change=delivery.wake)
     return GrantQual(
-        settings, bolt, store, executor, service, messenger, delivery, progress, after_ack, sweeper, previews, metrics
+        settings,
+        bolt,
+        store,
+        executor,
+        service,
+        messenger,
+        delivery,
+        progress,
+        after_ack,
+        sweeper,
+        previews,
+        user_groups,
+        metrics,
     )
 
 

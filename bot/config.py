@@ -44,7 +44,8 @@ _TOKEN_KINDS = {
     "xapp-": "an app-level token (xapp-…)",
     "xoxe": "a rotating, refresh or configuration token (xoxe…)",
 }
-_SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+# An allowlist entry: a user ID (U…, W… on Enterprise Grid) or a user group ID (S…).
+_SLACK_USER_OR_GROUP_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 _SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 
 
@@ -103,6 +104,11 @@ class Settings:
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
 
+    @property
+    def user_groups(self) -> frozenset[str]:
+        """The Slack user group IDs (S…) the allowlists name; their members are read from Slack."""
+        return frozenset(entry for entry in self.requesters | self.approvers if entry.startswith("S"))
+
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line or a message."""
         return tuple(s for s in (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token) if s)
@@ -148,11 +154,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
 
 def _approvals(env: Mapping[str, str], name: str, approvers: frozenset[str]) -> int | None:
-    """A number of distinct approvers (None if unset) that GRANT_APPROVERS can reach."""
+    """A number of distinct approvers (None if unset) that GRANT_APPROVERS can reach (a user group in it may
+    have any number of members, so it is checked only against a list of people)."""
     if not env.get(name):
         return None
     required = _int(env, name, default=1, low=1, high=20)
-    if required > len(approvers):
+    if required > len(approvers) and not any(entry.startswith("S") for entry in approvers):
         raise SettingsError(
             f"{name} is {required} but GRANT_APPROVERS lists {len(approvers)} approver(s), so no request could ever "
             f"be approved ({README_HINT})"
@@ -304,10 +311,11 @@ def _url(env: Mapping[str, str], name: str, default: str, *, trailing_slash: boo
 
 def _user_ids(env: Mapping[str, str], name: str) -> frozenset[str]:
     ids = [part.strip() for part in env[name].split(",") if part.strip()]
-    bad = [i for i in ids if not _SLACK_USER_ID.match(i)]
+    bad = [i for i in ids if not _SLACK_USER_OR_GROUP_ID.match(i)]
     if bad or not ids:
         raise SettingsError(
-            f"{name} must be comma-separated Slack user IDs like U012ABCDEF; bad: {', '.join(bad) or '(empty)'} "
+            f"{name} must be comma-separated Slack user IDs like U012ABCDEF or user group IDs like S012ABCDEF; "
+            f"bad: {', '.join(bad) or '(empty)'} "
             f"({README_HINT})"
         )
     return frozenset(ids)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 WORKER_ID_PATTERN = re.compile(r"A[A-Z0-9]{1,63}")
@@ -253,8 +253,18 @@ class MineLookup:
     """`/grant-qual mine` (or `list`): the user's recent requests and, for approvers, the pending ones."""
 
 
-Lookup = StatusLookup | HistoryLookup | MineLookup
-LOOKUP_WORDS = frozenset({"status", "history", "mine", "list"})
+@dataclass(frozen=True)
+class ExportLookup:
+    """`/grant-qual export [since 2026-11-01 | since 30d]`: every request of the period as a CSV (approvers)."""
+
+    since_date: date | None = None  # from 00:00 UTC that day
+    last_days: int | None = None  # the last N days
+
+
+Lookup = StatusLookup | HistoryLookup | MineLookup | ExportLookup
+LOOKUP_WORDS = frozenset({"status", "history", "mine", "list", "export"})
+EXPORT_USAGE = "`/grant-qual export`, `/grant-qual export since 2026-11-01` or `/grant-qual export since 30d`"
+MAX_EXPORT_DAYS = 36_500
 HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
 
 
@@ -552,6 +562,8 @@ def parse_lookup(text: str) -> Lookup | None:
         if arguments:
             raise InvalidRequest({Field.COMMAND: f"`{word}` takes nothing after it: `/grant-qual {word}`."})
         return MineLookup()
+    if word == "export":
+        return _parse_export(arguments)
     if word == "status":
         match = re.fullmatch(r"#?(\d{1,18})", arguments[0]) if len(arguments) == 1 else None
         if match is None:
@@ -562,6 +574,31 @@ def parse_lookup(text: str) -> Lookup | None:
     if problem := worker_id_errors(arguments):
         raise InvalidRequest({Field.COMMAND: problem})
     return HistoryLookup(arguments[0])
+
+
+def _parse_export(arguments: list[str]) -> ExportLookup:
+    """Nothing, `since YYYY-MM-DD` or `since Nd`."""
+    if not arguments:
+        return ExportLookup()
+    if len(arguments) != 2 or arguments[0].lower() != "since":
+        raise InvalidRequest({Field.COMMAND: f"Export takes nothing, or a start: {EXPORT_USAGE}."})
+    given = arguments[1]
+    if days := re.fullmatch(r"(\d{1,6})d", given, re.IGNORECASE):
+        if not 1 <= int(days.group(1)) <= MAX_EXPORT_DAYS:
+            raise InvalidRequest({Field.COMMAND: f"Give 1 to {MAX_EXPORT_DAYS} days: {EXPORT_USAGE}."})
+        return ExportLookup(last_days=int(days.group(1)))
+    try:
+        since = date.fromisoformat(given) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", given) else None
+    except ValueError:
+        since = None
+    if since is None:
+        raise InvalidRequest(
+            {
+                Field.COMMAND: f"`{given[:30]}` is not a date like 2026-11-01 or a number of days like "
+                f"30d: {EXPORT_USAGE}."
+            }
+        )
+    return ExportLookup(since_date=since)
 
 
 def is_mturk_lookup(text: str) -> bool:

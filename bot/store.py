@@ -935,6 +935,42 @@ class GrantStore:
             total = conn.execute(named).scalar_one()
         return found, total
 
+    def count_requests_made(self, since: datetime | None, until: datetime) -> int:
+        """How many requests were made from `since` (from the first, for None) up to `until`."""
+        query = select(func.count()).select_from(grant_requests).where(*_made(since, until))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def export_page(
+        self, since: datetime | None, until: datetime, after: tuple[int, str] | None, limit: int
+    ) -> list[tuple[GrantRequest, WorkerOutcome]]:
+        """Up to `limit` (request, worker outcome) pairs of the requests made from `since` up to `until`, in key
+        order (request ID, worker ID) after the key `after`. One short query per page, so an export of any size
+        holds no transaction open and no more than a page in memory."""
+        w = worker_grants.c
+        query = (
+            select(
+                grant_requests,
+                w.worker_id,
+                w.integer_value,
+                w.status,
+                w.error_code,
+                w.error_message,
+                w.hint,
+                w.operation,
+            )
+            .join(worker_grants, w.request_id == grant_requests.c.id)
+            .where(*_made(since, until))
+            .order_by(w.request_id, w.worker_id)
+            .limit(limit)
+        )
+        if after is not None:
+            last_request, last_worker = after
+            later_worker = and_(w.request_id == last_request, w.worker_id > last_worker)
+            query = query.where(or_(w.request_id > last_request, later_worker))
+        with self.engine.connect() as conn:
+            return [(_to_request(row), _to_outcome(row)) for row in conn.execute(query).mappings()]
+
     def status_counts_of(self, request_ids: Sequence[int]) -> dict[int, dict[WorkerStatus, int]]:
         """status_counts for several requests in one query (by the request_id, status index)."""
         c = worker_grants.c
@@ -1187,6 +1223,12 @@ def _to_event(row: Any) -> RequestEvent:
         last_error=row["last_error"],
         round=row["round"],
     )
+
+
+def _made(since: datetime | None, until: datetime) -> tuple[Any, ...]:
+    """The conditions of requests made from `since` (any time, for None) up to `until`."""
+    made = grant_requests.c.created_at
+    return (made <= until,) if since is None else (made >= since, made <= until)
 
 
 def _to_request(row: Any) -> GrantRequest:

@@ -485,6 +485,8 @@ def test_approval_settings_default_and_are_read() -> None:
         {**BASE, "APPROVALS_REQUIRED": "2", "PRODUCTION_APPROVALS_REQUIRED": "2", "REJECT_REASON_REQUIRED": "yes"}
     )
     assert (set_.approvals_required, set_.production_approvals_required, set_.reject_reason_required) == (2, 2, True)
+    grouped = load_settings({**BASE, "GRANT_APPROVERS": "S0APPROVERS", "APPROVALS_REQUIRED": "3"})
+    assert grouped.approvals_required == 3  # a user group may have any number of members
 
 
 @pytest.mark.parametrize(
@@ -519,7 +521,7 @@ def test_policy_counts_approvals_by_environment_and_never_the_requesters() -> No
     assert policy.approval_refusal("UAPP2", "UAPP", 2) is None
     assert "does not count" in (policy.approval_refusal("UAPP", "UAPP", 2) or "")
     assert policy.approval_refusal("UAPP", "UAPP", 1) is None  # ALLOW_SELF_APPROVAL, one approval needed
-    assert "GRANT_APPROVERS" in (policy.approval_refusal("UREQ", "UAPP", 1) or "")
+    assert "Only approvers" in (policy.approval_refusal("UREQ", "UAPP", 1) or "")
 
 
 def test_an_approval_in_the_other_environment_counts_for_nothing(

@@ -416,6 +416,8 @@ def usage_text(env: MTurkEnvironment, max_workers: int) -> str:
         "• `/grant-qual mine` (or `list`): your recent requests; for approvers, those waiting for a decision.\n"
         '• `/grant-qual score "Passed screener" A1B2C3D4E5F6G7`: a worker\'s current score for a type, from MTurk.\n'
         '• `/grant-qual holders "Passed screener"`: how many workers hold a type; the full list comes by DM.\n'
+        "• `/grant-qual export` (or `export since 2026-11-01`, `export since 30d`), for approvers: every request "
+        "and each worker's outcome as a CSV, by DM.\n"
         "• `/grant-qual help`: this text."
     )
 

@@ -20,6 +20,7 @@ from bot.config import MTurkEnvironment
 from bot.reports import preview_csv, results_csv, workers_csv
 from bot.requests import EventKind, GrantRequest, RequestEvent, RequestState, WorkerStatus
 from bot.slack import blocks, pending_blocks, preview_blocks
+from bot.slack.uploads import upload_text
 from bot.store import GrantStore
 
 log = logging.getLogger(__name__)
@@ -281,11 +282,11 @@ class SlackMessenger:
             return
         if event.attempts > 1 and self._file_in_thread(request, filename):
             return
-        self.client.files_upload_v2(
+        upload_text(
+            self.client,
             channel=request.channel_id,
             thread_ts=request.message_ts,
             filename=filename,
-            title=filename,
             content=content,
             initial_comment=comment,
         )
