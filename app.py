@@ -31,6 +31,7 @@ from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.executor import GrantExecutor
+from bot.expiry import GrantExpiry
 from bot.logs import configure_logging
 from bot.metrics import AppMetrics
 from bot.mturk import MTurkGateway, create_mturk_client
@@ -72,6 +73,7 @@ class GrantQual:
     user_groups: SlackUserGroups
     metrics: AppMetrics = field(default_factory=AppMetrics)
     operations_server: OperationsServer | None = None  # /healthz and /metrics on METRICS_PORT, when set
+    expiry: GrantExpiry | None = None  # grants that expire: the sweep, Extend and Revoke now
 
     def wsgi(self) -> OperationsRoutes:
         """/healthz and /metrics (no signature needed), then the Slack gate for everything else."""
@@ -88,6 +90,8 @@ class GrantQual:
         self.previews.start_recovery_loop(on_finished=self.delivery.wake)
         self.delivery.start()
         self.sweeper.start()
+        if self.expiry is not None:
+            self.expiry.start()
         if self.settings.metrics_port is not None:
             self.operations_server = OperationsServer(
                 OperationsRoutes(self.store.engine, self.metrics), self.settings.metrics_port
@@ -99,6 +103,8 @@ class GrantQual:
         self.previews.stop()  # previews in flight end at their next worker; a lapsed lease hands them on
         self.after_ack.shutdown(wait=True)
         self.sweeper.stop()
+        if self.expiry is not None:
+            self.expiry.stop()
         self.executor.shutdown()
         self.progress.close()
         self.delivery.stop()
@@ -148,12 +154,15 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
     delivery = EventDelivery(store, messenger)
     progress = executor.observer = SlackGrantObserver(messenger, delivery)
     after_ack = ThreadPoolExecutor(max_workers=8, thread_name_prefix="after-ack")
+    notice = timedelta(hours=settings.expiry_notice_hours) if settings.expiry_notice_hours else None
+    expiry = GrantExpiry(store, executor, policy, notice_before=notice, clock=clock, on_change=delivery.wake)
     context = SlackContext(
         service,
         messenger,
         delivery,
         settings.max_workers_per_request,
         after_ack,
+        expiry,
         reject_reason_required=settings.reject_reason_required,
     )
     register(bolt, context)
@@ -175,6 +184,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
         previews,
         user_groups,
         metrics,
+        expiry=expiry,
     )
 
 

@@ -96,6 +96,8 @@ class Settings:
     approvals_required: int = 1
     production_approvals_required: int | None = None
     reject_reason_required: bool = False
+    # A grant's requester is told this many hours before it expires (0: never).
+    expiry_notice_hours: int = 24
     log_format: str = "text"  # LOG_FORMAT: "text" lines, or "json" (one object per line)
     # Where /healthz and /metrics are served besides PORT in HTTP mode (in Socket Mode: the only place); None: not.
     metrics_port: int | None = None
@@ -150,6 +152,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         production_approvals_required=_approvals(env, "PRODUCTION_APPROVALS_REQUIRED", approvers),
         reject_reason_required=_bool(env, "REJECT_REASON_REQUIRED", default=False),
         **_operations(env),
+        expiry_notice_hours=_int(env, "EXPIRY_NOTICE_HOURS", default=24, low=0, high=24 * 365),
     )
 
 

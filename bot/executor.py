@@ -20,14 +20,14 @@ import threading
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Protocol
 
 from bot.config import MTurkEnvironment
 from bot.logs import log_context
 from bot.mturk import MTurkAccessError, MTurkGateway
-from bot.preview import drifted
+from bot.preview import Held, HeldStatus, drifted
 from bot.requests import GrantRequest, Operation, RequestState, WorkerOutcome, WorkerStatus, WorkerTarget
 from bot.store import GrantStore
 
@@ -255,6 +255,10 @@ class GrantExecutor:
             return targets  # nothing can be read; each grant call will record the same refusal
         if not moved:
             return targets
+        if request.expiry_of is not None:
+            # An expiry revokes only the score its grant gave: a worker holding anything else now is left alone,
+            # and that is the expiry done right, not a failure to retry.
+            moved = [left_alone(o, now[o.worker_id]) for o in moved]
         self.store.record_drift(request.id, moved, now, request.round)
         left = {o.worker_id for o in moved}
         log.info("request #%s: %s worker(s) changed since the preview; left as they are", request.id, len(left))
@@ -292,6 +296,15 @@ class GrantExecutor:
         except MTurkAccessError as error:
             access_error.append(str(error))
             return _failed(target, "AccessError", str(error))
+
+
+def left_alone(outcome: WorkerOutcome, now: Held) -> WorkerOutcome:
+    """An expiring grant's worker whose qualification moved since it was granted: skipped, with a note why."""
+    if now.status is HeldStatus.GRANTED:
+        note = f"re-granted since by another request (holds {now.value}): left alone"
+    else:
+        note = "no longer holds it: left alone"
+    return replace(outcome, status=WorkerStatus.SKIPPED, error_code=None, error_message=note, hint=None)
 
 
 class _CallWindow:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 WORKER_ID_PATTERN = re.compile(r"A[A-Z0-9]{1,63}")
@@ -22,7 +22,7 @@ _SHOWN_BAD_IDS = 10
 
 USAGE = (
     "/grant-qual <QUALIFICATION_TYPE_ID> <WORKER_ID> [<WORKER_ID> ...] [value=<N>] [notify=no] "
-    "[regrant=yes] [reason=<text to end of line>]"
+    "[regrant=yes] [expires=<30d, 12h, 8w or 2027-03-01>] [reason=<text to end of line>]"
 )
 REVOKE_USAGE = (
     '/grant-qual revoke <QUALIFICATION_TYPE_ID or "name"> <WORKER_ID> [<WORKER_ID> ...] '
@@ -42,6 +42,7 @@ class Field(StrEnum):
     NOTIFY = "notify"
     REASON = "reason"
     WORKER_MESSAGE = "worker_message"
+    EXPIRES = "expires"
     COMMAND = "command"
 
 
@@ -100,6 +101,11 @@ class EventKind(StrEnum):
     REMINDED = "reminded"  # the approvers were reminded of a request still pending (recorded once per request)
     APPROVAL_ADDED = "approval_added"  # one approval of several needed: the request stays pending
     UNDO_REQUESTED = "undo_requested"  # on the original: a request undoing it was made (recorded once per request)
+    # Grants that expire (bot/expiry.py). On the original: its requester told a day before (once), a new expiry.
+    EXPIRY_NOTICE = "expiry_notice"
+    EXPIRY_EXTENDED = "expiry_extended"
+    # On the expiry request: it was stored approved (the original's approval covered the expiry), once.
+    EXPIRY_STARTED = "expiry_started"
 
 
 class DeliveryState(StrEnum):
@@ -162,6 +168,9 @@ class GrantSpec:
     # `reason` stays internal (the approvers and the record).
     worker_message: str | None = None
     undo_of: int | None = None  # the request this one undoes
+    # Grants that expire: a duration counted from when the grant finishes its first round, or a fixed moment.
+    expires_after: timedelta | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +204,18 @@ class GrantRequest:
     undo_of: int | None = None  # the request this one undoes
     undone_by: int | None = None  # the request that undoes this one (at most one)
     revoke_count: int = 0  # how many of its workers are revoked (the others are granted)
+    # Grants that expire: the duration asked for (counted from the first round's end), the moment it expires (set
+    # when that round ends, or given as a date), the request revoking it once it expired, the requester's notice.
+    expires_after: timedelta | None = None
+    expires_at: datetime | None = None
+    expiry_request_id: int | None = None
+    expiry_notice_at: datetime | None = None
+    expiry_of: int | None = None  # on an expiry request: the request whose grant expired
+
+    @property
+    def expires(self) -> bool:
+        """Whether the grant is set to expire and has not expired yet."""
+        return (self.expires_after is not None or self.expires_at is not None) and self.expiry_request_id is None
 
     @property
     def kind_label(self) -> str:
@@ -333,6 +354,49 @@ def parse_integer_value(text: str | None) -> int | None:
     return int(raw)
 
 
+MAX_EXPIRY = timedelta(days=5 * 365)
+_EXPIRY_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+EXPIRY_EXAMPLES = "30d, 12h, 8w or a date such as 2027-03-01"
+
+
+def parse_expiry(text: str | None, moment: datetime) -> timedelta | datetime | None:
+    """`expires=`: a duration (30d, 12h, 8w) or a date (YYYY-MM-DD: that day's 00:00 UTC), at most 5 years ahead of
+    `moment`; None when blank (the grant never expires). A date must be after `moment`."""
+    raw = (text or "").strip()
+    if not raw:
+        return None
+    if match := re.fullmatch(r"(\d{1,6})\s*([hdw])", raw.lower()):
+        amount = int(match.group(1)) * _EXPIRY_UNITS[match.group(2)]
+        if not timedelta(0) < amount <= MAX_EXPIRY:
+            raise InvalidRequest({Field.EXPIRES: f"`{raw}`: give a time from 1 hour up to 5 years."})
+        return amount
+    try:
+        day = (
+            datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=UTC) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw) else None
+        )
+    except ValueError:
+        day = None
+    if day is None:
+        raise InvalidRequest({Field.EXPIRES: f"`{raw[:30]}` is not an expiry: give {EXPIRY_EXAMPLES}."})
+    if day <= moment:
+        raise InvalidRequest({Field.EXPIRES: f"{raw} is not in the future (dates are 00:00 UTC)."})
+    if day - moment > MAX_EXPIRY:
+        raise InvalidRequest({Field.EXPIRES: f"{raw} is more than 5 years ahead."})
+    return day
+
+
+def with_expiry(spec: GrantSpec, text: str | None, moment: datetime) -> GrantSpec:
+    """The spec set to expire as `text` says (see parse_expiry); only a request that grants someone can expire."""
+    expiry = parse_expiry(text, moment)
+    if expiry is None:
+        return spec
+    if not any(w.operation is Operation.GRANT for w in spec.workers):
+        raise InvalidRequest({Field.EXPIRES: "Only a grant can expire; a revoke takes no expiry."})
+    if isinstance(expiry, timedelta):
+        return replace(spec, expires_after=expiry)
+    return replace(spec, expires_at=expiry)
+
+
 def build_grant_spec(
     *,
     qualification_type_id: str,
@@ -403,7 +467,7 @@ def parse_command_text(
         return revoke
     type_name, stripped = _take_quoted_name(stripped)
     words, reason = _split_reason(stripped)
-    options = {"value": None, "notify": "yes", "regrant": "no"}
+    options = {"value": None, "notify": "yes", "regrant": "no", "expires": ""}
     positional: list[str] = []
     errors: dict[Field, str] = {}
     for word in _SEPARATORS.split(words):
@@ -415,7 +479,9 @@ def parse_command_text(
         elif key.lower() in options:
             options[key.lower()] = val
         else:
-            errors[Field.COMMAND] = f"Unknown option `{key[:30]}=`; options are value=, notify=, regrant= and reason=."
+            errors[Field.COMMAND] = (
+                f"Unknown option `{key[:30]}=`; options are value=, notify=, regrant=, expires= and reason="
+            )
     notify = _parse_notify(options["notify"] or "", errors)
     regrant = _parse_yes_no(options["regrant"] or "", "regrant", errors, default=False)
     if type_name is None and not positional:
@@ -436,6 +502,10 @@ def parse_command_text(
         if type_name is None and Field.QUALIFICATION_TYPE in e.errors and positional and positional[0]:
             e.errors[Field.QUALIFICATION_TYPE] += ' A type\'s name goes in quotes: "Passed screener".'
         raise InvalidRequest({**e.errors, **errors}) from None
+    try:
+        spec = with_expiry(spec, options["expires"], datetime.now(UTC))
+    except InvalidRequest as e:
+        errors.update(e.errors)
     if errors:
         raise InvalidRequest(errors)
     return replace(spec, regrant=regrant)

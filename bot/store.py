@@ -123,6 +123,14 @@ grant_requests = Table(
     Column("undo_of", Integer),
     Column("undone_by", Integer),
     Column("revoke_count", Integer, nullable=False, server_default="0"),  # workers revoked; the others are granted
+    # Grants that expire (bot/expiry.py): the duration asked for, counted from the end of the first round (which
+    # sets expires_at), or a moment given; the request revoking it once expired (set once, by compare-and-swap);
+    # when its requester was told it expires soon (once); on an expiry request, the request whose grant expired.
+    Column("expires_after_seconds", Integer),
+    Column("expires_at", UtcDateTime),
+    Column("expiry_request_id", Integer),
+    Column("expiry_notice_at", UtcDateTime),
+    Column("expiry_of", Integer),
 )
 
 worker_grants = Table(
@@ -157,6 +165,7 @@ request_approvals = Table(
     Column("approved_at", UtcDateTime, nullable=False),
 )
 Index("ix_grant_requests_state", grant_requests.c.state)
+Index("ix_grant_requests_expires_at", grant_requests.c.expires_at)
 Index("ix_worker_grants_request_status", worker_grants.c.request_id, worker_grants.c.status)
 
 # What happened to a request (the audit trail) and, per event, whether Slack has been told (the outbox):
@@ -210,8 +219,12 @@ class Approval:
     approvers: tuple[str, ...] = ()
 
 
-class _AlreadyUndone(Exception):
+class _AlreadyExpired(Exception):
     """Rolls back the transaction storing an undo whose original was undone (or is not finished) meanwhile."""
+
+
+class _AlreadyExpired(Exception):
+    """Rolls back the transaction storing an expiry request whose original expired meanwhile (or never can)."""
 
 
 class DatabaseUnreachable(Exception):
@@ -544,7 +557,7 @@ class GrantStore:
             request_id = self._insert_undo(
                 spec, requester_id, mturk_env, qualification_name, preview_owner, lease, original, approvals_required
             )
-        except _AlreadyUndone:
+        except _AlreadyExpired:
             return None  # the transaction was rolled back: nothing of the second undo is stored
         return self.get(request_id)
 
@@ -573,10 +586,126 @@ class GrantStore:
             )
             finished = c.state.in_([RequestState.DONE, RequestState.FAILED])
             if not _swap(conn, original, (c.undone_by.is_(None), finished), undone_by=request_id):
-                raise _AlreadyUndone
+                raise _AlreadyExpired
             round_ = conn.execute(select(c.round).where(c.id == original)).scalar_one()
             _add_event(conn, original, EventKind.UNDO_REQUESTED, requester_id, round_)
         return request_id
+
+    # Grants that expire (bot/expiry.py): each step a compare-and-swap with its event, so it happens once.
+
+    def due_expiry_ids(self, *, moment: datetime, mturk_env: str) -> list[int]:
+        """Finished grants of `mturk_env` whose expiry has come and that no expiry request revokes yet."""
+        c = grant_requests.c
+        query = select(c.id).where(*_expiry_due(moment), c.mturk_env == mturk_env).order_by(c.id)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def start_expiry(self, original_id: int, *, moment: datetime, actor_id: str | None, due: bool) -> int | None:
+        """Store, approved, the request revoking what `original_id` granted, and mark the original expired by it:
+        one transaction, a compare-and-swap on the original having no expiry request yet (and, `due`, on its expiry
+        having come by `moment`). The expiry request's ID for the one caller that stored it; None for all others.
+
+        Its workers are those the original granted (operation grant, status granted), each recorded as holding the
+        score the original gave them: the executor's drift check leaves alone whoever holds something else by then.
+        It is posted in the original's thread: it has the original's channel and message.
+        """
+        try:
+            return self._insert_expiry(original_id, moment, actor_id, due)
+        except _AlreadyExpired:
+            return None  # rolled back: nothing of a second expiry request is stored
+
+    def _insert_expiry(self, original_id: int, moment: datetime, actor_id: str | None, due: bool) -> int:
+        c, w = grant_requests.c, worker_grants.c
+        with self._write(someone_waiting=actor_id is not None) as conn:
+            conditions = _expiry_due(moment) if due else (c.expiry_request_id.is_(None), _finished_grant())
+            # Locking the original first makes a losing replica wait here and find it expired, storing nothing.
+            original = (
+                conn.execute(select(grant_requests).where(c.id == original_id, *conditions).with_for_update())
+                .mappings()
+                .first()
+            )
+            if original is None:
+                raise _AlreadyExpired
+            granted = conn.execute(
+                select(w.worker_id, w.integer_value)
+                .where(w.request_id == original_id, w.status == WorkerStatus.GRANTED, w.operation == Operation.GRANT)
+                .order_by(w.position)
+            ).all()
+            request_id = conn.execute(
+                insert(grant_requests).values(
+                    requester_id=original["requester_id"],
+                    qualification_type_id=original["qualification_type_id"],
+                    qualification_name=original["qualification_name"],
+                    send_notification=False,
+                    reason=f"Expiry of request #{original_id}",
+                    mturk_env=original["mturk_env"],
+                    state=RequestState.APPROVED,
+                    worker_count=len(granted),
+                    revoke_count=len(granted),
+                    created_at=moment,
+                    decided_by=actor_id,
+                    decided_at=moment,
+                    channel_id=original["channel_id"],
+                    message_ts=original["message_ts"],
+                    expiry_of=original_id,
+                )
+            ).inserted_primary_key[0]
+            if granted:
+                conn.execute(
+                    insert(worker_grants),
+                    [
+                        {
+                            "request_id": request_id,
+                            "worker_id": worker_id,
+                            "position": i,
+                            "integer_value": None,
+                            "status": WorkerStatus.PENDING,
+                            "updated_at": moment,
+                            "previous_status": HeldStatus.GRANTED.value,
+                            "previous_value": 1 if value is None else value,  # MTurk's default score
+                            "change": ChangeKind.REVOKE.value,
+                            "operation": Operation.REVOKE.value,
+                        }
+                        for i, (worker_id, value) in enumerate(granted)
+                    ],
+                )
+            if not _swap(conn, original_id, conditions, expiry_request_id=request_id):
+                raise _AlreadyExpired
+            _add_event(conn, request_id, EventKind.EXPIRY_STARTED, actor_id, 1)
+        return int(request_id)
+
+    def extend_expiry(self, request_id: int, *, expires_at: datetime, actor_id: str) -> bool:
+        """Move a finished grant's expiry to `expires_at`, while it has not expired; its requester is told again."""
+        c = grant_requests.c
+        with self._write(someone_waiting=True) as conn:
+            won = _swap(
+                conn,
+                request_id,
+                (
+                    c.expiry_request_id.is_(None),
+                    _finished_grant(),
+                    or_(c.expires_at.is_not(None), c.expires_after_seconds.is_not(None)),
+                ),
+                expires_at=expires_at,
+                expiry_notice_at=None,
+            )
+            if won:
+                round_ = conn.execute(select(c.round).where(c.id == request_id)).scalar_one()
+                _add_event(conn, request_id, EventKind.EXPIRY_EXTENDED, actor_id, round_)
+        return won
+
+    def note_expiry_notices(self, *, moment: datetime, before: timedelta, mturk_env: str) -> list[int]:
+        """Note, once per grant, that its requester is told it expires within `before`; the IDs this caller noted."""
+        c = grant_requests.c
+        due = (
+            c.mturk_env == mturk_env,
+            c.expiry_request_id.is_(None),
+            c.expiry_notice_at.is_(None),
+            _finished_grant(),
+            c.expires_at > moment,
+            c.expires_at <= moment + before,
+        )
+        return self._swap_each_due(due, EventKind.EXPIRY_NOTICE, expiry_notice_at=moment)
 
     def get(self, request_id: int) -> GrantRequest | None:
         with self.engine.connect() as conn:
@@ -830,7 +959,11 @@ class GrantStore:
             )
             if not won:
                 return None
-            round_ = conn.execute(select(c.round).where(c.id == request_id)).scalar_one()
+            round_, after, expires_at, finished_at = conn.execute(
+                select(c.round, c.expires_after_seconds, c.expires_at, c.finished_at).where(c.id == request_id)
+            ).one()
+            if after and expires_at is None:  # "30 days of access" count from the end of the first round
+                _swap(conn, request_id, (), expires_at=finished_at + timedelta(seconds=after))
             _add_event(conn, request_id, EventKind.FINISHED, None, round_)
         request = self.get(request_id)
         return request.state if request else None
@@ -1133,6 +1266,8 @@ def _insert_request(
             worker_message=spec.worker_message,
             undo_of=spec.undo_of,
             revoke_count=sum(w.operation is Operation.REVOKE for w in spec.workers),
+            expires_after_seconds=int(spec.expires_after.total_seconds()) if spec.expires_after else None,
+            expires_at=spec.expires_at,
             lease_owner=preview_owner,
             lease_expires_at=created + lease if preview_owner else None,
         )
@@ -1156,6 +1291,17 @@ def _insert_request(
     if not preview_owner:
         _add_event(conn, request_id, EventKind.SUBMITTED, requester_id, 1)
     return int(request_id)
+
+
+def _finished_grant() -> Any:
+    c = grant_requests.c
+    return c.state.in_([RequestState.DONE, RequestState.FAILED])
+
+
+def _expiry_due(moment: datetime) -> tuple[Any, ...]:
+    """A finished grant whose expiry has come by `moment` and that no expiry request revokes yet."""
+    c = grant_requests.c
+    return (c.expiry_request_id.is_(None), c.expires_at.is_not(None), c.expires_at <= moment, _finished_grant())
 
 
 def _unattended(moment: datetime) -> Any:
@@ -1259,6 +1405,11 @@ def _to_request(row: Any) -> GrantRequest:
         undo_of=row["undo_of"],
         undone_by=row["undone_by"],
         revoke_count=row["revoke_count"] or 0,
+        expires_after=timedelta(seconds=row["expires_after_seconds"]) if row["expires_after_seconds"] else None,
+        expires_at=row["expires_at"],
+        expiry_request_id=row["expiry_request_id"],
+        expiry_notice_at=row["expiry_notice_at"],
+        expiry_of=row["expiry_of"],
     )
 
 

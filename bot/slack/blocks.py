@@ -35,6 +35,7 @@ TYPE_PICKER_ACTION = "pick_qualification_type"
 REGRANT_BLOCK = "regrant"
 OPERATION_BLOCK = "operation"
 WORKER_MESSAGE_BLOCK = "worker_message"
+EXPIRES_BLOCK = "expires"
 SECTION_TEXT_LIMIT = 3000  # also any text object's, so a context element's
 SECTION_FIELD_LIMIT = 2000
 HEADER_LIMIT = 150
@@ -511,6 +512,14 @@ def grant_modal(env: MTurkEnvironment, private_metadata: dict[str, str]) -> dict
                     "shows how many.",
                 },
             },
+            _text_input(
+                EXPIRES_BLOCK,
+                "Expires after",
+                optional=True,
+                placeholder="30d, 12h, 8w or 2027-03-01; empty: never",
+                hint="Grants only. A time counted from when the grant is carried out, or a date (00:00 UTC); then "
+                "the app revokes what this request granted, with no new approval.",
+            ),
             _text_input(
                 "reason",
                 "Reason",

@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from bot.config import MTurkEnvironment
 from bot.reports import preview_csv, results_csv, workers_csv
 from bot.requests import EventKind, GrantRequest, RequestEvent, RequestState, WorkerStatus
-from bot.slack import blocks, pending_blocks, preview_blocks
+from bot.slack import blocks, expiry_blocks, pending_blocks, preview_blocks
 from bot.slack.uploads import upload_text
 from bot.store import GrantStore
 
@@ -38,6 +38,9 @@ STEPS: dict[EventKind, tuple[str, ...]] = {
     EventKind.EXPIRED: ("update", "thread", "dm"),
     EventKind.REMINDED: ("thread",),
     EventKind.UNDO_REQUESTED: ("retire_undo", "thread"),
+    EventKind.EXPIRY_NOTICE: ("dm",),
+    EventKind.EXPIRY_EXTENDED: ("update", "thread"),
+    EventKind.EXPIRY_STARTED: ("update", "thread"),
 }
 
 
@@ -69,6 +72,11 @@ class SlackMessenger:
 
     def update_request_message(self, request: GrantRequest, progress: str = "") -> None:
         """Render the request message from the request's current state."""
+        if request.expiry_of is not None:  # an expiry request has no message: it shows on its original's
+            original = self.store.get(request.expiry_of)
+            if original is not None:
+                self.update_request_message(original)
+            return
         if not request.channel_id or not request.message_ts:
             return
         approvers = self.store.approvers(request.id) if request.approvals_required > 1 else ()
@@ -80,6 +88,8 @@ class SlackMessenger:
             approvers=approvers,
             undo_link=self._undo_link(request),
         )
+        finished = request.state in (RequestState.DONE, RequestState.FAILED)
+        message_blocks = expiry_blocks.with_expiry(request, message_blocks, finished=finished)
         self.client.chat_update(channel=request.channel_id, ts=request.message_ts, text=text, blocks=message_blocks)
 
     def _undo_link(self, request: GrantRequest) -> str:
@@ -120,6 +130,7 @@ class SlackMessenger:
                 change=self._change(request),
                 undo_link=self._undo_link(request),
             )
+            message_blocks = expiry_blocks.with_expiry(request, message_blocks, finished=False)
             response = self.client.chat_postMessage(
                 channel=self.approval_channel, text=text, blocks=message_blocks, metadata=_metadata(event)
             )
@@ -151,10 +162,13 @@ class SlackMessenger:
             text, message_blocks = pending_blocks.reminder_reply(request), None
         elif event.kind is EventKind.UNDO_REQUESTED:
             text, message_blocks = blocks.undo_requested_reply(request, event.actor_id or ""), None
+        elif event.kind is EventKind.EXPIRY_EXTENDED:
+            text, message_blocks = expiry_blocks.extended_reply(request, event.actor_id or ""), None
+        elif event.kind is EventKind.EXPIRY_STARTED:
+            original = self.store.get(request.expiry_of) if request.expiry_of is not None else None
+            text, message_blocks = expiry_blocks.started_reply(request, original or request), None
         else:
-            outcomes = self.store.outcomes(request.id)
-            undo = request.undone_by is None and bool(self.store.changed_workers(request.id))
-            text, message_blocks = blocks.result_message(request, outcomes, self._round_seconds(event), undo=undo)
+            text, message_blocks = self._result_message(request, event)
         response = self.client.chat_postMessage(
             channel=request.channel_id,
             thread_ts=request.message_ts,
@@ -167,6 +181,18 @@ class SlackMessenger:
         if event.kind is EventKind.FINISHED:
             self.store.set_message_ts(request.id, summary_ts=str(response["ts"]))
 
+    def _result_message(self, request: GrantRequest, event: RequestEvent) -> tuple[str, list[dict[str, Any]]]:
+        """A round's summary; an expiry request's says it is one, a grant that expires says when."""
+        outcomes = self.store.outcomes(request.id)
+        undo = request.undone_by is None and bool(self.store.changed_workers(request.id))
+        elapsed = self._round_seconds(event)
+        text, message_blocks = blocks.result_message(request, outcomes, elapsed, undo=undo)
+        if request.expiry_of is not None:
+            return expiry_blocks.result_message(request, outcomes, message_blocks, elapsed)
+        if note := expiry_blocks.summary_note(request):
+            message_blocks.insert(1, note)
+        return text, message_blocks
+
     def _step_dm(self, request: GrantRequest, event: RequestEvent) -> None:
         link = self.permalink(request)
         message_blocks = None
@@ -175,6 +201,10 @@ class SlackMessenger:
             message_blocks = blocks.rejection_blocks(blocks.rejection_dm(request, link, with_reason=False), request)
         elif event.kind is EventKind.EXPIRED:
             text = pending_blocks.expiry_dm(request, link)
+        elif event.kind is EventKind.EXPIRY_NOTICE:
+            text = expiry_blocks.notice_dm(request, link)
+        elif request.expiry_of is not None:
+            text = expiry_blocks.result_dm(request, self.store.outcomes(request.id), link)
         else:
             counts = self.store.status_counts(request.id)
             granted, failed = counts[WorkerStatus.GRANTED], counts[WorkerStatus.FAILED]
@@ -304,7 +334,8 @@ class SlackMessenger:
         started = [
             e.created_at
             for e in self.store.events(event.request_id)
-            if e.round == event.round and e.kind in (EventKind.APPROVED, EventKind.RETRY_APPROVED)
+            if e.round == event.round
+            and e.kind in (EventKind.APPROVED, EventKind.RETRY_APPROVED, EventKind.EXPIRY_STARTED)
         ]
         return (event.created_at - started[0]).total_seconds() if started else None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App
@@ -18,6 +19,7 @@ from bot.requests import (
     parse_integer_value,
     parse_qualification_type_id,
     split_worker_ids,
+    with_expiry,
     with_revokes,
 )
 from bot.service import CannotSubmit, NotAllowed
@@ -42,6 +44,7 @@ FIELD_BLOCKS = {
     Field.NOTIFY: "notify",
     Field.REASON: "reason",
     Field.WORKER_MESSAGE: blocks.WORKER_MESSAGE_BLOCK,
+    Field.EXPIRES: blocks.EXPIRES_BLOCK,
     Field.COMMAND: "qualification_type",
 }
 
@@ -70,6 +73,7 @@ def register(app: App, context: SlackContext) -> None:
                 revoke_all=_chosen(values, blocks.OPERATION_BLOCK) == "revoke",
                 worker_message=_text(values, blocks.WORKER_MESSAGE_BLOCK),
             )
+            spec = with_expiry(spec, _text(values, blocks.EXPIRES_BLOCK), datetime.now(UTC))
             request = service.submit(user_id, spec)
         except InvalidRequest as invalid:
             ack(response_action="errors", errors=_inline_errors(invalid))
