@@ -141,7 +141,14 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
         retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3), ServerErrorRetryHandler(max_retry_count=2)],
     )
     user_groups = SlackUserGroups(client, settings.user_groups)
-    policy = AccessPolicy(settings.requesters, settings.approvers, settings.allow_self_approval, user_groups)
+    policy = AccessPolicy(
+        settings.requesters,
+        settings.approvers,
+        settings.allow_self_approval,
+        user_groups,
+        approvals_required=settings.approvals_required,
+        production_approvals_required=settings.production_approvals_required,
+    )
     previews = PreviewRunner(store, gateway, concurrency=settings.mturk_max_concurrency, lease=lease)
     service = GrantService(store, gateway, executor, policy, previews)
     bolt = App(
@@ -159,7 +166,16 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
     after_ack = ThreadPoolExecutor(max_workers=8, thread_name_prefix="after-ack")
     notice = timedelta(hours=settings.expiry_notice_hours) if settings.expiry_notice_hours else None
     expiry = GrantExpiry(store, executor, policy, notice_before=notice, clock=clock, on_change=delivery.wake)
-    register(bolt, SlackContext(service, messenger, delivery, settings.max_workers_per_request, after_ack, expiry))
+    context = SlackContext(
+        service,
+        messenger,
+        delivery,
+        settings.max_workers_per_request,
+        after_ack,
+        expiry,
+        reject_reason_required=settings.reject_reason_required,
+    )
+    register(bolt, context)
     user_groups.listen(bolt)
     remind_after = timedelta(hours=settings.remind_after_hours) if settings.remind_after_hours else None
     ttl = timedelta(hours=settings.request_ttl_hours)

@@ -92,6 +92,10 @@ class Settings:
     # A request nobody decided on expires after this many hours; its approvers are reminded once before (0: never).
     request_ttl_hours: int = 72
     remind_after_hours: int = 24
+    # Distinct approvers a request needs before it runs; production's own number, if set; Reject insists on a reason.
+    approvals_required: int = 1
+    production_approvals_required: int | None = None
+    reject_reason_required: bool = False
     # A grant's requester is told this many hours before it expires (0: never).
     expiry_notice_hours: int = 24
     log_format: str = "text"  # LOG_FORMAT: "text" lines, or "json" (one object per line)
@@ -124,13 +128,14 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         )
     mturk_env = _parse_mturk_env(env.get("MTURK_ENV", "sandbox"))
     endpoint_url, endpoint_setting = _mturk_endpoint(env, mturk_env)
+    approvers = _user_ids(env, "GRANT_APPROVERS")
     return Settings(
         slack_bot_token=_token(env, BOT_TOKEN),
         slack_signing_secret=_signing_secret(env),
         slack_app_token=_token(env, APP_TOKEN) if app_token else None,
         slack_api_url=_url(env, "SLACK_API_URL", DEFAULT_SLACK_API_URL, trailing_slash=True),
         requesters=_user_ids(env, "GRANT_REQUESTERS"),
-        approvers=_user_ids(env, "GRANT_APPROVERS"),
+        approvers=approvers,
         approval_channel=_channel_id(env, "APPROVAL_CHANNEL"),
         allow_self_approval=_bool(env, "ALLOW_SELF_APPROVAL", default=False),
         mturk_env=mturk_env,
@@ -143,9 +148,26 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         max_workers_per_request=_int(env, "MAX_WORKERS_PER_REQUEST", default=10_000, low=1, high=100_000),
         lease_seconds=_int(env, "GRANT_LEASE_SECONDS", default=30, low=2, high=3600),
         **_pending_hours(env),
+        approvals_required=_approvals(env, "APPROVALS_REQUIRED", approvers) or 1,
+        production_approvals_required=_approvals(env, "PRODUCTION_APPROVALS_REQUIRED", approvers),
+        reject_reason_required=_bool(env, "REJECT_REASON_REQUIRED", default=False),
         **_operations(env),
         expiry_notice_hours=_int(env, "EXPIRY_NOTICE_HOURS", default=24, low=0, high=24 * 365),
     )
+
+
+def _approvals(env: Mapping[str, str], name: str, approvers: frozenset[str]) -> int | None:
+    """A number of distinct approvers (None if unset) that GRANT_APPROVERS can reach (a user group in it may
+    have any number of members, so it is checked only against a list of people)."""
+    if not env.get(name):
+        return None
+    required = _int(env, name, default=1, low=1, high=20)
+    if required > len(approvers) and not any(entry.startswith("S") for entry in approvers):
+        raise SettingsError(
+            f"{name} is {required} but GRANT_APPROVERS lists {len(approvers)} approver(s), so no request could ever "
+            f"be approved ({README_HINT})"
+        )
+    return required
 
 
 def _operations(env: Mapping[str, str]) -> dict[str, str | int | None]:

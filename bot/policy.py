@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.config import MTurkEnvironment
+
 NAMED_USERS_SHOWN = 5  # a refusal names at most this many people listed one by one
 
 
@@ -45,12 +47,21 @@ class AccessPolicy:
     approvers: frozenset[str]
     allow_self_approval: bool = False
     membership: Membership = field(default_factory=NoUserGroups)
+    # Distinct approvers a request needs before it runs (APPROVALS_REQUIRED), and in production if different.
+    approvals_required: int = 1
+    production_approvals_required: int | None = None
 
     def is_requester(self, user_id: str) -> bool:
         return self._admits(self.requesters, user_id)
 
     def is_approver(self, user_id: str) -> bool:
         return self._admits(self.approvers, user_id)
+
+    def approvals_needed(self, env: MTurkEnvironment) -> int:
+        """How many distinct approvers a request made now in `env` needs (fixed on the request from then on)."""
+        if env is MTurkEnvironment.PRODUCTION and self.production_approvals_required is not None:
+            return self.production_approvals_required
+        return self.approvals_required
 
     def request_refusal(self, user_id: str) -> str | None:
         """Why `user_id` may not request grants, or None if they may."""
@@ -67,6 +78,21 @@ class AccessPolicy:
             return self._only_approvers("approve or reject requests", user_id)
         if user_id == requester_id and not self.allow_self_approval:
             return f"You cannot decide on your own request; ask another approver: {self._who(self.approvers)}."
+        return None
+
+    def approval_refusal(self, user_id: str, requester_id: str, approvals_required: int) -> str | None:
+        """Why `user_id`'s approval does not count, or None if it does.
+
+        The requester never counts toward several approvals: ALLOW_SELF_APPROVAL lets them approve their own
+        request only when one approval is all it needs.
+        """
+        if refusal := self.decision_refusal(user_id, requester_id):
+            return refusal
+        if user_id == requester_id and approvals_required > 1:
+            return (
+                f"Your own approval does not count: this request needs {approvals_required} approvers other than "
+                "the person who made it."
+            )
         return None
 
     def undo_refusal(self, user_id: str) -> str | None:

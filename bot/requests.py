@@ -99,6 +99,7 @@ class EventKind(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     REMINDED = "reminded"  # the approvers were reminded of a request still pending (recorded once per request)
+    APPROVAL_ADDED = "approval_added"  # one approval of several needed: the request stays pending
     UNDO_REQUESTED = "undo_requested"  # on the original: a request undoing it was made (recorded once per request)
     # Grants that expire (bot/expiry.py). On the original: its requester told a day before (once), a new expiry.
     EXPIRY_NOTICE = "expiry_notice"
@@ -195,6 +196,9 @@ class GrantRequest:
     progress_ts: str | None = None
     summary_ts: str | None = None
     reminded_at: datetime | None = None
+    # How many distinct approvers must approve, fixed when the request was made (APPROVALS_REQUIRED then).
+    approvals_required: int = 1
+    decision_reason: str | None = None  # the approver's reason for a rejection, as typed
     regrant: bool = False
     worker_message: str | None = None
     undo_of: int | None = None  # the request this one undoes

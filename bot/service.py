@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import StrEnum
 
+from bot.config import MTurkEnvironment
 from bot.executor import GrantExecutor
 from bot.logs import log_context
 from bot.mturk import MTurkAccessError, MTurkGateway, MTurkUnavailable, QualificationTypeInfo
@@ -20,7 +21,7 @@ from bot.preview import restoring
 from bot.preview_runner import PreviewRunner, ProgressReport
 from bot.qualification_types import resolve_type
 from bot.requests import Field, GrantRequest, GrantSpec, InvalidRequest, RequestState, WorkerTarget
-from bot.store import GrantStore
+from bot.store import ApprovalResult, GrantStore
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ class CannotSubmit(Exception):
 
 class DecisionResult(StrEnum):
     APPROVED = "approved"
+    APPROVAL_ADDED = "approval_added"  # counted; more approvers are needed before anything runs
+    ALREADY_APPROVED = "already_approved"  # this approver's approval was counted before: nothing changed
     REJECTED = "rejected"
     CANCELLED = "cancelled"
     REFUSED = "refused"
@@ -50,6 +53,7 @@ class Decision:
     result: DecisionResult
     request: GrantRequest | None
     message: str = ""
+    approvers: tuple[str, ...] = ()  # whose approvals count so far, after an approval
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,7 @@ class GrantService:
             requester_id=user_id,
             mturk_env=env.value,
             qualification_name=name,
+            approvals_required=self.policy.approvals_needed(env),
             preview_owner=self.previews.owner if self.previews else None,
             lease=self.previews.lease if self.previews else timedelta(seconds=60),
         )
@@ -187,23 +192,57 @@ class GrantService:
             return Decision(DecisionResult.REFUSED, request, refusal)
         return request
 
-    def decide(self, request_id: int, user_id: str, *, approve: bool, origin: ClickOrigin) -> Decision:
-        """Approve or reject a pending request from its message; only the first valid decision takes effect."""
+    def decide(
+        self, request_id: int, user_id: str, *, approve: bool, origin: ClickOrigin, reason: str = ""
+    ) -> Decision:
+        """Approve or reject a pending request from its message; only the first valid decision takes effect.
+
+        An approval counts once per approver; the one that completes the approvals the request needs approves
+        it. A rejection by any approver ends it, whatever approvals it has.
+        """
+        if approve:
+            return self._approve(request_id, user_id, origin)
+        if refusal := self.rejection_refusal(request_id, user_id, origin=origin):
+            return refusal
+        if not self.store.reject(request_id, user_id=user_id, reason=reason):
+            return Decision(DecisionResult.ALREADY_DECIDED, self.store.get(request_id))
+        context = log_context(request_id=request_id, user_id=user_id, event="rejected")
+        log.info("request #%s rejected by %s", request_id, user_id, extra=context)
+        return Decision(DecisionResult.REJECTED, self.store.get(request_id))
+
+    def rejection_refusal(self, request_id: int, user_id: str, *, origin: ClickOrigin) -> Decision | None:
+        """Why `user_id` may not reject the request from `origin` now (it is not pending, say), or None if they may.
+
+        Checked when Reject is clicked, before asking for the reason, and again when the reason comes back.
+        """
         request = self._decidable(request_id, user_id, lambda r: on_approval_message(origin, r))
         if isinstance(request, Decision):
             return request
-        if approve and request.state is RequestState.PENDING and (refusal := self._elsewhere(request, user_id)):
+        if request.state is not RequestState.PENDING:
+            return Decision(DecisionResult.ALREADY_DECIDED, request)
+        return None
+
+    def _approve(self, request_id: int, user_id: str, origin: ClickOrigin) -> Decision:
+        request = self._decidable(request_id, user_id, lambda r: on_approval_message(origin, r))
+        if isinstance(request, Decision):
+            return request
+        if refusal := self.policy.approval_refusal(user_id, request.requester_id, request.approvals_required):
+            return Decision(DecisionResult.REFUSED, request, refusal)
+        if request.state is RequestState.PENDING and (refusal := self._elsewhere(request, user_id)):
             return refusal  # still pending, so an app in the request's own environment can approve it
-        if not self.store.decide(request_id, user_id=user_id, approve=approve):
+        approval = self.store.approve(request_id, user_id=user_id)
+        if approval.result is ApprovalResult.NOT_PENDING:
             return Decision(DecisionResult.ALREADY_DECIDED, self.store.get(request_id))
+        if approval.result is ApprovalResult.ALREADY_COUNTED:
+            return Decision(DecisionResult.ALREADY_APPROVED, request, approvers=approval.approvers)
+        if approval.result is ApprovalResult.ADDED:
+            log.info("request #%s: approval %s of %s", request_id, len(approval.approvers), request.approvals_required)
+            return Decision(DecisionResult.APPROVAL_ADDED, request, approvers=approval.approvers)
         # The request is returned as read before the decision: saving a read keeps the click's ack fast.
-        decided = "approved" if approve else "rejected"
-        context = log_context(request_id=request_id, user_id=user_id, event=decided)
-        log.info("request #%s %s by %s", request_id, decided, user_id, extra=context)
-        if approve:
-            self.executor.submit(request_id)
-            return Decision(DecisionResult.APPROVED, request)
-        return Decision(DecisionResult.REJECTED, request)
+        context = log_context(request_id=request_id, user_id=user_id, event="approved")
+        log.info("request #%s approved by %s", request_id, user_id, extra=context)
+        self.executor.submit(request_id)
+        return Decision(DecisionResult.APPROVED, request, approvers=approval.approvers)
 
     def cancel(self, request_id: int, user_id: str, *, origin: ClickOrigin | None) -> Decision:
         """Withdraw a pending request: only its requester may, with its Cancel button or the command (no origin).
@@ -287,6 +326,7 @@ class GrantService:
             qualification_name=request.qualification_name,
             preview_owner=self.previews.owner if self.previews else None,
             lease=self.previews.lease if self.previews else timedelta(seconds=60),
+            approvals_required=self.policy.approvals_needed(MTurkEnvironment(request.mturk_env)),
         )
         if undo is None:
             again = self.store.get(request_id)

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,9 @@ grant_requests = Table(
     Column("progress_ts", String(32)),  # the thread message updated while a round runs
     Column("summary_ts", String(32)),  # the thread message with the latest round's summary
     Column("reminded_at", UtcDateTime),  # when the approvers were reminded of it, still pending (once)
+    # Distinct approvers needed before it runs, fixed when it was made; and the reason given for a rejection.
+    Column("approvals_required", Integer, nullable=False, server_default="1"),
+    Column("decision_reason", Text),
     # Grant workers who already held the score at the preview too; NULL (before the preview existed) is no.
     Column("regrant", Boolean),
     # Revokes: the text MTurk shows (and emails) the revoked workers; NULL sends them nothing. `reason` is internal.
@@ -156,6 +160,14 @@ worker_grants = Table(
     Column("file_current", Integer),
     Column("operation", String(8), nullable=False, server_default="grant"),  # grant or revoke (bot.requests.Operation)
 )
+# Each approver's approval of a request, once: a second click by the same approver inserts nothing.
+request_approvals = Table(
+    "request_approvals",
+    metadata,
+    Column("request_id", Integer, ForeignKey("grant_requests.id"), primary_key=True),
+    Column("approver_id", String(32), primary_key=True),
+    Column("approved_at", UtcDateTime, nullable=False),
+)
 Index("ix_grant_requests_state", grant_requests.c.state)
 Index("ix_grant_requests_expires_at", grant_requests.c.expires_at)
 Index("ix_worker_grants_request_status", worker_grants.c.request_id, worker_grants.c.status)
@@ -194,6 +206,21 @@ deliveries_taken = Table(
 Index("ix_deliveries_taken_received_at", deliveries_taken.c.received_at)
 # Far longer than any copy can come: a signature is good for 5 minutes, and Slack retries within minutes.
 DELIVERY_KEYS_KEPT = timedelta(days=1)
+
+
+class ApprovalResult(StrEnum):
+    APPROVED = "approved"  # this approval completed the number needed: pending → approved
+    ADDED = "added"  # counted, and more are needed: still pending
+    ALREADY_COUNTED = "already_counted"  # this approver's approval was counted before: nothing changed
+    NOT_PENDING = "not_pending"  # decided, cancelled or expired meanwhile: nothing changed
+
+
+@dataclass(frozen=True)
+class Approval:
+    """What one approval did, and everyone whose approval of the request counts so far (in order)."""
+
+    result: ApprovalResult
+    approvers: tuple[str, ...] = ()
 
 
 class _AlreadyExpired(Exception):
@@ -303,6 +330,7 @@ class GrantStore:
         requester_id: str,
         mturk_env: str,
         qualification_name: str | None,
+        approvals_required: int = 1,
         preview_owner: str | None = None,
         lease: timedelta = timedelta(seconds=60),
     ) -> GrantRequest:
@@ -317,6 +345,7 @@ class GrantStore:
                 qualification_name=qualification_name,
                 preview_owner=preview_owner,
                 lease=lease,
+                approvals_required=approvals_required,
             )
         request = self.get(request_id)
         assert request is not None
@@ -557,6 +586,7 @@ class GrantStore:
         qualification_name: str | None,
         preview_owner: str | None = None,
         lease: timedelta = timedelta(seconds=60),
+        approvals_required: int = 1,
     ) -> GrantRequest | None:
         """Store the request undoing `spec.undo_of`, once: in the same transaction the original, finished and not
         undone yet, is marked undone by it (compare-and-swap) with its UNDO_REQUESTED event. None, with nothing
@@ -565,7 +595,7 @@ class GrantStore:
         assert original is not None
         try:
             request_id = self._insert_undo(
-                spec, requester_id, mturk_env, qualification_name, preview_owner, lease, original
+                spec, requester_id, mturk_env, qualification_name, preview_owner, lease, original, approvals_required
             )
         except _AlreadyExpired:
             return None  # the transaction was rolled back: nothing of the second undo is stored
@@ -580,6 +610,7 @@ class GrantStore:
         preview_owner: str | None,
         lease: timedelta,
         original: int,
+        approvals_required: int = 1,
     ) -> int:
         c = grant_requests.c
         with self._write(someone_waiting=True) as conn:
@@ -591,6 +622,7 @@ class GrantStore:
                 qualification_name=qualification_name,
                 preview_owner=preview_owner,
                 lease=lease,
+                approvals_required=approvals_required,
             )
             finished = c.state.in_([RequestState.DONE, RequestState.FAILED])
             if not _swap(conn, original, (c.undone_by.is_(None), finished), undone_by=request_id):
@@ -729,22 +761,68 @@ class GrantStore:
             )
 
     def decide(self, request_id: int, *, user_id: str, approve: bool) -> bool:
-        """pending → approved or rejected; True only for the one caller whose decision took effect."""
-        target = RequestState.APPROVED if approve else RequestState.REJECTED
-        kind = EventKind.APPROVED if approve else EventKind.REJECTED
+        """Approve or reject; True only if this call moved the request out of pending."""
+        if approve:
+            return self.approve(request_id, user_id=user_id).result is ApprovalResult.APPROVED
+        return self.reject(request_id, user_id=user_id)
+
+    def approve(self, request_id: int, *, user_id: str) -> Approval:
+        """Count `user_id`'s approval once; the approval that completes the number needed moves pending → approved.
+
+        One transaction that first locks the request row with a conditional UPDATE (PostgreSQL makes a second
+        approval wait for the first to commit, then reads the approvals again; SQLite takes its write lock),
+        so two approvals arriving together are counted one after the other: exactly one of them approves.
+        """
+        c, a = grant_requests.c, request_approvals.c
+        moment = now()
+        with self._write(someone_waiting=True) as conn:
+            lock = update(grant_requests).where(c.id == request_id, c.state == RequestState.PENDING)
+            if conn.execute(lock.values(state=c.state)).rowcount != 1:
+                return Approval(ApprovalResult.NOT_PENDING)
+            counted = select(a.approver_id).where(a.request_id == request_id, a.approver_id == user_id)
+            if conn.execute(counted).first() is not None:
+                return Approval(ApprovalResult.ALREADY_COUNTED, _approvers(conn, request_id))
+            approval = insert(request_approvals).values(request_id=request_id, approver_id=user_id, approved_at=moment)
+            conn.execute(approval)
+            approvers = _approvers(conn, request_id)
+            required = conn.execute(select(c.approvals_required).where(c.id == request_id)).scalar_one()
+            if len(approvers) < required:
+                _add_event(conn, request_id, EventKind.APPROVAL_ADDED, user_id, 1)
+                return Approval(ApprovalResult.ADDED, approvers)
+            _swap(
+                conn,
+                request_id,
+                (c.state == RequestState.PENDING,),
+                state=RequestState.APPROVED,
+                decided_by=user_id,
+                decided_at=moment,
+                finished_at=None,
+            )
+            _add_event(conn, request_id, EventKind.APPROVED, user_id, 1)
+        return Approval(ApprovalResult.APPROVED, approvers)
+
+    def reject(self, request_id: int, *, user_id: str, reason: str = "") -> bool:
+        """pending → rejected, whatever approvals it has; True only for the one caller whose rejection took effect."""
+        moment = now()
         with self._write(someone_waiting=True) as conn:
             won = _swap(
                 conn,
                 request_id,
                 (grant_requests.c.state == RequestState.PENDING,),
-                state=target,
+                state=RequestState.REJECTED,
                 decided_by=user_id,
-                decided_at=now(),
-                finished_at=None if approve else now(),
+                decided_at=moment,
+                finished_at=moment,
+                decision_reason=reason or None,
             )
             if won:
-                _add_event(conn, request_id, kind, user_id, 1)
+                _add_event(conn, request_id, EventKind.REJECTED, user_id, 1)
         return won
+
+    def approvers(self, request_id: int) -> tuple[str, ...]:
+        """Everyone whose approval of the request counts, first approver first."""
+        with self.engine.connect() as conn:
+            return _approvers(conn, request_id)
 
     def cancel(self, request_id: int, *, user_id: str) -> bool:
         """pending → cancelled, by its requester only; True only for the one caller whose cancel took effect."""
@@ -1231,6 +1309,7 @@ def _insert_request(
     qualification_name: str | None,
     preview_owner: str | None,
     lease: timedelta,
+    approvals_required: int = 1,
 ) -> int:
     """Insert a request and its workers (see GrantStore.create_request); its ID."""
     created = now()
@@ -1246,6 +1325,7 @@ def _insert_request(
             state=RequestState.PREVIEWING if preview_owner else RequestState.PENDING,
             worker_count=len(spec.workers),
             created_at=created,
+            approvals_required=approvals_required,
             regrant=spec.regrant,
             worker_message=spec.worker_message,
             undo_of=spec.undo_of,
@@ -1310,6 +1390,12 @@ def _has_revision(scripts: ScriptDirectory, revision: str) -> bool:
         return scripts.get_revision(revision) is not None
     except CommandError:
         return False
+
+
+def _approvers(conn: Connection, request_id: int) -> tuple[str, ...]:
+    a = request_approvals.c
+    query = select(a.approver_id).where(a.request_id == request_id).order_by(a.approved_at, a.approver_id)
+    return tuple(conn.execute(query).scalars())
 
 
 def _swap(conn: Connection, request_id: int, conditions: tuple[Any, ...], **values: Any) -> bool:
@@ -1377,6 +1463,8 @@ def _to_request(row: Any) -> GrantRequest:
         progress_ts=row["progress_ts"],
         summary_ts=row["summary_ts"],
         reminded_at=row["reminded_at"],
+        approvals_required=row["approvals_required"],
+        decision_reason=row["decision_reason"],
         regrant=bool(row["regrant"]),
         worker_message=row["worker_message"],
         undo_of=row["undo_of"],

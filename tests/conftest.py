@@ -33,6 +33,7 @@ WORKERS = ["A1WORKER0000001", "A1WORKER0000002", "A1WORKER0000003"]
 # The app's own settings (see README.md, Settings): a test never takes them from the developer's machine.
 SETTING_PREFIXES = ("SLACK_", "GRANT_", "MTURK_", "AWS_")
 SETTING_NAMES = ("APPROVAL_CHANNEL", "ALLOW_SELF_APPROVAL", "DATABASE_URL", "PORT", "MAX_WORKERS_PER_REQUEST")
+SETTING_NAMES += ("APPROVALS_REQUIRED", "PRODUCTION_APPROVALS_REQUIRED", "REJECT_REASON_REQUIRED")
 SETTING_NAMES += ("LOG_FORMAT", "METRICS_PORT")  # the operator's
 
 
@@ -149,6 +150,29 @@ class RunningApp:
             return request if self.posts(kind, request_id) else None
 
         return self.slack.wait_for(final, timeout=timeout)
+
+    def reject(self, user: str, reason: str = "", request_id: int = 1, **options: Any) -> Any:
+        """Click Reject, then submit the form the app opens with `reason`; the submission's answer.
+
+        Answers a click that opens no form (a refusal) with None; `options` go with the click (response_key).
+        """
+        opened = len(self.slack.calls_to("views.open"))
+        self.click(user, "reject_request", request_id, trigger_id=self.slack.new_trigger_id(), **options)
+        try:
+            call = self.slack.wait_for(lambda: self.slack.calls_to("views.open")[opened:], timeout=2)[0]
+        except AssertionError:
+            return None
+        return self.sender.submit_view(
+            user,
+            reject_reason_values(reason),
+            private_metadata=call.args["view"]["private_metadata"],
+            callback_id="reject_request_modal",
+        )
+
+
+def reject_reason_values(reason: str) -> dict[str, Any]:
+    """Reject's form's view.state.values as Slack sends them."""
+    return {"reject_reason": {"value": {"type": "plain_text_input", "value": reason or None}}}
 
 
 def posted_for(message: dict[str, Any]) -> str | None:

@@ -137,6 +137,7 @@ class SlackSender:
         message: dict[str, Any] | None = None,
         view_id: str | None = None,
         response_key: str | None = None,
+        trigger_id: str | None = None,
         **options: Any,
     ) -> SlackResponse:
         payload = self.click_payload(
@@ -148,6 +149,7 @@ class SlackSender:
             message=message,
             view_id=view_id,
             response_key=response_key,
+            trigger_id=trigger_id,
         )
         return self.post({"payload": json.dumps(payload)}, **options)
 
@@ -162,6 +164,7 @@ class SlackSender:
         message: dict[str, Any] | None = None,
         view_id: str | None = None,
         response_key: str | None = None,
+        trigger_id: str | None = None,
     ) -> dict[str, Any]:
         """A button click's block_actions payload: a form field over HTTP, an envelope's payload in Socket Mode.
 
@@ -175,7 +178,7 @@ class SlackSender:
             "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM_ID},
             "api_app_id": "A0APP",
             "token": "deprecated-verification-token",
-            "trigger_id": f"trigger-{next(_counter)}",
+            "trigger_id": trigger_id or f"trigger-{next(_counter)}",
             "response_url": f"{self.response_base}{key}",
             "actions": [
                 {

@@ -53,16 +53,17 @@ def test_self_approval_when_allowed(fake_slack: FakeSlack, fake_mturk: FakeMTurk
 
 def test_reject_updates_message_replies_in_thread_and_tells_requester(app: RunningApp) -> None:
     post_request(app)
-    app.click(APPROVER, "reject_request")
+    assert app.reject(APPROVER, "Workers already paid.").status == 200
     request = app.slack.wait_for(lambda: (r := app.grant_qual.store.get(1)) and r.state.is_final and r)
     assert request.state is RequestState.REJECTED and request.decided_by == APPROVER
     message = app.slack.wait_for(lambda: (m := app.approval_message()) and "Rejected" in message_text(m) and m)
     assert not [b for b in message["blocks"] if b["type"] == "actions"]
     assert f"<@{APPROVER}>" in message_text(message)
     (reply,) = app.slack.wait_for(lambda: app.posts("rejected"))
-    assert "Rejected" in reply["text"]
+    assert "Rejected" in reply["text"] and "Reason: Workers already paid." in message_text(reply)
     (dm,) = app.slack.wait_for(lambda: app.slack.dms_to(REQUESTER))
     assert "request #1" in dm["text"] and "was rejected" in dm["text"]
+    assert "Reason: Workers already paid." in message_text(dm)
     assert app.mturk.calls("AssociateQualificationWithWorker") == []
 
 

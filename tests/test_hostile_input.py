@@ -58,7 +58,10 @@ def assert_nothing_typed_is_live(app: RunningApp) -> None:
 
 def decide(app: RunningApp, action: str, request_id: int) -> None:
     app.approval_message(request_id)
-    assert app.click(APPROVER_2, action, request_id).status == 200
+    if action == "reject_request":  # with a hostile reason, which the thread and the DM show
+        assert app.reject(APPROVER_2, HOSTILE, request_id).status == 200
+    else:
+        assert app.click(APPROVER_2, action, request_id).status == 200
     app.wait_final(request_id)
 
 
@@ -93,6 +96,12 @@ def test_hostile_reason_and_names_cannot_ping_link_or_format(app: RunningApp) ->
         message = app.approval_message(request_id)
         plain = [o["text"] for _, o in text_objects(message["blocks"]) if o["type"] == "plain_text"]
         assert f"Reason: {HOSTILE}" in plain
+    # The requester and the thread read the rejection's reason verbatim, as plain text.
+    (rejected,) = app.posts("rejected", 2)
+    rejection_dm = next(m for m in app.slack.dms_to(REQUESTER) if "was rejected" in m["text"])
+    for message in (rejected, rejection_dm):
+        plain = [o["text"] for _, o in text_objects(message["blocks"]) if o["type"] == "plain_text"]
+        assert plain == [f"Reason: {HOSTILE}"]
     named = app.approval_message(3)
     assert "R&amp;D &lt;!channel&gt; &lt;https://evil.example|pilot&gt;" in message_text(named)
     assert_nothing_typed_is_live(app)

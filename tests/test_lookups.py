@@ -64,7 +64,10 @@ def make_request(app: RunningApp, text: str, request_id: int, user: str = REQUES
 
 
 def decide(app: RunningApp, request_id: int, action: str) -> None:
-    app.click(APPROVER, action, request_id)
+    if action == "reject_request":
+        app.reject(APPROVER, request_id=request_id)  # Reject asks for a reason first
+    else:
+        app.click(APPROVER, action, request_id)
     app.wait_final(request_id)
 
 

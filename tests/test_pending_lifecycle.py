@@ -203,7 +203,7 @@ def test_nobody_else_may_cancel(app: RunningApp) -> None:
 
 def test_a_decided_request_can_no_longer_be_cancelled(app: RunningApp) -> None:
     post_request(app)
-    app.click(APPROVER, "reject_request")
+    app.reject(APPROVER)
     app.wait_final()
     app.request("cancel 1", response_key="late")
     assert ephemeral(app, "late") == f"Request #1 is already rejected by <@{APPROVER}>; it can no longer be cancelled."

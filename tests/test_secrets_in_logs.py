@@ -50,7 +50,7 @@ def run_full_flow(app: RunningApp) -> list[SlackResponse]:
     assert app.wait_final(1).state is RequestState.FAILED  # one of three failed
     replies.append(app.request(f"{QUAL} {WORKERS[0]}", response_key="two"))
     app.approval_message(2)
-    replies.append(app.click(APPROVER, "reject_request", 2))
+    replies.append(app.reject(APPROVER, "not this one", 2))
     assert app.wait_final(2).state is RequestState.REJECTED
     replies.append(app.request(f"{QUAL} {WORKERS[1]}", secret="not-the-signing-secret"))  # forged: refused
     replies.append(app.sender.submit_view(REQUESTER, {"workers": {"value": {"value": "bad"}}}))  # inline errors

@@ -7,6 +7,7 @@ nothing granted that was not approved.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -19,12 +20,22 @@ import pytest
 from bot.requests import DeliveryState, EventKind, RequestState
 from bot.store import GrantStore, create_database_engine
 from tests.app_process import AppProcess
-from tests.conftest import APPROVER, APPROVER_2, CHANNEL, QUAL, REQUESTER, SIGNING_SECRET, app_environment
+from tests.conftest import (
+    APPROVER,
+    APPROVER_2,
+    CHANNEL,
+    QUAL,
+    REQUESTER,
+    SIGNING_SECRET,
+    app_environment,
+    reject_reason_values,
+)
 from tests.fakes import FakeMTurk, FakeSlack
 from tests.slack_sender import SlackSender
 
 REQUESTS = 240
 SEED = 20261129
+REJECT_FORM = "reject_request_modal"
 
 
 @pytest.fixture
@@ -95,6 +106,10 @@ def test_soak_two_replicas_with_faults_and_a_crash(
             approver = driver.random.choice([APPROVER, APPROVER_2])
             retry = click if driver.random.random() < 0.3 else None
             driver.send("click", approver, action, str(request_id), message_ts=ts, retry_num=retry)
+            if action == "reject_request":  # the form Reject opens, submitted with a reason
+                metadata = json.dumps({"request_id": request_id, "channel_id": CHANNEL, "message_ts": ts})
+                values = reject_reason_values(f"soak-{request_id}")
+                driver.send("submit_view", approver, values, private_metadata=metadata, callback_id=REJECT_FORM)
 
     killer = threading.Thread(target=_kill_and_restart, args=(replicas[0], driver, fake_mturk))
     killer.start()

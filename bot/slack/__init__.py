@@ -24,6 +24,7 @@ class SlackContext:
     # Work a listener does after its ack (checking with MTurk, posting), off Bolt's listener threads.
     after_ack: Executor
     expiry: GrantExpiry | None = None  # Extend and Revoke now on an expiring grant's message
+    reject_reason_required: bool = False  # REJECT_REASON_REQUIRED: Reject's modal insists on a reason
 
 
 def register(app: App, context: SlackContext) -> None:

@@ -1,5 +1,8 @@
 """Approve, Reject and Cancel buttons on a request message, and Retry failed and Undo on its result summary.
 
+Reject records nothing at the click: it opens a form for the reason (bot/slack/decisions.py), whose
+submission rejects.
+
 Each listener passes on where Slack says the button was (ClickOrigin); the service decides whether that is a
 surface the app rendered for the request.
 """
@@ -12,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, BoltRequest, BoltResponse, Respond
 from slack_bolt.middleware import Middleware
+from slack_sdk import WebClient
 
-from bot.requests import RequestState
 from bot.service import ClickOrigin, DecisionResult
-from bot.slack import blocks, pending_blocks
+from bot.slack import blocks, decisions
 from bot.slack.after_ack import Requester, run_after_ack
 from bot.slack.cancel import cancel_answer
 from bot.slack.preview_progress import preview_request
@@ -29,14 +32,15 @@ log = logging.getLogger(__name__)
 
 def register(app: App, context: SlackContext) -> None:
     app.middleware(RefuseMalformedActions())
+    decisions.register(app, context)
 
     @app.action(blocks.APPROVE_ACTION)
     def approve(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        _decide(context, body, ack, respond, approve=True)
+        _approve(context, body, ack, respond)
 
     @app.action(blocks.REJECT_ACTION)
-    def reject(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        _decide(context, body, ack, respond, approve=False)
+    def reject(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        _ask_to_reject(context, body, ack, respond, client)
 
     @app.action(blocks.CANCEL_ACTION)
     def cancel(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
@@ -153,43 +157,52 @@ def _has_action(body: dict[str, Any]) -> bool:
     return isinstance(actions, list) and bool(actions) and isinstance(actions[0], dict) and "action_id" in actions[0]
 
 
-def _decide(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respond, *, approve: bool) -> None:
-    """Record the decision, then acknowledge: a click Slack saw acknowledged is never lost to a crash."""
+def _approve(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respond) -> None:
+    """Record the approval, then acknowledge: a click Slack saw acknowledged is never lost to a crash."""
     user_id = _user_id(body)
     raw_id = str((body.get("actions") or [{}])[0].get("value", ""))
-
-    def tell(text: str) -> None:
-        _tell(respond, text)
-
     if not _is_number(raw_id) or len(raw_id) > 18:
         ack()
-        tell(":x: This button does not belong to a grant request.")
+        _tell(respond, ":x: This button does not belong to a grant request.")
         return
     origin = _click_origin(body)
     try:
-        decision = context.service.decide(int(raw_id), user_id, approve=approve, origin=origin)  # one short transaction
+        decision = context.service.decide(int(raw_id), user_id, approve=True, origin=origin)  # one short transaction
     except Exception:
         ack()
         log.exception("recording a decision on request #%s failed", raw_id)
-        tell(f":warning: Something went wrong; request #{raw_id} is safe and unchanged. Please click again.")
+        _tell(respond, f":warning: Something went wrong; request #{raw_id} is safe and unchanged. Please click again.")
         return
     ack()
-    request = decision.request
-    if decision.result in (DecisionResult.APPROVED, DecisionResult.REJECTED):
-        context.delivery.wake()  # the delivery thread updates the message now; this thread is free for acks
-    elif decision.result is DecisionResult.NOT_ON_REQUEST_MESSAGE:
-        tell(f":no_entry: {decision.message}")
-    elif decision.result is DecisionResult.WRONG_ENVIRONMENT:
-        context.delivery.wake()  # the thread's note
-        tell(f":no_entry: {decision.message}")
-    elif decision.result is DecisionResult.ALREADY_DECIDED and request:
-        if request.state in (RequestState.CANCELLED, RequestState.EXPIRED):
-            tell(pending_blocks.closed_answer(request))
-            return
-        by = f" by <@{request.decided_by}>" if request.decided_by else ""
-        tell(f"Request #{request.id} is already {request.state.value}{by}.")
-    else:
-        tell(f":no_entry: {decision.message} Nothing changed.")
+    if decision.result in (DecisionResult.APPROVED, DecisionResult.APPROVAL_ADDED, DecisionResult.WRONG_ENVIRONMENT):
+        # The delivery thread updates the message (or notes the environment) now; this thread is free for acks.
+        context.delivery.wake()
+    if answer := decisions.decision_answer(decision):
+        _tell(respond, answer)
+
+
+def _ask_to_reject(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respond, client: WebClient) -> None:
+    """Check the click as a rejection would be checked, acknowledge, then open the form for the reason."""
+    user_id = _user_id(body)
+    raw_id = str((body.get("actions") or [{}])[0].get("value", ""))
+    if not _is_number(raw_id) or len(raw_id) > 18:
+        ack()
+        _tell(respond, ":x: This button does not belong to a grant request.")
+        return
+    origin = _click_origin(body)
+    try:
+        refusal = context.service.rejection_refusal(int(raw_id), user_id, origin=origin)  # one short read
+    except Exception:
+        ack()
+        log.exception("checking a rejection of request #%s failed", raw_id)
+        _tell(respond, f":warning: Something went wrong; request #{raw_id} is safe and unchanged. Please click again.")
+        return
+    ack()
+    if refusal is not None:
+        _tell(respond, decisions.decision_answer(refusal) or f"Request #{raw_id} is unchanged.")
+        return
+    if problem := decisions.ask_for_reason(context, client, str(body.get("trigger_id") or ""), int(raw_id), origin):
+        _tell(respond, problem)
 
 
 def _cancel(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respond) -> None:

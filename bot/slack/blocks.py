@@ -23,6 +23,10 @@ APPROVE_ACTION = "approve_request"
 RETRY_ACTION = "retry_failed"
 REJECT_ACTION = "reject_request"
 CANCEL_ACTION = "cancel_request"
+REJECT_MODAL_CALLBACK = "reject_request_modal"
+REJECT_REASON_BLOCK = "reject_reason"
+REJECT_REASON_INPUT_LIMIT = 1000  # what an approver may type as a rejection's reason
+REJECT_REASON_SHOWN_LIMIT = 1500  # the reason once escaped (longer), in a rejection's notification text
 UNDO_ACTION = "undo_request"
 MODAL_CALLBACK = "grant_request_modal"
 # The modal's qualification type picker (an external_select fed by the app's options listener).
@@ -177,9 +181,11 @@ def request_message(
     workers: Sequence[WorkerOutcome],
     status: str | None = None,
     change: str | None = None,
+    approvers: Sequence[str] = (),
     undo_link: str = "",
 ) -> tuple[str, list[Block]]:
-    """The approval message: everything an approver must see, with buttons while the request is pending.
+    """The approval message: everything an approver must see, with buttons while the request is pending (and,
+    when it needs several approvers, whose approvals it has so far).
 
     `change`: the preview's change line (bot/slack/preview_blocks.py), for a request that has one. `undo_link`:
     " (<url|see it>)" to the request an undo request undoes.
@@ -235,7 +241,9 @@ def request_message(
     if status:
         blocks.append(_section(status))
     else:
-        blocks.append(_decision_buttons(request))
+        if request.approvals_required > 1:
+            blocks.append(_context(approvals_so_far(request, approvers)))
+        blocks.append(_decision_buttons(request, len(approvers)))
     if kind == "REVOKE":
         what = f"REVOKE {request.qualification_type_id} from {request.worker_count} worker(s)"
     elif kind:
@@ -272,9 +280,47 @@ def _approve_question(request: GrantRequest, env: str) -> Callable[[str], str]:
     return lambda q: f"Grant {q} to {request.worker_count} worker(s) in *{env}*? Existing scores are overwritten."
 
 
-def _decision_buttons(request: GrantRequest) -> Block:
+def approvals_so_far(request: GrantRequest, approvers: Sequence[str]) -> str:
+    """A pending request's approvals, when it needs several: who approved, and how many more it waits for."""
+    required = request.approvals_required
+    if not approvers:
+        return f":busts_in_silhouette: Needs {required} approvers (the requester does not count)."
+    more = required - len(approvers)
+    waiting = "one more approver" if more == 1 else f"{more} more approvers"
+    count = f"{len(approvers)} of {required}"
+    return f":white_check_mark: Approved by {_mentions(approvers)} ({count}) — waiting for {waiting}"
+
+
+def _mentions(user_ids: Sequence[str]) -> str:
+    mentions = [f"<@{user_id}>" for user_id in user_ids]
+    return ", ".join(mentions[:-1]) + " and " + mentions[-1] if len(mentions) > 1 else "".join(mentions)
+
+
+def _approve_confirm(request: GrantRequest, approvals: int) -> Block:
+    """Approve's confirm dialog: grant now, or (while more approvers are needed after this one) add an approval."""
     env = MTurkEnvironment(request.mturk_env).label
+    after = request.approvals_required - approvals - 1
+    if after > 0:
+        more = "one more approver" if after == 1 else f"{after} more approvers"
+        return _confirm(
+            request,
+            "Add your approval?",
+            lambda qualification: (
+                f"Add your approval to request #{request.id}: {_kind_noun(request)} {qualification} for "
+                f"{request.worker_count} worker(s) in *{env}*? Nothing happens until {more} approve too."
+            ),
+            "Approve",
+        )
     revoking = bool(request.kind_label)
+    return _confirm(
+        request,
+        "REVOKE now?" if revoking else "Grant now?",
+        _approve_question(request, env),
+        "Approve and revoke" if revoking else "Approve and grant",
+    )
+
+
+def _decision_buttons(request: GrantRequest, approvals: int = 0) -> Block:
     return {
         "type": "actions",
         "block_id": f"decision-{request.id}",
@@ -285,12 +331,7 @@ def _decision_buttons(request: GrantRequest) -> Block:
                 "text": {"type": "plain_text", "text": "Approve"},
                 "style": "primary",
                 "value": str(request.id),
-                "confirm": _confirm(
-                    request,
-                    "REVOKE now?" if revoking else "Grant now?",
-                    _approve_question(request, env),
-                    "Approve and revoke" if revoking else "Approve and grant",
-                ),
+                "confirm": _approve_confirm(request, approvals),
             },
             {
                 "type": "button",
@@ -333,9 +374,12 @@ def _confirm(request: GrantRequest, title: str, question: Callable[[str], str], 
     }
 
 
-def decided_status(request: GrantRequest, detail: str = "") -> str:
+def decided_status(request: GrantRequest, detail: str = "", approvers: Sequence[str] = ()) -> str:
+    """The status line where the buttons were: who rejected, or everyone who approved (the last one decided)."""
     verb = {"rejected": ":no_entry: Rejected"}.get(request.state.value, ":white_check_mark: Approved")
-    return f"{verb} by <@{request.decided_by}> {slack_date(request.decided_at)}{detail}"
+    rejected = request.state.value == "rejected"
+    by = _mentions(approvers) if len(approvers) > 1 and not rejected else f"<@{request.decided_by}>"
+    return f"{verb} by {by} {slack_date(request.decided_at)}{detail}"
 
 
 def slack_date(moment: datetime | None) -> str:
@@ -518,12 +562,13 @@ def _text_input(
     multiline: bool = False,
     placeholder: str = "",
     hint: str = "",
+    max_length: int = TEXT_INPUT_LIMIT,
 ) -> Block:
     element: Block = {
         "type": "plain_text_input",
         "action_id": "value",
         "multiline": multiline,
-        "max_length": TEXT_INPUT_LIMIT,
+        "max_length": max_length,
     }
     if placeholder:
         element["placeholder"] = {"type": "plain_text", "text": placeholder}
@@ -733,16 +778,75 @@ def outcome_line(granted: int, request: GrantRequest) -> str:
     return f"granted {granted} of {request.worker_count} worker(s)"
 
 
-def rejection_reply(request: GrantRequest) -> str:
-    return f"{environment_tag(request.mturk_env)} :no_entry: Rejected by <@{request.decided_by}>. Nothing was granted."
+def rejection_reply(request: GrantRequest, *, with_reason: bool = True) -> str:
+    reason = _rejection_reason(request) if with_reason else ""
+    return (
+        f"{environment_tag(request.mturk_env)} :no_entry: Rejected by <@{request.decided_by}>. Nothing was granted."
+        f"{reason}"
+    )
 
 
-def rejection_dm(request: GrantRequest, link: str | None) -> str:
+def rejection_dm(request: GrantRequest, link: str | None, *, with_reason: bool = True) -> str:
+    reason = _rejection_reason(request) if with_reason else ""
     return (
         f"{environment_tag(request.mturk_env)} Your request #{request.id} to grant {qualification_text(request)} "
         f"to {request.worker_count} worker(s) was rejected by <@{request.decided_by}>. Nothing was granted."
-        f"{_see(link)}"
+        f"{reason}{_see(link)}"
     )
+
+
+def _rejection_reason(request: GrantRequest) -> str:
+    """The reason on one line, escaped, for a message's text (its notification)."""
+    if not request.decision_reason:
+        return ""
+    return f" Reason: {truncate(escape(' '.join(request.decision_reason.split())), REJECT_REASON_SHOWN_LIMIT)}"
+
+
+def rejection_blocks(headline: str, request: GrantRequest) -> list[Block] | None:
+    """A rejection's thread reply or DM when it has a reason: the headline, then the reason verbatim, as plain
+    text (it cannot ping, link or format); None without a reason (the text says it all)."""
+    if not request.decision_reason:
+        return None
+    reason = truncate(f"Reason: {request.decision_reason}", SECTION_TEXT_LIMIT)
+    return [_section(headline), {"type": "section", "text": {"type": "plain_text", "text": reason}}]
+
+
+def reject_modal(request: GrantRequest, private_metadata: str, *, reason_required: bool) -> dict[str, Any]:
+    """Reject's form: the reason, shown in the request's thread and to its requester."""
+    what = (
+        f"{environment_tag(request.mturk_env)} Reject request #{request.id} {request_what(request)} by "
+        f"<@{request.requester_id}>? Nothing will be done."
+    )
+    return {
+        "type": "modal",
+        "callback_id": REJECT_MODAL_CALLBACK,
+        "private_metadata": private_metadata,
+        "title": {"type": "plain_text", "text": "Reject request"},
+        "submit": {"type": "plain_text", "text": "Reject"},
+        "close": {"type": "plain_text", "text": "Keep it"},
+        "blocks": [
+            _section(what),
+            _text_input(
+                REJECT_REASON_BLOCK,
+                "Reason" if reason_required else "Reason (optional)",
+                optional=not reason_required,
+                multiline=True,
+                max_length=REJECT_REASON_INPUT_LIMIT,
+                placeholder="Why this request is rejected",
+                hint="Shown in the request's thread and in the requester's DM.",
+            ),
+        ],
+    }
+
+
+def reject_answer_view(text: str) -> dict[str, Any]:
+    """What Reject's form turns into when the rejection did not take effect: why, and nothing to submit."""
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Reject request"},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": [_section(text)],
+    }
 
 
 def result_dm(request: GrantRequest, granted: int, failed: int, elapsed: float | None, link: str | None) -> str:

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 METADATA_EVENT_TYPE = "grant_qual_event"
 STEPS: dict[EventKind, tuple[str, ...]] = {
     EventKind.SUBMITTED: ("post", "worker_file"),
+    EventKind.APPROVAL_ADDED: ("update",),  # who approved so far, on the message; the buttons stay
     EventKind.APPROVED: ("update", "progress"),
     EventKind.RETRY_APPROVED: ("update", "retire_summary", "progress"),
     EventKind.REJECTED: ("update", "thread", "dm"),
@@ -81,12 +82,14 @@ class SlackMessenger:
             return
         if not request.channel_id or not request.message_ts:
             return
+        approvers = self.store.approvers(request.id) if request.approvals_required > 1 else ()
         text, message_blocks = blocks.request_message(
             request,
             self.store.outcomes(request.id),
-            self._status(request, progress),
+            self._status(request, progress, approvers),
             self._change(request),
-            self._undo_link(request),
+            approvers=approvers,
+            undo_link=self._undo_link(request),
         )
         finished = request.state in (RequestState.DONE, RequestState.FAILED)
         message_blocks = expiry_blocks.with_expiry(request, message_blocks, finished=finished)
@@ -103,7 +106,7 @@ class SlackMessenger:
         summary = self.store.preview_summary(request.id)
         return preview_blocks.change_text(request, summary) if summary else None
 
-    def _status(self, request: GrantRequest, progress: str) -> str | None:
+    def _status(self, request: GrantRequest, progress: str, approvers: tuple[str, ...] = ()) -> str | None:
         if request.state is RequestState.PENDING:
             return None
         if request.state is RequestState.REJECTED:
@@ -113,10 +116,11 @@ class SlackMessenger:
         if request.state is RequestState.EXPIRED:
             return pending_blocks.expired_status(request)
         if request.state in (RequestState.APPROVED, RequestState.GRANTING):
-            return blocks.decided_status(request, progress or f" — granting to {request.worker_count} worker(s)…")
+            granting = progress or f" — granting to {request.worker_count} worker(s)…"
+            return blocks.decided_status(request, granting, approvers)
         counts = self.store.status_counts(request.id)
         line = blocks.outcome_line(counts[WorkerStatus.GRANTED], request)
-        return blocks.decided_status(request, f" — {line}")
+        return blocks.decided_status(request, f" — {line}", approvers)
 
     def _step_post(self, request: GrantRequest, event: RequestEvent) -> None:
         if request.message_ts:
@@ -149,7 +153,8 @@ class SlackMessenger:
                 self.store.set_message_ts(request.id, summary_ts=found)
             return
         if event.kind is EventKind.REJECTED:
-            text, message_blocks = blocks.rejection_reply(request), None
+            headline = blocks.rejection_reply(request, with_reason=False)
+            text, message_blocks = blocks.rejection_reply(request), blocks.rejection_blocks(headline, request)
         elif event.kind is EventKind.ENVIRONMENT_MISMATCH:
             text, message_blocks = blocks.environment_mismatch_note(request), None
         elif event.kind is EventKind.CANCELLED:
@@ -193,8 +198,10 @@ class SlackMessenger:
 
     def _step_dm(self, request: GrantRequest, event: RequestEvent) -> None:
         link = self.permalink(request)
+        message_blocks = None
         if event.kind is EventKind.REJECTED:
             text = blocks.rejection_dm(request, link)
+            message_blocks = blocks.rejection_blocks(blocks.rejection_dm(request, link, with_reason=False), request)
         elif event.kind is EventKind.EXPIRED:
             text = pending_blocks.expiry_dm(request, link)
         elif event.kind is EventKind.EXPIRY_NOTICE:
@@ -210,7 +217,9 @@ class SlackMessenger:
             dm_channel = str(self.client.conversations_open(users=request.requester_id)["channel"]["id"])
             if self._find_posted(event, dm_channel, None):
                 return
-        self.client.chat_postMessage(channel=request.requester_id, text=text, metadata=_metadata(event))
+        self.client.chat_postMessage(
+            channel=request.requester_id, text=text, blocks=message_blocks, metadata=_metadata(event)
+        )
 
     def _step_progress(self, request: GrantRequest, event: RequestEvent) -> None:
         """Open the round's progress message in the thread, or (when the round ends) give it its last words."""

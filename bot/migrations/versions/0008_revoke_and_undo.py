@@ -2,7 +2,7 @@
 links between a request and the request that undoes it.
 
 Revision ID: 0008
-Revises: 0006 (to be re-pointed at 0007 once that is merged)
+Revises: 0007
 Create Date: 2026-11-29
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
