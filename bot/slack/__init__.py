@@ -28,7 +28,7 @@ class SlackContext:
 
 def register(app: App, context: SlackContext) -> None:
     """Attach every listener to the Bolt app."""
-    from bot.slack import actions, commands, expiry, qualification_lookups, replays, views
+    from bot.slack import actions, commands, expiry, home, qualification_lookups, replays, views
 
     replays.register(app, context.service.store)
     commands.register(app, context)
@@ -36,3 +36,4 @@ def register(app: App, context: SlackContext) -> None:
     actions.register(app, context)
     qualification_lookups.register(app, context)
     expiry.register(app, context)
+    home.register(app, context)
