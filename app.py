@@ -29,6 +29,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, Se
 from sqlalchemy.engine import make_url
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
+from bot.budget import SharedBudget, SqlBudgetStore
 from bot.config import Settings, SettingsError, load_settings
 from bot.executor import GrantExecutor
 from bot.expiry import GrantExpiry
@@ -74,6 +75,7 @@ class GrantQual:
     metrics: AppMetrics = field(default_factory=AppMetrics)
     operations_server: OperationsServer | None = None  # /healthz and /metrics on METRICS_PORT, when set
     expiry: GrantExpiry | None = None  # grants that expire: the sweep, Extend and Revoke now
+    budget: SharedBudget | None = None  # the MTurk rate learned, remembered and shared (bot/budget.py)
 
     def wsgi(self) -> OperationsRoutes:
         """/healthz and /metrics (no signature needed), then the Slack gate for everything else."""
@@ -86,6 +88,8 @@ class GrantQual:
         resumed = self.executor.resume_unfinished()
         if resumed:
             log.info("resuming unfinished grants: %s", resumed)
+        if self.budget is not None:
+            self.budget.start()
         self.executor.start_recovery_loop()
         self.previews.start_recovery_loop(on_finished=self.delivery.wake)
         self.delivery.start()
@@ -106,6 +110,8 @@ class GrantQual:
         if self.expiry is not None:
             self.expiry.stop()
         self.executor.shutdown()
+        if self.budget is not None:
+            self.budget.stop()
         self.progress.close()
         self.delivery.stop()
         self.user_groups.stop()
@@ -117,6 +123,10 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
     store = GrantStore(create_database_engine(settings.database_url))
     store.upgrade_schema()
     pacer = AdaptiveRateLimiter(settings.mturk_max_tps)
+    # One budget per MTurk account: start from the rate learned before; with PostgreSQL, share it with replicas.
+    shared = store.engine.dialect.name != "sqlite"
+    budget = SharedBudget(pacer, SqlBudgetStore(store.engine), settings.mturk_env.value, shared=shared)
+    budget.start_from_memory()
     gateway = MTurkGateway(create_mturk_client(settings), settings.mturk_env, pacer=pacer)
     metrics = AppMetrics()
     metrics.meter_mturk_calls(gateway.client)
@@ -169,6 +179,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
         user_groups,
         metrics,
         expiry=expiry,
+        budget=budget,
     )
 
 
