@@ -102,6 +102,19 @@ def test_approve_on_home_approves_updates_the_message_and_refreshes_home(app: Ru
     assert app.slack.home_view(APPROVER)["id"] == home["id"]  # one Home per user, republished
 
 
+def test_a_new_request_appears_on_the_home_of_approvers_who_opened_it(app: RunningApp) -> None:
+    home = open_home(app, APPROVER)
+    assert "No request is waiting for a decision." in message_text(home)
+    post_request(app)
+
+    def with_request() -> dict[str, Any] | None:
+        view = app.slack.home_view(APPROVER)
+        return view if view and ("approve_request", "1") in buttons(view) else None
+
+    assert "#1>" in message_text(app.slack.wait_for(with_request))
+    assert app.slack.home_view(OUTSIDER) is None  # nobody else's Home is published unasked
+
+
 def test_reject_on_home_rejects(app: RunningApp) -> None:
     post_request(app)
     home = open_home(app, APPROVER)
