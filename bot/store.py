@@ -1038,6 +1038,15 @@ class GrantStore:
             total = conn.execute(select(func.count()).select_from(grant_requests).where(pending)).scalar_one()
         return found, total
 
+    def last_finished_request(self) -> GrantRequest | None:
+        """The request that finished granting most recently (done or with failures), for the Home tab's health."""
+        c = grant_requests.c
+        finished = c.state.in_([RequestState.DONE, RequestState.FAILED]) & c.finished_at.is_not(None)
+        query = select(grant_requests).where(finished).order_by(c.finished_at.desc(), c.id.desc()).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return _to_request(row) if row else None
+
     def worker_history(self, worker_id: str, limit: int) -> tuple[list[tuple[GrantRequest, WorkerOutcome]], int]:
         """The newest `limit` requests that name `worker_id`, newest first, each with that worker's outcome, and
         how many name them in all.
