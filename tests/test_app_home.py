@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.requests import RequestState
-from tests.conftest import APPROVER, CHANNEL, OUTSIDER, QUAL, REQUESTER, WORKERS, RunningApp
+from tests.conftest import APPROVER, CHANNEL, OUTSIDER, QUAL, REQUESTER, WORKERS, RunningApp, reject_reason_values
 from tests.fakes.slack import BOT_ID, BOT_USER_ID
 from tests.slack_sender import message_text
 
@@ -115,11 +115,21 @@ def test_a_new_request_appears_on_the_home_of_approvers_who_opened_it(app: Runni
     assert app.slack.home_view(OUTSIDER) is None  # nobody else's Home is published unasked
 
 
-def test_reject_on_home_rejects(app: RunningApp) -> None:
+def test_reject_on_home_asks_for_the_reason_and_rejects(app: RunningApp) -> None:
     post_request(app)
     home = open_home(app, APPROVER)
-    app.sender.click(APPROVER, "reject_request", "1", view=home)
-    assert app.wait_final().state is RequestState.REJECTED
+    opened = len(app.slack.calls_to("views.open"))
+    app.sender.click(APPROVER, "reject_request", "1", view=home, trigger_id=app.slack.new_trigger_id())
+    form = app.slack.wait_for(lambda: app.slack.calls_to("views.open")[opened:])[0].args["view"]
+    # The form remembers it was opened from Home: its submission is held to the same surface rule.
+    app.sender.submit_view(
+        APPROVER,
+        reject_reason_values("wrong list"),
+        private_metadata=form["private_metadata"],
+        callback_id="reject_request_modal",
+    )
+    request = app.wait_final()
+    assert request.state is RequestState.REJECTED and request.decision_reason == "wrong list"
     assert app.mturk.calls("AssociateQualificationWithWorker") == []
 
 
