@@ -95,6 +95,19 @@ def test_a_host_that_does_not_resolve_on_reconnect_is_retried_with_backoff(
     assert log.count("Socket Mode reconnect failed") == (2 if fault == "reset" else 1), log
 
 
+def test_commands_right_after_a_refresh_are_acknowledged_promptly(
+    socket_app: AppProcess, gateway: FakeSocketMode, fake_slack: FakeSlack
+) -> None:
+    """The client stopped reading the new connection until the old one's receive timeout (3 s) ran out."""
+    slack = SlackSender("", SIGNING_SECRET, fake_slack.response_url(""))
+    for number in range(4):
+        gateway.fault("refresh", grace=5.0)
+        started = time.monotonic()
+        command = slack.command_form(REQUESTER, f"{QUAL} not-a-worker", response_key=f"refresh-{number}")
+        gateway.send("slash_commands", command, timeout=RECONNECT_WITHIN)
+        assert time.monotonic() - started < 1.5, f"refresh {number}: ack after {time.monotonic() - started:.1f} s"
+
+
 def test_the_connection_survives_faults_one_after_another(
     socket_app: AppProcess, gateway: FakeSocketMode, fake_slack: FakeSlack
 ) -> None:

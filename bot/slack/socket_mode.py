@@ -32,6 +32,9 @@ PING_INTERVAL = 5.0  # the client pings this often; the server's pongs are the t
 DEAD_AFTER = 10.0  # two missed pongs: the connection is dead even though the socket looks open
 CHECK_EVERY = 0.5
 EOF_PACE = 0.1  # how often the client's receive loop may see a dead socket's EOF before it is replaced
+# The client holds a session's receive lock while it waits in recv (3 s by default), and closing the session
+# takes that lock: after Slack's refresh, the new connection was not read until the old one's recv timed out.
+RECEIVE_TIMEOUT = 0.5
 
 
 class WatchedSocket:
@@ -81,6 +84,7 @@ class WatchedSocketModeClient(SocketModeClient):
         session = self.current_session
         watchdog = self.watchdog
         if watchdog is not None and session is not None and session.sock is not None:
+            session.sock.settimeout(RECEIVE_TIMEOUT)
             session.sock = WatchedSocket(session.sock, watchdog.heard, lambda reason: watchdog.lost(session, reason))
             watchdog.heard()
 
@@ -113,6 +117,7 @@ class ConnectionWatchdog:
         self._outage_since: float | None = None
         self.reconnects = 0
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a lost socket is acted on at once, not at the next check
         self._thread = threading.Thread(target=self._run, name="socket-mode-watchdog", daemon=True)
 
     def heard(self) -> None:
@@ -124,6 +129,7 @@ class ConnectionWatchdog:
         with self._lock:
             if session is self._client.current_session and self._lost_reason is None:
                 self._lost_reason = reason
+                self._wake.set()
 
     def start(self) -> None:
         self._session = self._client.current_session
@@ -132,11 +138,16 @@ class ConnectionWatchdog:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(5)
 
     def _run(self) -> None:
-        while not self._stop.wait(CHECK_EVERY):
+        while not self._stop.is_set():
+            self._wake.wait(CHECK_EVERY)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.check()
             except Exception:  # the watchdog must outlive any one failure

@@ -23,6 +23,7 @@ import time
 import uuid
 from typing import Any, Literal
 
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
 Fault = Literal["half_close", "drop", "reset", "freeze", "refresh"]
@@ -163,6 +164,8 @@ class FakeSocketMode:
                     with self._changed:
                         self._acks[data["envelope_id"]] = data
                         self._changed.notify_all()
+        except ConnectionClosed:
+            pass  # a fault, or the app went away: the connection ends either way
         finally:
             with self._changed:
                 if connection in self._connections:
