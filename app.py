@@ -29,8 +29,10 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, Se
 from sqlalchemy.engine import make_url
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
+from bot.budget import SharedBudget, SqlBudgetStore
 from bot.config import Settings, SettingsError, load_settings
 from bot.executor import GrantExecutor
+from bot.expiry import GrantExpiry
 from bot.logs import configure_logging
 from bot.metrics import AppMetrics
 from bot.mturk import MTurkGateway, create_mturk_client
@@ -47,6 +49,7 @@ from bot.slack.http_gate import MAX_BODY_BYTES, SlackFormHandler, SlackHttpGate
 from bot.slack.messenger import SlackMessenger
 from bot.slack.progress import SlackGrantObserver
 from bot.slack.selfcheck import CHECK_TIMEOUT_SECONDS, SlackSelfCheck
+from bot.slack.usergroups import SlackUserGroups
 from bot.store import GrantStore, create_database_engine, now
 
 log = logging.getLogger("grant-qual")
@@ -68,8 +71,11 @@ class GrantQual:
     after_ack: ThreadPoolExecutor
     sweeper: PendingSweeper
     previews: PreviewRunner
+    user_groups: SlackUserGroups
     metrics: AppMetrics = field(default_factory=AppMetrics)
     operations_server: OperationsServer | None = None  # /healthz and /metrics on METRICS_PORT, when set
+    expiry: GrantExpiry | None = None  # grants that expire: the sweep, Extend and Revoke now
+    budget: SharedBudget | None = None  # the MTurk rate learned, remembered and shared (bot/budget.py)
 
     def wsgi(self) -> OperationsRoutes:
         """/healthz and /metrics (no signature needed), then the Slack gate for everything else."""
@@ -78,13 +84,18 @@ class GrantQual:
 
     def start_background_work(self) -> None:
         """Resume what a previous process left (grants, undelivered events) and keep sweeping for it."""
+        self.user_groups.start()
         resumed = self.executor.resume_unfinished()
         if resumed:
             log.info("resuming unfinished grants: %s", resumed)
+        if self.budget is not None:
+            self.budget.start()
         self.executor.start_recovery_loop()
         self.previews.start_recovery_loop(on_finished=self.delivery.wake)
         self.delivery.start()
         self.sweeper.start()
+        if self.expiry is not None:
+            self.expiry.start()
         if self.settings.metrics_port is not None:
             self.operations_server = OperationsServer(
                 OperationsRoutes(self.store.engine, self.metrics), self.settings.metrics_port
@@ -96,9 +107,14 @@ class GrantQual:
         self.previews.stop()  # previews in flight end at their next worker; a lapsed lease hands them on
         self.after_ack.shutdown(wait=True)
         self.sweeper.stop()
+        if self.expiry is not None:
+            self.expiry.stop()
         self.executor.shutdown()
+        if self.budget is not None:
+            self.budget.stop()
         self.progress.close()
         self.delivery.stop()
+        self.user_groups.stop()
         if self.operations_server is not None:
             self.operations_server.stop()
 
@@ -107,15 +123,16 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
     store = GrantStore(create_database_engine(settings.database_url))
     store.upgrade_schema()
     pacer = AdaptiveRateLimiter(settings.mturk_max_tps)
+    # One budget per MTurk account: start from the rate learned before; with PostgreSQL, share it with replicas.
+    shared = store.engine.dialect.name != "sqlite"
+    budget = SharedBudget(pacer, SqlBudgetStore(store.engine), settings.mturk_env.value, shared=shared)
+    budget.start_from_memory()
     gateway = MTurkGateway(create_mturk_client(settings), settings.mturk_env, pacer=pacer)
     metrics = AppMetrics()
     metrics.meter_mturk_calls(gateway.client)
     metrics.watch(store.engine, pacer)
     lease = timedelta(seconds=settings.lease_seconds)
     executor = GrantExecutor(store, gateway, max_concurrency=settings.mturk_max_concurrency, lease=lease)
-    policy = AccessPolicy(settings.requesters, settings.approvers, settings.allow_self_approval)
-    previews = PreviewRunner(store, gateway, concurrency=settings.mturk_max_concurrency, lease=lease)
-    service = GrantService(store, gateway, executor, policy, previews)
     client = WebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
@@ -123,6 +140,10 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
         # The event outbox retries instead, reading the thread back first (bot/slack/messenger.py).
         retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3), ServerErrorRetryHandler(max_retry_count=2)],
     )
+    user_groups = SlackUserGroups(client, settings.user_groups)
+    policy = AccessPolicy(settings.requesters, settings.approvers, settings.allow_self_approval, user_groups)
+    previews = PreviewRunner(store, gateway, concurrency=settings.mturk_max_concurrency, lease=lease)
+    service = GrantService(store, gateway, executor, policy, previews)
     bolt = App(
         client=client,
         # The self-check has called auth.test already; Bolt's own call at construction would raise on a network
@@ -136,12 +157,29 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
     delivery = EventDelivery(store, messenger)
     progress = executor.observer = SlackGrantObserver(messenger, delivery)
     after_ack = ThreadPoolExecutor(max_workers=8, thread_name_prefix="after-ack")
-    register(bolt, SlackContext(service, messenger, delivery, settings.max_workers_per_request, after_ack))
+    notice = timedelta(hours=settings.expiry_notice_hours) if settings.expiry_notice_hours else None
+    expiry = GrantExpiry(store, executor, policy, notice_before=notice, clock=clock, on_change=delivery.wake)
+    register(bolt, SlackContext(service, messenger, delivery, settings.max_workers_per_request, after_ack, expiry))
+    user_groups.listen(bolt)
     remind_after = timedelta(hours=settings.remind_after_hours) if settings.remind_after_hours else None
     ttl = timedelta(hours=settings.request_ttl_hours)
     sweeper = PendingSweeper(store, ttl=ttl, remind_after=remind_after, clock=clock, on_change=delivery.wake)
     return GrantQual(
-        settings, bolt, store, executor, service, messenger, delivery, progress, after_ack, sweeper, previews, metrics
+        settings,
+        bolt,
+        store,
+        executor,
+        service,
+        messenger,
+        delivery,
+        progress,
+        after_ack,
+        sweeper,
+        previews,
+        user_groups,
+        metrics,
+        expiry=expiry,
+        budget=budget,
     )
 
 

@@ -44,7 +44,8 @@ _TOKEN_KINDS = {
     "xapp-": "an app-level token (xapp-…)",
     "xoxe": "a rotating, refresh or configuration token (xoxe…)",
 }
-_SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+# An allowlist entry: a user ID (U…, W… on Enterprise Grid) or a user group ID (S…).
+_SLACK_USER_OR_GROUP_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 _SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 
 
@@ -91,6 +92,8 @@ class Settings:
     # A request nobody decided on expires after this many hours; its approvers are reminded once before (0: never).
     request_ttl_hours: int = 72
     remind_after_hours: int = 24
+    # A grant's requester is told this many hours before it expires (0: never).
+    expiry_notice_hours: int = 24
     log_format: str = "text"  # LOG_FORMAT: "text" lines, or "json" (one object per line)
     # Where /healthz and /metrics are served besides PORT in HTTP mode (in Socket Mode: the only place); None: not.
     metrics_port: int | None = None
@@ -98,6 +101,11 @@ class Settings:
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
+
+    @property
+    def user_groups(self) -> frozenset[str]:
+        """The Slack user group IDs (S…) the allowlists name; their members are read from Slack."""
+        return frozenset(entry for entry in self.requesters | self.approvers if entry.startswith("S"))
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line or a message."""
@@ -136,6 +144,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         lease_seconds=_int(env, "GRANT_LEASE_SECONDS", default=30, low=2, high=3600),
         **_pending_hours(env),
         **_operations(env),
+        expiry_notice_hours=_int(env, "EXPIRY_NOTICE_HOURS", default=24, low=0, high=24 * 365),
     )
 
 
@@ -283,10 +292,11 @@ def _url(env: Mapping[str, str], name: str, default: str, *, trailing_slash: boo
 
 def _user_ids(env: Mapping[str, str], name: str) -> frozenset[str]:
     ids = [part.strip() for part in env[name].split(",") if part.strip()]
-    bad = [i for i in ids if not _SLACK_USER_ID.match(i)]
+    bad = [i for i in ids if not _SLACK_USER_OR_GROUP_ID.match(i)]
     if bad or not ids:
         raise SettingsError(
-            f"{name} must be comma-separated Slack user IDs like U012ABCDEF; bad: {', '.join(bad) or '(empty)'} "
+            f"{name} must be comma-separated Slack user IDs like U012ABCDEF or user group IDs like S012ABCDEF; "
+            f"bad: {', '.join(bad) or '(empty)'} "
             f"({README_HINT})"
         )
     return frozenset(ids)

@@ -1,12 +1,21 @@
-"""Carries out approved requests: claims one, grants its pending workers concurrently, records outcomes.
+"""Carries out approved requests: claims them, calls MTurk for their pending workers, records outcomes.
 
-One executor per process. The claim is a lease in the database, renewed by a heartbeat thread while the
-grant runs, so a second replica never works on the same request and a process that dies leaves its
-unfinished workers to whoever claims the request after the lease expires. The heartbeat, not the
-coordinating thread, keeps the lease: a coordinator held up (by the database, or by anything else) must not
-let the lease lapse while its calls are in flight, or the next owner could call MTurk for the same workers.
-Outcomes are written in batches from the coordinating thread, so the hot path makes no database round-trip
-per call.
+One executor per process, carrying out any number of requests at once. Which worker is called next is
+decided by the fair scheduler (bot/scheduling.py), not by threads: one dispatcher thread keeps up to
+`max_concurrency` calls in flight across all active requests, asking the scheduler each time. The phases
+around a request's calls (claim, reading its pending workers and the drift check at the start; the last
+writes and the final state at the end) run on a small pool of their own, so they never hold up another
+request's calls. Outcomes are buffered per request and written in batches by one recorder thread (about
+once a second, or sooner when a buffer fills), which also reports progress: the hot path makes no
+database round-trip per call.
+
+The claim is a lease in the database, held by this executor for as long as the request is in `_held`
+(from its claim until its final state is written or the lease is released) and renewed by the heartbeat
+thread, so a second replica never works on the same request and a process that dies leaves its unfinished
+workers to whoever claims the request after the lease expires. The heartbeat, not the threads doing the
+request's work, keeps the lease: a recorder or a phase held up (by the database, or by anything else) must
+not let the lease lapse while its calls are in flight, or the next owner could call MTurk for the same
+workers. A lost lease stops only that request's dispatch.
 
 A request runs only in the MTurk environment it was made (and shown) in: the executor claims no request of
 the other environment, so every path that calls MTurk for a request (approve, retry failed, resume) is bound
@@ -19,16 +28,17 @@ import logging
 import threading
 import time
 import uuid
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Protocol
 
 from bot.config import MTurkEnvironment
 from bot.logs import log_context
 from bot.mturk import MTurkAccessError, MTurkGateway
-from bot.preview import drifted
-from bot.requests import GrantRequest, RequestState, WorkerOutcome, WorkerStatus, WorkerTarget
+from bot.preview import Held, HeldStatus, drifted
+from bot.requests import GrantRequest, Operation, RequestState, WorkerOutcome, WorkerStatus, WorkerTarget
+from bot.scheduling import FairScheduler
 from bot.store import GrantStore
 
 log = logging.getLogger(__name__)
@@ -68,6 +78,7 @@ class GrantExecutor:
         lease: timedelta = timedelta(seconds=60),
         flush_interval: float = 1.0,
         flush_size: int = 500,
+        head_start: int = 16,
     ) -> None:
         self.store = store
         self.gateway = gateway
@@ -79,19 +90,35 @@ class GrantExecutor:
         self._max_concurrency = max_concurrency
         self._dispatch_chunk = max(100, 4 * max_concurrency)
         self._calls = ThreadPoolExecutor(max_concurrency, thread_name_prefix="mturk-call")
-        self._coordinators = ThreadPoolExecutor(4, thread_name_prefix="grant")
+        # Starting and finishing a request (claim, drift check, last writes): not the unit of scheduling.
+        self._phases = ThreadPoolExecutor(4, thread_name_prefix="grant-phase")
         self._stopping = threading.Event()
         self._closed = threading.Event()
         self._recovery: threading.Thread | None = None
-        # Requests this executor is granting, each with an event set once its lease is lost.
+        # The dispatcher's state, under one condition: the active requests, the scheduler, calls in flight.
+        self._state = threading.Condition()
+        self._scheduler: FairScheduler[WorkerTarget] = FairScheduler(head_start)
+        self._runs: dict[int, _Run] = {}
+        self._in_flight = 0
+        self._flush_wanted = threading.Event()
+        # Requests this executor holds the lease of, each with an event set once its lease is lost.
         self._held: dict[int, threading.Event] = {}
         self._held_lock = threading.Lock()
         self._heartbeat = threading.Thread(target=self._keep_leases, name="grant-heartbeat", daemon=True)
         self._heartbeat.start()
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="grant-dispatch", daemon=True)
+        self._dispatcher.start()
+        self._recorder = threading.Thread(target=self._record_loop, name="grant-record", daemon=True)
+        self._recorder.start()
 
     def submit(self, request_id: int) -> Future[RequestState | None]:
-        """Carry out an approved request in the background."""
-        return self._coordinators.submit(self._execute_logged, request_id)
+        """Carry out an approved request in the background; the future has its final state if this finished it."""
+        result: Future[RequestState | None] = Future()
+        try:
+            self._phases.submit(self._start_logged, request_id, result)
+        except RuntimeError:  # shut down
+            result.set_result(None)
+        return result
 
     def resume_unfinished(self) -> list[int]:
         """Pick up approved requests that nobody is granting (a crash, or a replica that died)."""
@@ -121,9 +148,15 @@ class GrantExecutor:
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop starting calls, record the ones in flight, and hand unfinished requests back at once."""
         self._stopping.set()
-        self._coordinators.shutdown(wait=True, cancel_futures=False)
+        with self._state:
+            self._state.notify_all()
+        self._dispatcher.join()
+        with self._state:
+            self._state.wait_for(lambda: self._in_flight == 0, timeout)
+        self._phases.shutdown(wait=True, cancel_futures=False)  # the last writes and releases
         self._calls.shutdown(wait=True, cancel_futures=True)
         self._closed.set()  # only now: the heartbeat keeps the leases while the last calls are recorded
+        self._recorder.join()
 
     def other_environment_refusal(self, request: GrantRequest, actor_id: str | None = None) -> str | None:
         """Why this executor will not call MTurk for `request` (made in the other environment), or None.
@@ -147,34 +180,8 @@ class GrantExecutor:
         )
 
     def execute(self, request_id: int) -> RequestState | None:
-        """Grant every pending worker of the request; the final state if this call finished it."""
-        env = self.gateway.environment.value
-        if self._stopping.is_set() or not self.store.claim(
-            request_id, owner=self.owner, lease=self._lease, mturk_env=env
-        ):
-            return None
-        request = self.store.get(request_id)
-        assert request is not None
-        lost = threading.Event()
-        with self._held_lock:
-            self._held[request_id] = lost
-        try:
-            self._grant_pending(request, time.monotonic(), lost)
-        finally:
-            with self._held_lock:
-                self._held.pop(request_id, None)
-        state = self.store.finish(request_id, owner=self.owner)
-        if state is None:
-            # Stopped early, or lost the lease: the unfinished workers stay pending for the next claim.
-            self.store.release(request_id, owner=self.owner)
-            return None
-        finished = self.store.get(request_id)
-        assert finished is not None
-        log.info(
-            "request #%s finished: %s", request_id, state, extra=log_context(request_id=request_id, event="finished")
-        )
-        self.observer.grant_finished(finished)
-        return state
+        """Grant every pending worker of the request and wait; the final state if this call finished it."""
+        return self.submit(request_id).result()
 
     def _keep_leases(self) -> None:
         period = self._lease.total_seconds() / 3
@@ -188,56 +195,252 @@ class GrantExecutor:
                     ):
                         log.warning("request #%s: lease lost to another executor; stopping its calls", request_id)
                         lost.set()
+                        with self._state:
+                            self._state.notify_all()
                 except Exception:
                     log.exception("renewing the lease of request #%s failed; will try again", request_id)
 
-    def _execute_logged(self, request_id: int) -> RequestState | None:
+    # The start phase: claim, read what is left to do, hand it to the scheduler.
+
+    def _start_logged(self, request_id: int, result: Future[RequestState | None]) -> None:
         try:
-            return self.execute(request_id)
+            run = self._start(request_id, result)
         except Exception:
             log.exception("grant of request #%s stopped; its pending workers will be resumed", request_id)
-            return None
+            result.set_result(None)
+            return
+        if run is not None:
+            self._admit(run)
 
-    def _grant_pending(self, request: GrantRequest, started: float, lost: threading.Event) -> None:
-        targets = self.store.pending_workers(request.id)
-        in_doubt = self.store.in_doubt_worker_ids(request.id)
-        if request.round == 1:  # a retry round grants what it is asked to, drift or not
-            targets = self._leave_drifted(request, targets, in_doubt)
-        counts = self.store.status_counts(request.id)
+    def _start(self, request_id: int, result: Future[RequestState | None]) -> _Run | None:
+        env = self.gateway.environment.value
+        if self._stopping.is_set() or not self.store.claim(
+            request_id, owner=self.owner, lease=self._lease, mturk_env=env
+        ):
+            result.set_result(None)
+            return None
+        request = self.store.get(request_id)
+        assert request is not None
+        lost = threading.Event()
+        with self._held_lock:
+            self._held[request_id] = lost
+        try:
+            targets = self.store.pending_workers(request.id)
+            in_doubt = self.store.in_doubt_worker_ids(request.id)
+            if request.round == 1:  # a retry round grants what it is asked to, drift or not
+                targets = self._leave_drifted(request, targets, in_doubt)
+            counts = self.store.status_counts(request.id)
+        except Exception:
+            with self._held_lock:  # the lease lapses; the recovery loop resumes the request
+                del self._held[request_id]
+            raise
         granted, failed = counts[WorkerStatus.GRANTED], counts[WorkerStatus.FAILED]
-        skipped = counts[WorkerStatus.SKIPPED]
-        done_before = granted + failed
-        access_error: list[str] = []
-        calls = _CallWindow(self._calls, self._max_concurrency * 2)
-        buffer: list[WorkerOutcome] = []
-        last_flush = time.monotonic()
-        next_index, dispatched_until = 0, 0
+        return _Run(
+            request,
+            targets,
+            in_doubt,
+            lost,
+            result,
+            started=time.monotonic(),
+            granted=granted,
+            failed=failed,
+            skipped=counts[WorkerStatus.SKIPPED],
+            done_before=granted + failed,
+        )
+
+    def _admit(self, run: _Run) -> None:
+        request_id = run.request.id
+        with self._state:
+            self._runs[request_id] = run
+            self._scheduler.admit(request_id, [] if self._stopping.is_set() else run.targets)
+            run.targets = []  # the scheduler holds them now
+            finished = self._dispatch_over(run)
+            self._state.notify_all()
+        if finished:
+            self._spawn_finish(run)
+
+    # Dispatch: one thread, up to max_concurrency calls in flight across every active request.
+
+    def _dispatch_loop(self) -> None:
         while True:
-            while not (self._stopping.is_set() or lost.is_set()) and calls.has_room() and next_index < len(targets):
-                if next_index >= dispatched_until:
-                    # Mark a chunk ahead in one statement: after a crash, only these are in doubt.
-                    dispatched_until = next_index + self._dispatch_chunk
-                    chunk = targets[next_index:dispatched_until]
-                    self.store.mark_dispatched(request.id, [t.worker_id for t in chunk])
-                target = targets[next_index]
-                next_index += 1
-                calls.start(self._grant_one, request, target, target.worker_id in in_doubt, access_error, lost)
-            if not calls.pending:
-                break
-            for outcome in calls.collect(timeout=self._flush_interval):
-                buffer.append(outcome)
-                granted += outcome.status is WorkerStatus.GRANTED
-                failed += outcome.status is WorkerStatus.FAILED
-            if len(buffer) >= self._flush_size or time.monotonic() - last_flush >= self._flush_interval:
-                self._record(request, buffer)
-                if lost.is_set():
-                    break  # another executor took the request over; the heartbeat found out
-                last_flush = time.monotonic()
-                rate = (granted + failed - done_before) / max(time.monotonic() - started, 1e-6)
-                progress = GrantProgress(granted, failed, request.worker_count - granted - failed - skipped, rate)
-                self.observer.grant_progressed(request, progress)
-        calls.drain(buffer)
-        self._record(request, buffer)
+            try:
+                if not self._dispatch_next():
+                    return
+            except Exception:  # a bug here must not stop every request's calls for good
+                log.exception("dispatching failed; going on")
+                time.sleep(0.1)
+
+    def _dispatch_next(self) -> bool:
+        """Start the next call (or finish what has ended); False once stopping."""
+        ended: list[_Run] = []
+        with self._state:
+            pick = None
+            while pick is None:
+                ended += self._withdraw_stopped()
+                if self._stopping.is_set():
+                    break
+                if self._in_flight < self._max_concurrency:
+                    pick = self._scheduler.next_call()
+                if pick is None and not ended:
+                    self._state.wait(0.2)
+                elif pick is None:
+                    break
+            if pick is not None:
+                request_id, target = pick
+                run = self._runs[request_id]
+                chunk = self._chunk_to_mark(run, target)
+                self._in_flight += 1
+                run.in_flight += 1
+        for finished in ended:
+            self._spawn_finish(finished)
+        if pick is None:
+            return not self._stopping.is_set()
+        self._start_call(run, target, chunk)
+        return True
+
+    def _withdraw_stopped(self) -> list[_Run]:
+        """Withdraw the requests that must stop (lease lost, or stopping); those ready to finish."""
+        ended = []
+        for request_id, run in self._runs.items():
+            if (self._stopping.is_set() or run.lost.is_set()) and self._scheduler.remaining(request_id):
+                self._scheduler.withdraw(request_id)
+            if self._dispatch_over(run):
+                ended.append(run)
+        return ended
+
+    def _chunk_to_mark(self, run: _Run, target: WorkerTarget) -> list[str]:
+        """Mark a chunk ahead in one statement: after a crash, only these are in doubt."""
+        request_id = run.request.id
+        position = self._scheduler.dispatched(request_id) - 1
+        if position < run.dispatched_until:
+            return []
+        run.dispatched_until = position + self._dispatch_chunk
+        ahead = self._scheduler.upcoming(request_id, self._dispatch_chunk - 1)
+        return [target.worker_id, *(t.worker_id for t in ahead)]
+
+    def _start_call(self, run: _Run, target: WorkerTarget, chunk: list[str]) -> None:
+        try:
+            if chunk:
+                self.store.mark_dispatched(run.request.id, chunk)
+            self._calls.submit(self._call, run, target)
+        except Exception:
+            log.exception("request #%s: could not start a call; its pending workers will be resumed", run.request.id)
+            run.lost.set()  # stop this request only; it is released, and resumed by the next claim
+            self._call_ended(run, None)
+
+    def _call(self, run: _Run, target: WorkerTarget) -> None:
+        outcome = None
+        try:
+            in_doubt = target.worker_id in run.in_doubt
+            outcome = self._grant_one(run.request, target, in_doubt, run.access_error, run.lost)
+        except Exception:
+            log.exception("request #%s: the call for a worker failed unexpectedly; it stays in doubt", run.request.id)
+        self._call_ended(run, outcome)
+
+    def _call_ended(self, run: _Run, outcome: WorkerOutcome | None) -> None:
+        with self._state:
+            if outcome is not None:
+                run.buffer.append(outcome)
+                run.granted += outcome.status is WorkerStatus.GRANTED
+                run.failed += outcome.status is WorkerStatus.FAILED
+            self._in_flight -= 1
+            run.in_flight -= 1
+            finished = self._dispatch_over(run)
+            full = len(run.buffer) >= self._flush_size
+            self._state.notify_all()
+        if full:
+            self._flush_wanted.set()
+        if finished:
+            self._spawn_finish(run)
+
+    def _dispatch_over(self, run: _Run) -> bool:
+        """True once, for the caller to finish the run: nothing left to hand out and no call in flight."""
+        if run.finishing or run.in_flight or self._scheduler.remaining(run.request.id):
+            return False
+        run.finishing = True
+        return True
+
+    # Recording: outcomes in batches, progress with them.
+
+    def _record_loop(self) -> None:
+        while not self._closed.is_set():
+            self._flush_wanted.wait(self._flush_interval)
+            self._flush_wanted.clear()
+            with self._state:
+                runs = [run for run in self._runs.values() if not run.finishing]
+            for run in runs:
+                if self._write_buffer(run):
+                    self._report_progress(run)
+
+    def _write_buffer(self, run: _Run) -> bool:
+        """Write the run's finished workers in one transaction (the heartbeat, not this, keeps the lease)."""
+        with run.write_lock:
+            with self._state:
+                batch, run.buffer = run.buffer, []
+            if not batch:
+                return True
+            try:
+                self.store.record_outcomes(run.request.id, batch, run.request.round)
+            except Exception:
+                log.exception("request #%s: writing outcomes failed; will try again", run.request.id)
+                with self._state:
+                    run.buffer[:0] = batch
+                return False
+            return True
+
+    def _report_progress(self, run: _Run) -> None:
+        with self._state:
+            if run.finishing or run.lost.is_set():
+                return
+            granted, failed = run.granted, run.failed
+        rate = (granted + failed - run.done_before) / max(time.monotonic() - run.started, 1e-6)
+        remaining = run.request.worker_count - granted - failed - run.skipped
+        self.observer.grant_progressed(run.request, GrantProgress(granted, failed, remaining, rate))
+
+    # The finish phase: last writes, the final state or the lease handed back.
+
+    def _spawn_finish(self, run: _Run) -> None:
+        try:
+            self._phases.submit(self._finish_logged, run)
+        except RuntimeError:  # shutting down: finish here
+            self._finish_logged(run)
+
+    def _finish_logged(self, run: _Run) -> None:
+        try:
+            run.result.set_result(self._finish(run))
+        except Exception:
+            log.exception("grant of request #%s stopped; its pending workers will be resumed", run.request.id)
+            self._forget(run)
+            run.result.set_result(None)
+
+    def _forget(self, run: _Run) -> None:
+        request_id = run.request.id
+        with self._held_lock:
+            if self._held.get(request_id) is run.lost:
+                del self._held[request_id]
+        with self._state:
+            if self._runs.get(request_id) is run:
+                del self._runs[request_id]
+                self._scheduler.forget(request_id)
+
+    def _finish(self, run: _Run) -> RequestState | None:
+        request_id = run.request.id
+        written = self._write_buffer(run)
+        self._forget(run)  # before the final state: a retry round may be claimed as soon as it is written
+        if not written:
+            return None  # the lease lapses and the next claim reads the unrecorded calls back
+        state = self.store.finish(request_id, owner=self.owner)
+        if state is None:
+            # Stopped early, or lost the lease: the unfinished workers stay pending for the next claim.
+            self.store.release(request_id, owner=self.owner)
+            return None
+        finished = self.store.get(request_id)
+        assert finished is not None
+        log.info(
+            "request #%s finished: %s", request_id, state, extra=log_context(request_id=request_id, event="finished")
+        )
+        self.observer.grant_finished(finished)
+        return state
 
     def _leave_drifted(
         self, request: GrantRequest, targets: list[WorkerTarget], in_doubt: set[str]
@@ -255,15 +458,14 @@ class GrantExecutor:
             return targets  # nothing can be read; each grant call will record the same refusal
         if not moved:
             return targets
+        if request.expiry_of is not None:
+            # An expiry revokes only the score its grant gave: a worker holding anything else now is left alone,
+            # and that is the expiry done right, not a failure to retry.
+            moved = [left_alone(o, now[o.worker_id]) for o in moved]
         self.store.record_drift(request.id, moved, now, request.round)
         left = {o.worker_id for o in moved}
         log.info("request #%s: %s worker(s) changed since the preview; left as they are", request.id, len(left))
         return [t for t in targets if t.worker_id not in left]
-
-    def _record(self, request: GrantRequest, buffer: list[WorkerOutcome]) -> None:
-        """Write the finished workers in one transaction (the heartbeat, not this, keeps the lease)."""
-        self.store.record_outcomes(request.id, buffer, request.round)
-        buffer.clear()
 
     def _grant_one(
         self,
@@ -273,13 +475,19 @@ class GrantExecutor:
         access_error: list[str],
         lost: threading.Event,
     ) -> WorkerOutcome | None:
-        """The worker's outcome, or None if the call was not made (the lease was lost: the worker stays pending)."""
+        """The worker's outcome, or None if the call was not made (the lease was lost: the worker stays pending).
+
+        Grants or revokes, as the worker's operation says."""
         if lost.is_set():
             return None
         if access_error:
             return _failed(target, "AccessError", access_error[0])
         try:
             # In doubt: a call made before a crash may have reached MTurk; the gateway reads it back first.
+            if target.operation is Operation.REVOKE:
+                return self.gateway.revoke(
+                    target, request.qualification_type_id, request.worker_message, may_have_landed=in_doubt
+                )
             return self.gateway.grant(
                 target, request.qualification_type_id, request.send_notification, may_have_landed=in_doubt
             )
@@ -288,30 +496,38 @@ class GrantExecutor:
             return _failed(target, "AccessError", str(error))
 
 
-class _CallWindow:
-    """At most `limit` calls in flight, so a 10,000-worker request never queues 10,000 futures at once."""
+def left_alone(outcome: WorkerOutcome, now: Held) -> WorkerOutcome:
+    """An expiring grant's worker whose qualification moved since it was granted: skipped, with a note why."""
+    if now.status is HeldStatus.GRANTED:
+        note = f"re-granted since by another request (holds {now.value}): left alone"
+    else:
+        note = "no longer holds it: left alone"
+    return replace(outcome, status=WorkerStatus.SKIPPED, error_code=None, error_message=note, hint=None)
 
-    def __init__(self, pool: ThreadPoolExecutor, limit: int) -> None:
-        self._pool = pool
-        self._limit = limit
-        self.pending: set[Future[WorkerOutcome | None]] = set()
 
-    def has_room(self) -> bool:
-        return len(self.pending) < self._limit
+@dataclass(eq=False)
+class _Run:
+    """One request being carried out: what its calls need, and its outcomes not written yet."""
 
-    def start(self, fn: object, *args: object) -> None:
-        self.pending.add(self._pool.submit(fn, *args))  # type: ignore[arg-type]
-
-    def collect(self, timeout: float) -> list[WorkerOutcome]:
-        done, self.pending = wait(self.pending, timeout=timeout, return_when=FIRST_COMPLETED)
-        return [outcome for future in done if (outcome := future.result()) is not None]
-
-    def drain(self, into: list[WorkerOutcome]) -> None:
-        """Wait for calls already started: their outcome must be recorded, whatever made us stop."""
-        done, _ = wait(self.pending)
-        into.extend(outcome for future in done if (outcome := future.result()) is not None)
-        self.pending = set()
+    request: GrantRequest
+    targets: list[WorkerTarget]  # until admitted; then the scheduler holds them
+    in_doubt: set[str]
+    lost: threading.Event
+    result: Future[RequestState | None]
+    started: float
+    granted: int
+    failed: int
+    skipped: int
+    done_before: int
+    access_error: list[str] = field(default_factory=list)
+    buffer: list[WorkerOutcome] = field(default_factory=list)
+    in_flight: int = 0
+    dispatched_until: int = 0  # targets below this position are marked dispatched
+    finishing: bool = False
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _failed(target: WorkerTarget, code: str, message: str) -> WorkerOutcome:
-    return WorkerOutcome(target.worker_id, target.integer_value, WorkerStatus.FAILED, code, message)
+    return WorkerOutcome(
+        target.worker_id, target.integer_value, WorkerStatus.FAILED, code, message, operation=target.operation
+    )

@@ -115,7 +115,7 @@ class Lookups:
         self.ensure_may_look_up(user_id)
         recent = self._with_counts(*self.store.requests_by_requester(user_id, RECENT_REQUESTS_SHOWN))
         waiting = None
-        if user_id in self.policy.approvers:
+        if self.policy.is_approver(user_id):
             waiting = self._with_counts(*self.store.pending_requests(PENDING_REQUESTS_SHOWN))
         return MyRequests(user_id, recent, waiting)
 

@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
@@ -40,7 +40,7 @@ from botocore.exceptions import (
 )
 
 from bot.config import MTurkEnvironment, Settings
-from bot.requests import OUTCOME_UNKNOWN, WorkerOutcome, WorkerStatus, WorkerTarget
+from bot.requests import OUTCOME_UNKNOWN, Operation, WorkerOutcome, WorkerStatus, WorkerTarget
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,14 @@ ACCESS_CODES = frozenset(
 
 
 # The calls the pacer spaces: grants, and the reads a preview (and a grant's read-back) makes per worker or page.
-PACED_OPERATIONS = ("AssociateQualificationWithWorker", "GetQualificationScore", "ListWorkersWithQualificationType")
+PACED_OPERATIONS = (
+    "AssociateQualificationWithWorker",
+    "DisassociateQualificationFromWorker",
+    "GetQualificationScore",
+    "ListWorkersWithQualificationType",
+)
+# A revoke MTurk refused because the worker does not hold the qualification: the end state asked for, with a note.
+NOT_HELD = "NotHeld"
 
 
 class MTurkAccessError(Exception):
@@ -234,6 +241,53 @@ class MTurkGateway:
             return WorkerOutcome(target.worker_id, target.integer_value, WorkerStatus.GRANTED)
         return self._gave_up(target, last, in_doubt)
 
+    def revoke(
+        self, target: WorkerTarget, qualification_type_id: str, reason: str | None, *, may_have_landed: bool = False
+    ) -> WorkerOutcome:
+        """Revoke one worker's qualification (DisassociateQualificationFromWorker), with grant()'s discipline.
+
+        `reason` is MTurk's Reason: shown to the worker, who is notified only when one is given. After a call
+        left without an answer (or `may_have_landed`), the worker is read back first: "does not hold it" or
+        Revoked means the revoke landed. MTurk's RequestError for a worker who does not hold it is the end
+        state asked for: recorded done, with a note (NOT_HELD), not as a failure.
+        """
+        params: dict[str, Any] = {"QualificationTypeId": qualification_type_id, "WorkerId": target.worker_id}
+        if reason:
+            params["Reason"] = reason
+        call = self.client.disassociate_qualification_from_worker
+        in_doubt = may_have_landed
+        last: WorkerOutcome | None = None
+        for attempt in range(GRANT_ATTEMPTS):
+            if attempt:
+                self._back_off(attempt)
+            if in_doubt:
+                gone = self._revoked_back(target, qualification_type_id)
+                if gone:
+                    return _revoked(target)
+                if gone is None:
+                    continue  # MTurk could not say: calling now could notify the worker twice
+                in_doubt = False
+            last, in_doubt = self._call_once(target, params, call)
+            if last.status is WorkerStatus.GRANTED:
+                return _revoked(target)
+            if last.status is WorkerStatus.FAILED:
+                if last.error_code and self._revoked_back(target, qualification_type_id):
+                    return _revoked(target, last.error_message)
+                return replace(last, operation=Operation.REVOKE)
+        if in_doubt and self._revoked_back(target, qualification_type_id):
+            return _revoked(target)
+        return replace(self._gave_up(target, last, in_doubt), operation=Operation.REVOKE)
+
+    def _revoked_back(self, target: WorkerTarget, qualification_type_id: str) -> bool | None:
+        """Whether the worker no longer holds the qualification (none, or Revoked); None if MTurk could not say."""
+        try:
+            score = self.qualification_score(qualification_type_id, target.worker_id)
+        except WorkerNotKnown:
+            return False  # a wrong ID: the revoke's own error says so
+        except MTurkUnavailable:
+            return None
+        return score is None or score.status == "Revoked"
+
     def _gave_up(self, target: WorkerTarget, last: WorkerOutcome | None, in_doubt: bool) -> WorkerOutcome:
         if in_doubt:
             hint = (
@@ -253,9 +307,13 @@ class MTurkGateway:
         time.sleep(self._backoff_base * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5))
 
     def _grant_once(self, target: WorkerTarget, params: dict[str, Any]) -> tuple[WorkerOutcome, bool]:
-        """One call: its outcome (PENDING: worth another attempt) and whether it may have landed unanswered."""
+        return self._call_once(target, params, self.client.associate_qualification_with_worker)
+
+    def _call_once(self, target: WorkerTarget, params: dict[str, Any], call: Any) -> tuple[WorkerOutcome, bool]:
+        """One call: its outcome (PENDING: worth another attempt; GRANTED: done) and whether it may have landed
+        unanswered."""
         try:
-            self.client.associate_qualification_with_worker(**params)
+            call(**params)
         except ClientError as error:
             return self._classify(target, error), False
         except (NoCredentialsError, PartialCredentialsError):
@@ -448,6 +506,21 @@ class MTurkGateway:
         except InvalidOperation:
             raise MTurkUnavailable("MTurk answered GetAccountBalance without a balance") from None
         return AccountBalance(available, self.environment, self.client.meta.endpoint_url)
+
+
+def _revoked(target: WorkerTarget, refusal: str | None = None) -> WorkerOutcome:
+    """A worker whose revoke is done; `refusal`: MTurk's words when it said the worker did not hold it."""
+    if refusal is None:
+        return WorkerOutcome(target.worker_id, None, WorkerStatus.GRANTED, operation=Operation.REVOKE)
+    return WorkerOutcome(
+        target.worker_id,
+        None,
+        WorkerStatus.GRANTED,
+        NOT_HELD,
+        refusal,
+        "The worker did not hold the qualification when it was revoked; nothing changed for them.",
+        Operation.REVOKE,
+    )
 
 
 def _qualification_score(item: dict[str, Any]) -> QualificationScore:

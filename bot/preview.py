@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from bot.mturk import MTurkUnavailable, QualificationScore, WorkerNotKnown
-from bot.requests import WorkerOutcome, WorkerStatus, WorkerTarget
+from bot.requests import Operation, WorkerOutcome, WorkerStatus, WorkerTarget
 
 # At most this many workers are read one by one without trying the holders' listing first.
 SMALL_REQUEST = 20
@@ -48,6 +48,8 @@ class ChangeKind(StrEnum):
     REVOKED_EARLIER = "revoked_earlier"
     UNKNOWN_WORKER = "unknown_worker"
     UNREAD = "unread"
+    REVOKE = "revoke"  # a revoke of a worker who holds it
+    NOT_HELD = "not_held"  # a revoke of a worker who does not hold it (or had it revoked): not called
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,16 @@ class CurrentStates:
 ProgressCallback = Callable[[ReadProgress], None]
 
 
-def classify(worker_id: str, new_value: int | None, previous: Held) -> WorkerChange:
-    """The kind of change granting `new_value` makes to a worker who holds `previous`."""
+def classify(
+    worker_id: str, new_value: int | None, previous: Held, operation: Operation = Operation.GRANT
+) -> WorkerChange:
+    """The kind of change granting `new_value` (or revoking) makes to a worker who holds `previous`."""
+    if operation is Operation.REVOKE:
+        if previous.status is HeldStatus.GRANTED:
+            return WorkerChange(worker_id, None, previous, ChangeKind.REVOKE)
+        if previous.status is HeldStatus.UNREAD:
+            return WorkerChange(worker_id, None, previous, ChangeKind.UNREAD)  # revoked as requested
+        return WorkerChange(worker_id, None, previous, ChangeKind.NOT_HELD)  # nothing to revoke: a no-op
     target = 1 if new_value is None else new_value
     kind = {
         HeldStatus.NONE: ChangeKind.NEW,
@@ -146,8 +156,22 @@ def classify(worker_id: str, new_value: int | None, previous: Held) -> WorkerCha
     return WorkerChange(worker_id, new_value, previous, kind)
 
 
+def restoring(worker_id: str, before: Held) -> WorkerTarget | None:
+    """What puts a worker back to the state recorded before a request changed them (its undo): the previous score
+    granted again, or the qualification revoked where they had none (or had it revoked); None when no state was
+    read (nothing known to restore)."""
+    if before.status is HeldStatus.GRANTED:
+        return WorkerTarget(worker_id, before.value, Operation.GRANT)
+    if before.status in (HeldStatus.NONE, HeldStatus.REVOKED):
+        return WorkerTarget(worker_id, None, Operation.REVOKE)
+    return None
+
+
 def changes(targets: Sequence[WorkerTarget], held: dict[str, Held]) -> list[WorkerChange]:
-    return [classify(t.worker_id, t.integer_value, held.get(t.worker_id, Held(HeldStatus.UNREAD))) for t in targets]
+    return [
+        classify(t.worker_id, t.integer_value, held.get(t.worker_id, Held(HeldStatus.UNREAD)), t.operation)
+        for t in targets
+    ]
 
 
 def read_current(
@@ -266,8 +290,12 @@ def drifted(
                 WorkerStatus.FAILED,
                 CHANGED_SINCE_PREVIEW,
                 f"was {before.text()} at the preview, is {after.text()} now; left as it is",
-                "Someone changed this worker's qualification after the request was made. Retry failed grants "
-                "the requested score anyway.",
+                "Someone changed this worker's qualification after the request was made. Retry failed "
+                + (
+                    "revokes it anyway."
+                    if target.operation is Operation.REVOKE
+                    else "grants the requested score anyway."
+                ),
             )
         )
     return moved, current

@@ -8,11 +8,20 @@ to the ceiling quickly, flat near it, then probing above it ever faster. The las
 as the cut: a throttle that says little about the rate (a sporadic one, or one while demand was low)
 sets a ceiling that is too low, and the probe must leave it behind within seconds, not minutes. While the
 rate is below a ceiling just found, throttles do not cut it again: they are stragglers or noise, and
-cutting on each one would ratchet the rate down to nothing under sporadic throttling.
+cutting on each one would ratchet the rate down to nothing under sporadic throttling. After a cut, the
+calls already sent in the trailing second count against the new rate (else the second after a burst is
+spent sending calls into a full window), and at a throttle the calls still in flight count as accepted.
+Work that starts after a pause starts just below the ceiling: the curve's time since the cut says nothing
+about the limit after a pause.
+
+The rate is MTurk's for the whole account. A limiter can start from a ceiling learned before (`start_from`,
+by an earlier process) instead of `max_rate`, take one found by another replica (`adopt`), and pace its
+own calls at `rate / share` while `share` replicas grant at once; bot/budget.py keeps those in the database.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -22,6 +31,8 @@ from bot.turns import TurnQueue
 
 WINDOW = 1.0  # seconds of accepted calls that measure the rate MTurk accepted
 MAX_NAP = 0.05  # a waiting call looks at the rate again at least this often
+REMEMBERED_HEADROOM = 0.95  # a remembered ceiling is started just below: the limit may have moved since
+IDLE_AFTER = 1.0  # seconds without a call after which the next call counts as the start of new work
 
 
 class AdaptiveRateLimiter:
@@ -41,6 +52,11 @@ class AdaptiveRateLimiter:
         self.rate = max_rate
         self.ceiling: float | None = None  # the accepted rate when MTurk last throttled
         self.throttles = 0
+        self.cuts = 0  # ceilings found here by throttling (bot/budget.py writes each one down)
+        self.share = 1  # replicas granting for this MTurk account at once: this one paces at rate / share
+        self.last_call_at = -1e9
+        # Called (outside the lock) when a call comes after IDLE_AFTER without one: work begins.
+        self.on_busy: Callable[[], None] | None = None
         self._cut_factor = cut_factor
         self._cooldown = cooldown
         # calls/s³: how fast the curve leaves the ceiling (TCP CUBIC's C, which botocore's adaptive mode uses too).
@@ -51,68 +67,172 @@ class AdaptiveRateLimiter:
         self._last_send = -1e9
         self._turns = TurnQueue()  # callers waiting for a slot, first in first out
         self._last_cut = -1e9
+        self._curve_from = -1e9  # where the cubic curve starts: the last cut, or a ceiling remembered or adopted
+        # A ceiling found or adopted while running; a remembered one is unconfirmed, so a throttle below it cuts.
+        self._confirmed = False
         self._plateau_at = 0.0  # seconds after a cut when the curve is back at the ceiling
+        self._busy_since = -1e9  # when the current stretch of work began
+        # The most calls MTurk accepted in a full trailing second since the last cut: the limit is at least that.
+        self._best_since_cut = 0.0
+        self._curve_base = 0.0  # the rate where the curve is flat: the ceiling, or just below a stale memory
+        self._probe_at_once = False  # a stale memory: probe above it without the flat stretch
         self._accepted: deque[float] = deque()
+        self._sent: deque[float] = deque()  # this limiter's sends in the trailing second
+        self._throttled: deque[float] = deque()  # throttling answers in the trailing second
 
     def acquire(self) -> None:
-        """Wait for this call's slot: one call per 1/rate seconds, at the rate of the moment.
+        """Wait for this call's slot: one call per 1/rate seconds, at the rate of the moment, and no more
+        calls in any trailing second than the rate (after a cut, the calls sent at the old pace count).
 
         Callers queue in order and only the first one waits for the clock, looking at the rate again at
         least every MAX_NAP: slots are not booked ahead at the old spacing, so when the rate rises after
         a cut the calls speed up at once.
         """
         with self._turns.turn():
-            self._wait_for_slot()
+            was_idle = self._wait_for_slot()
+        if was_idle and self.on_busy is not None:
+            self.on_busy()
 
-    def _wait_for_slot(self) -> None:
+    def _wait_for_slot(self) -> bool:
         while True:
             with self._lock:
                 now = self._clock()
-                due = self._last_send + 1.0 / self.rate
+                gap = self.share / self.rate
+                due = self._last_send + gap
+                self._forget_before(now - WINDOW)
+                per_window = math.ceil(self.rate / self.share)
+                if len(self._sent) >= per_window:
+                    due = max(due, self._sent[len(self._sent) - per_window] + WINDOW)
                 if now >= due:
+                    self._sent.append(now)
                     # Keep to the grid when only a little late (sleeps overshoot); after idling, restart it.
-                    self._last_send = due if now - due < 1.0 / self.rate else now
-                    return
+                    self._last_send = due if now - due < gap else now
+                    was_idle = now - self.last_call_at > IDLE_AFTER
+                    self.last_call_at = now
+                    if was_idle:
+                        self._busy_since = now
+                        if self.ceiling is not None:
+                            self._restart_curve(now)
+                    return was_idle
             self._sleep(min(due - now, MAX_NAP))
+
+    def busy(self, within: float) -> bool:
+        """Whether a call was made in the last `within` seconds."""
+        with self._lock:
+            return self._clock() - self.last_call_at < within
+
+    def start_from(self, ceiling: float, *, stale: bool = False) -> None:
+        """Start from a ceiling learned before instead of `max_rate`: just below it, then the usual curve.
+
+        A fresh one is approached as after a cut (back at it within about two seconds, then probing above);
+        a `stale` one (the limit may have moved a lot) is probed above at once, from just below it.
+        """
+        with self._lock:
+            self.ceiling = max(self.min_rate, min(self.max_rate, ceiling))
+            self._probe_at_once = stale
+            self._restart_curve(self._clock())
+
+    def _restart_curve(self, now: float) -> None:
+        """Just below the ceiling known, then the curve; also when work starts after idling, since the time
+        since the last cut says nothing about the limit after a pause (the curve would be far above it).
+
+        The ceiling is not confirmed by this work yet: a throttle below it cuts.
+        """
+        assert self.ceiling is not None
+        self.ceiling = max(self.ceiling, self._best_since_cut)
+        self.rate = max(self.min_rate, self.ceiling * REMEMBERED_HEADROOM)
+        self._curve_from = now
+        self._curve_base = self.rate if self._probe_at_once else self.ceiling
+        self._plateau_at = 0.0 if self._probe_at_once else self._plateau_after(self.rate)
+        self._confirmed = False
+
+    @property
+    def learned_rate(self) -> float | None:
+        """The best estimate of MTurk's limit: the ceiling, or more if MTurk has accepted more in a second since.
+
+        The ceiling found at the first throttle of a run undercounts: calls still in flight were accepted
+        too, but their answers have not come back. None while MTurk has never throttled.
+        """
+        with self._lock:
+            return None if self.ceiling is None else max(self.ceiling, self._best_since_cut)
+
+    def adopt(self, ceiling: float) -> None:
+        """Take a limit another replica learned: below this limiter's rate, as if it had cut there itself.
+
+        Ignored within the cooldown of a cut of its own: both saw the same overshoot, and a second cut would
+        halve the rate for nothing. A higher one only raises the ceiling the next work starts from.
+        """
+        with self._lock:
+            now = self._clock()
+            ceiling = max(self.min_rate, min(self.max_rate, ceiling))
+            if now - self._last_cut < self._cooldown:
+                return
+            if ceiling < self.rate:
+                self._cut_to(ceiling, now)
+            else:
+                self.ceiling = max(self.ceiling or 0.0, ceiling)
 
     def on_success(self) -> None:
         with self._lock:
             now = self._clock()
             self._forget_before(now - WINDOW)
             self._accepted.append(now)
+            if now - self._busy_since >= WINDOW:
+                # Not above the pace asked for: this replica's count times a share that may just have changed.
+                accepted = min(self.rate, float(len(self._accepted) * self.share))
+                self._best_since_cut = max(self._best_since_cut, accepted)
             self.rate = self._rate_at(now)
 
     def on_throttle(self) -> None:
         with self._lock:
             now = self._clock()
             self.throttles += 1
+            self._throttled.append(now)
             if now - self._last_cut < self._cooldown:
                 return  # one cut per burst of throttles: they all describe the same overshoot
-            if self.ceiling is not None and self.rate < self.ceiling:
+            if self._confirmed and self.ceiling is not None and self.rate < self.ceiling:
                 # Already below the last limit found, so this is no news about our pace: a straggler
                 # sent before the cut, or a throttle MTurk would have sent at any pace. Cutting again on
                 # every such one would ratchet the rate down to nothing; the next probe above re-measures.
                 return
             self._forget_before(now - WINDOW)
-            self.ceiling = max(self.min_rate, min(self.rate, self._accepted_rate()))
-            self.rate = max(self.min_rate, self.ceiling * self._cut_factor)
-            self._last_cut = now
-            self._plateau_at = (self.ceiling * (1.0 - self._cut_factor) / self._probe_scale) ** (1.0 / 3.0)
+            self._cut_to(max(self.min_rate, min(self.rate, self._accepted_rate())), now)
+            self.cuts += 1
+
+    def _cut_to(self, ceiling: float, now: float) -> None:
+        self.ceiling = self._curve_base = ceiling
+        self._best_since_cut = 0.0
+        self._probe_at_once = False
+        self.rate = max(self.min_rate, ceiling * self._cut_factor)
+        self._last_cut = self._curve_from = now
+        self._plateau_at = self._plateau_after(self.rate)
+        self._confirmed = True
+
+    def _plateau_after(self, start: float) -> float:
+        """Seconds the curve takes from `start` back up to the ceiling."""
+        assert self.ceiling is not None
+        return (max(0.0, self.ceiling - start) / self._probe_scale) ** (1.0 / 3.0)
 
     def _accepted_rate(self) -> float:
-        """Calls MTurk accepted in the trailing second: under a per-second limit, that count is the limit.
+        """Calls MTurk accepted in the trailing second, times the replicas sharing the account: under a
+        per-second limit, that count is the limit.
 
-        Early on, or while demand is low, the count is below the limit; the cubic probe then recovers.
+        Calls sent and not answered yet count as accepted: a throttle comes back at once while the calls
+        sent just before it (accepted) are still being served, and the first throttle of a run would
+        otherwise find a ceiling a third too low. Early on, or while demand is low, the count is below the
+        limit; the cubic probe then recovers.
         """
-        return float(len(self._accepted)) or self.rate
+        in_flight = max(0, len(self._sent) - len(self._accepted) - len(self._throttled))
+        return float((len(self._accepted) + in_flight) * self.share) or self.rate
 
     def _rate_at(self, now: float) -> float:
         if self.ceiling is None:
             return self.max_rate  # never throttled: go as fast as allowed until MTurk says otherwise
-        since_cut = now - self._last_cut
-        curve = self.ceiling + self._probe_scale * (since_cut - self._plateau_at) ** 3
+        since_cut = now - self._curve_from
+        curve = self._curve_base + self._probe_scale * (since_cut - self._plateau_at) ** 3
         return min(self.max_rate, max(self.min_rate, curve))
 
     def _forget_before(self, moment: float) -> None:
-        while self._accepted and self._accepted[0] < moment:
-            self._accepted.popleft()
+        for times in (self._accepted, self._sent, self._throttled):
+            while times and times[0] <= moment:
+                times.popleft()

@@ -13,7 +13,7 @@ from typing import TextIO
 
 from bot.mturk import QualificationScore
 from bot.preview import ChangeKind, HeldStatus
-from bot.requests import WorkerOutcome, WorkerStatus
+from bot.requests import Operation, WorkerOutcome, WorkerStatus
 from bot.store import RecordedChange
 
 # MTurk appends a request id in parentheses ("... (1631094715163)") and quotes the worker ID in some
@@ -55,7 +55,8 @@ def results_csv(outcomes: Sequence[WorkerOutcome]) -> str:
     writer.writerow(["WorkerId", "IntegerValue", "Status", "ErrorCode", "ErrorMessage", "Hint"])
     for o in outcomes:
         value = "" if o.integer_value is None else o.integer_value
-        writer.writerow([o.worker_id, value, o.status.value, o.error_code or "", o.error_message or "", o.hint or ""])
+        status = "revoked" if o.operation is Operation.REVOKE and o.status is WorkerStatus.GRANTED else o.status.value
+        writer.writerow([o.worker_id, value, status, o.error_code or "", o.error_message or "", o.hint or ""])
     return buffer.getvalue()
 
 
@@ -65,7 +66,8 @@ def workers_csv(outcomes: Sequence[WorkerOutcome]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["WorkerId", "IntegerValue"])
     for o in outcomes:
-        writer.writerow([o.worker_id, 1 if o.integer_value is None else o.integer_value])
+        value = "Revoke" if o.operation is Operation.REVOKE else 1 if o.integer_value is None else o.integer_value
+        writer.writerow([o.worker_id, value])
     return buffer.getvalue()
 
 
@@ -78,13 +80,17 @@ def preview_csv(changes: Sequence[RecordedChange], mturk_env_label: str) -> str:
     header = ["WorkerId", "Current", "New", "Change"]
     writer.writerow(header + (["FileCurrent", "FileDiffers"] if with_file else []))
     for c in changes:
-        new = 1 if c.integer_value is None else c.integer_value
+        new: object = 1 if c.integer_value is None else c.integer_value
+        if c.operation is Operation.REVOKE:
+            new = "revoke"
         current = c.previous.text() if c.previous else "not read"
         change = c.change.value if c.change else "not read"
         if c.change is ChangeKind.UNKNOWN_WORKER:
             change = f"unknown in {mturk_env_label}"
         elif c.change is ChangeKind.UNCHANGED:
             change = "unchanged (not called)" if c.status is WorkerStatus.SKIPPED else "unchanged (granted again)"
+        elif c.change is ChangeKind.NOT_HELD:
+            change = "does not hold it (not called)"
         row: list[object] = [c.worker_id, current, new, change]
         if with_file:
             differs = c.file_current is not None and file_differs(c)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 WORKER_ID_PATTERN = re.compile(r"A[A-Z0-9]{1,63}")
@@ -22,8 +22,13 @@ _SHOWN_BAD_IDS = 10
 
 USAGE = (
     "/grant-qual <QUALIFICATION_TYPE_ID> <WORKER_ID> [<WORKER_ID> ...] [value=<N>] [notify=no] "
-    "[regrant=yes] [reason=<text to end of line>]"
+    "[regrant=yes] [expires=<30d, 12h, 8w or 2027-03-01>] [reason=<text to end of line>]"
 )
+REVOKE_USAGE = (
+    '/grant-qual revoke <QUALIFICATION_TYPE_ID or "name"> <WORKER_ID> [<WORKER_ID> ...] '
+    "[reason=<internal text>] [message=<text sent to the workers>]"
+)
+MAX_WORKER_MESSAGE_CHARS = 1000
 CANCEL_USAGE = "/grant-qual cancel <REQUEST_NUMBER>"
 
 
@@ -36,6 +41,8 @@ class Field(StrEnum):
     VALUE = "value"
     NOTIFY = "notify"
     REASON = "reason"
+    WORKER_MESSAGE = "worker_message"
+    EXPIRES = "expires"
     COMMAND = "command"
 
 
@@ -92,6 +99,12 @@ class EventKind(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     REMINDED = "reminded"  # the approvers were reminded of a request still pending (recorded once per request)
+    UNDO_REQUESTED = "undo_requested"  # on the original: a request undoing it was made (recorded once per request)
+    # Grants that expire (bot/expiry.py). On the original: its requester told a day before (once), a new expiry.
+    EXPIRY_NOTICE = "expiry_notice"
+    EXPIRY_EXTENDED = "expiry_extended"
+    # On the expiry request: it was stored approved (the original's approval covered the expiry), once.
+    EXPIRY_STARTED = "expiry_started"
 
 
 class DeliveryState(StrEnum):
@@ -119,12 +132,20 @@ class RequestEvent:
     round: int = 1
 
 
+class Operation(StrEnum):
+    """What a request does to one worker: grant a score, or revoke the qualification."""
+
+    GRANT = "grant"
+    REVOKE = "revoke"
+
+
 @dataclass(frozen=True)
 class WorkerTarget:
-    """One worker to grant, and the score to give (None: MTurk's default of 1)."""
+    """One worker to change: grant the score (None: MTurk's default of 1), or revoke (integer_value None)."""
 
     worker_id: str
     integer_value: int | None
+    operation: Operation = Operation.GRANT
 
 
 @dataclass(frozen=True)
@@ -142,6 +163,13 @@ class GrantSpec:
     regrant: bool = False
     # A requester-site worker file's CURRENT-<name> column, per worker: compared with what MTurk says.
     file_current: tuple[tuple[str, int], ...] = ()
+    # Revokes only: the text MTurk shows (and, given, emails) the worker as the reason; None sends nothing.
+    # `reason` stays internal (the approvers and the record).
+    worker_message: str | None = None
+    undo_of: int | None = None  # the request this one undoes
+    # Grants that expire: a duration counted from when the grant finishes its first round, or a fixed moment.
+    expires_after: timedelta | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +196,29 @@ class GrantRequest:
     summary_ts: str | None = None
     reminded_at: datetime | None = None
     regrant: bool = False
+    worker_message: str | None = None
+    undo_of: int | None = None  # the request this one undoes
+    undone_by: int | None = None  # the request that undoes this one (at most one)
+    revoke_count: int = 0  # how many of its workers are revoked (the others are granted)
+    # Grants that expire: the duration asked for (counted from the first round's end), the moment it expires (set
+    # when that round ends, or given as a date), the request revoking it once it expired, the requester's notice.
+    expires_after: timedelta | None = None
+    expires_at: datetime | None = None
+    expiry_request_id: int | None = None
+    expiry_notice_at: datetime | None = None
+    expiry_of: int | None = None  # on an expiry request: the request whose grant expired
+
+    @property
+    def expires(self) -> bool:
+        """Whether the grant is set to expire and has not expired yet."""
+        return (self.expires_after is not None or self.expires_at is not None) and self.expiry_request_id is None
+
+    @property
+    def kind_label(self) -> str:
+        """What people are told the request does, loudly when it revokes: "", "REVOKE" or "GRANT AND REVOKE"."""
+        if not self.revoke_count:
+            return ""
+        return "REVOKE" if self.revoke_count >= self.worker_count else "GRANT AND REVOKE"
 
 
 @dataclass(frozen=True)
@@ -180,6 +231,7 @@ class WorkerOutcome:
     error_code: str | None = None
     error_message: str | None = None
     hint: str | None = None
+    operation: Operation = Operation.GRANT
 
 
 @dataclass(frozen=True)
@@ -218,8 +270,18 @@ class MineLookup:
     """`/grant-qual mine` (or `list`): the user's recent requests and, for approvers, the pending ones."""
 
 
-Lookup = StatusLookup | HistoryLookup | MineLookup
-LOOKUP_WORDS = frozenset({"status", "history", "mine", "list"})
+@dataclass(frozen=True)
+class ExportLookup:
+    """`/grant-qual export [since 2026-11-01 | since 30d]`: every request of the period as a CSV (approvers)."""
+
+    since_date: date | None = None  # from 00:00 UTC that day
+    last_days: int | None = None  # the last N days
+
+
+Lookup = StatusLookup | HistoryLookup | MineLookup | ExportLookup
+LOOKUP_WORDS = frozenset({"status", "history", "mine", "list", "export"})
+EXPORT_USAGE = "`/grant-qual export`, `/grant-qual export since 2026-11-01` or `/grant-qual export since 30d`"
+MAX_EXPORT_DAYS = 36_500
 HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
 
 
@@ -288,6 +350,49 @@ def parse_integer_value(text: str | None) -> int | None:
     return int(raw)
 
 
+MAX_EXPIRY = timedelta(days=5 * 365)
+_EXPIRY_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+EXPIRY_EXAMPLES = "30d, 12h, 8w or a date such as 2027-03-01"
+
+
+def parse_expiry(text: str | None, moment: datetime) -> timedelta | datetime | None:
+    """`expires=`: a duration (30d, 12h, 8w) or a date (YYYY-MM-DD: that day's 00:00 UTC), at most 5 years ahead of
+    `moment`; None when blank (the grant never expires). A date must be after `moment`."""
+    raw = (text or "").strip()
+    if not raw:
+        return None
+    if match := re.fullmatch(r"(\d{1,6})\s*([hdw])", raw.lower()):
+        amount = int(match.group(1)) * _EXPIRY_UNITS[match.group(2)]
+        if not timedelta(0) < amount <= MAX_EXPIRY:
+            raise InvalidRequest({Field.EXPIRES: f"`{raw}`: give a time from 1 hour up to 5 years."})
+        return amount
+    try:
+        day = (
+            datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=UTC) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw) else None
+        )
+    except ValueError:
+        day = None
+    if day is None:
+        raise InvalidRequest({Field.EXPIRES: f"`{raw[:30]}` is not an expiry: give {EXPIRY_EXAMPLES}."})
+    if day <= moment:
+        raise InvalidRequest({Field.EXPIRES: f"{raw} is not in the future (dates are 00:00 UTC)."})
+    if day - moment > MAX_EXPIRY:
+        raise InvalidRequest({Field.EXPIRES: f"{raw} is more than 5 years ahead."})
+    return day
+
+
+def with_expiry(spec: GrantSpec, text: str | None, moment: datetime) -> GrantSpec:
+    """The spec set to expire as `text` says (see parse_expiry); only a request that grants someone can expire."""
+    expiry = parse_expiry(text, moment)
+    if expiry is None:
+        return spec
+    if not any(w.operation is Operation.GRANT for w in spec.workers):
+        raise InvalidRequest({Field.EXPIRES: "Only a grant can expire; a revoke takes no expiry."})
+    if isinstance(expiry, timedelta):
+        return replace(spec, expires_after=expiry)
+    return replace(spec, expires_at=expiry)
+
+
 def build_grant_spec(
     *,
     qualification_type_id: str,
@@ -354,9 +459,11 @@ def parse_command_text(
         return mturk_lookup
     if (cancel := _parse_cancel(stripped)) is not None:
         return cancel
+    if (revoke := _parse_revoke(stripped, max_workers=max_workers)) is not None:
+        return revoke
     type_name, stripped = _take_quoted_name(stripped)
     words, reason = _split_reason(stripped)
-    options = {"value": None, "notify": "yes", "regrant": "no"}
+    options = {"value": None, "notify": "yes", "regrant": "no", "expires": ""}
     positional: list[str] = []
     errors: dict[Field, str] = {}
     for word in _SEPARATORS.split(words):
@@ -368,7 +475,9 @@ def parse_command_text(
         elif key.lower() in options:
             options[key.lower()] = val
         else:
-            errors[Field.COMMAND] = f"Unknown option `{key[:30]}=`; options are value=, notify=, regrant= and reason=."
+            errors[Field.COMMAND] = (
+                f"Unknown option `{key[:30]}=`; options are value=, notify=, regrant=, expires= and reason="
+            )
     notify = _parse_notify(options["notify"] or "", errors)
     regrant = _parse_yes_no(options["regrant"] or "", "regrant", errors, default=False)
     if type_name is None and not positional:
@@ -389,6 +498,10 @@ def parse_command_text(
         if type_name is None and Field.QUALIFICATION_TYPE in e.errors and positional and positional[0]:
             e.errors[Field.QUALIFICATION_TYPE] += ' A type\'s name goes in quotes: "Passed screener".'
         raise InvalidRequest({**e.errors, **errors}) from None
+    try:
+        spec = with_expiry(spec, options["expires"], datetime.now(UTC))
+    except InvalidRequest as e:
+        errors.update(e.errors)
     if errors:
         raise InvalidRequest(errors)
     return replace(spec, regrant=regrant)
@@ -410,6 +523,94 @@ def _parse_cancel(text: str) -> CancelWanted | None:
     return CancelWanted(int(number))
 
 
+def _parse_revoke(text: str, *, max_workers: int) -> GrantSpec | None:
+    """`revoke <type> <worker> … [reason=<internal text>] [message=<text sent to the workers>]`; None when the
+    text is not a revoke. The word is matched in any case but all capitals (`REVOKE` could be a type ID)."""
+    word, *rest = text.split(maxsplit=1)
+    if word.lower() != "revoke" or QUALIFICATION_TYPE_ID_PATTERN.fullmatch(word):
+        return None
+    type_name, remainder = _take_quoted_name(rest[0].strip() if rest else "")
+    words, texts = _split_texts(remainder, ("reason", "message"))
+    positional = [w for w in _SEPARATORS.split(words) if w]
+    errors: dict[Field, str] = {}
+    if unknown := [w for w in positional if "=" in w]:
+        errors[Field.COMMAND] = (
+            f"Unknown option `{unknown[0].partition('=')[0][:30]}=`; a revoke takes reason= (internal) and message= "
+            "(sent to the workers)."
+        )
+        positional = [w for w in positional if "=" not in w]
+    if type_name is None and not positional:
+        errors[Field.QUALIFICATION_TYPE] = f"Give the qualification type, then the worker IDs: `{REVOKE_USAGE}`."
+    if type_name is not None:
+        positional.insert(0, "")
+    message = texts.get("message", "").replace("\x00", "").strip()
+    if len(message) > MAX_WORKER_MESSAGE_CHARS:
+        errors[Field.WORKER_MESSAGE] = (
+            f"The message to workers is {len(message)} characters; keep it under {MAX_WORKER_MESSAGE_CHARS}."
+        )
+    try:
+        spec = build_grant_spec(
+            qualification_type_id=positional[0] if positional else "",
+            type_name=type_name or "",
+            worker_ids=positional[1:],
+            integer_value=None,
+            send_notification=bool(message),
+            reason=texts.get("reason", ""),
+            max_workers=max_workers,
+        )
+    except InvalidRequest as e:
+        raise InvalidRequest({**e.errors, **errors}) from None
+    if errors:
+        raise InvalidRequest(errors)
+    return as_revoke(spec, message or None)
+
+
+def as_revoke(spec: GrantSpec, worker_message: str | None) -> GrantSpec:
+    """The same workers revoked instead of granted; `worker_message` is what MTurk sends them (None: nothing)."""
+    workers = tuple(WorkerTarget(w.worker_id, None, Operation.REVOKE) for w in spec.workers)
+    return replace(spec, workers=workers, worker_message=worker_message, send_notification=bool(worker_message))
+
+
+def with_revokes(spec: GrantSpec, *, revoke_all: bool, worker_message: str) -> GrantSpec:
+    """The form's choice applied: every worker revoked (`revoke_all`), or the file's `Revoke` rows only; the
+    message to workers goes with revokes alone (InvalidRequest otherwise)."""
+    message = worker_message.replace("\x00", "").strip()
+    if len(message) > MAX_WORKER_MESSAGE_CHARS:
+        raise InvalidRequest(
+            {
+                Field.WORKER_MESSAGE: f"The message to workers is {len(message)} characters; keep it under "
+                f"{MAX_WORKER_MESSAGE_CHARS}."
+            }
+        )
+    if revoke_all:
+        return as_revoke(spec, message or None)
+    if not any(w.operation is Operation.REVOKE for w in spec.workers):
+        if message:
+            raise InvalidRequest(
+                {Field.WORKER_MESSAGE: "The message to workers goes with a revoke; choose Revoke, or leave it empty."}
+            )
+        return spec
+    return replace(spec, worker_message=message or None)
+
+
+def _split_texts(text: str, names: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+    """Options that take free text (`reason=`, `message=`): each runs to the next such option or the end of its
+    line; the words outside them come back for parsing."""
+    pattern = re.compile(r"(?:^|(?<=\s))(" + "|".join(names) + r")=", flags=re.IGNORECASE)
+    found = list(pattern.finditer(text))
+    if not found:
+        return text, {}
+    texts: dict[str, str] = {}
+    words = [text[: found[0].start()]]
+    for i, match in enumerate(found):
+        end = found[i + 1].start() if i + 1 < len(found) else len(text)
+        body = text[match.end() : end]
+        line, newline, after = body.partition("\n")
+        texts[match.group(1).lower()] = line.strip()
+        words.append(after if newline else "")
+    return "\n".join(words), texts
+
+
 def is_lookup(text: str) -> bool:
     """Whether `text` starts with a look-up word (status, history, mine, list) in any case but all capitals:
     "STATUS" could be a qualification type ID (capitals and digits), "status" and "Status" cannot."""
@@ -427,6 +628,8 @@ def parse_lookup(text: str) -> Lookup | None:
         if arguments:
             raise InvalidRequest({Field.COMMAND: f"`{word}` takes nothing after it: `/grant-qual {word}`."})
         return MineLookup()
+    if word == "export":
+        return _parse_export(arguments)
     if word == "status":
         match = re.fullmatch(r"#?(\d{1,18})", arguments[0]) if len(arguments) == 1 else None
         if match is None:
@@ -437,6 +640,31 @@ def parse_lookup(text: str) -> Lookup | None:
     if problem := worker_id_errors(arguments):
         raise InvalidRequest({Field.COMMAND: problem})
     return HistoryLookup(arguments[0])
+
+
+def _parse_export(arguments: list[str]) -> ExportLookup:
+    """Nothing, `since YYYY-MM-DD` or `since Nd`."""
+    if not arguments:
+        return ExportLookup()
+    if len(arguments) != 2 or arguments[0].lower() != "since":
+        raise InvalidRequest({Field.COMMAND: f"Export takes nothing, or a start: {EXPORT_USAGE}."})
+    given = arguments[1]
+    if days := re.fullmatch(r"(\d{1,6})d", given, re.IGNORECASE):
+        if not 1 <= int(days.group(1)) <= MAX_EXPORT_DAYS:
+            raise InvalidRequest({Field.COMMAND: f"Give 1 to {MAX_EXPORT_DAYS} days: {EXPORT_USAGE}."})
+        return ExportLookup(last_days=int(days.group(1)))
+    try:
+        since = date.fromisoformat(given) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", given) else None
+    except ValueError:
+        since = None
+    if since is None:
+        raise InvalidRequest(
+            {
+                Field.COMMAND: f"`{given[:30]}` is not a date like 2026-11-01 or a number of days like "
+                f"30d: {EXPORT_USAGE}."
+            }
+        )
+    return ExportLookup(since_date=since)
 
 
 def is_mturk_lookup(text: str) -> bool:

@@ -16,9 +16,10 @@ from bot.executor import GrantExecutor
 from bot.logs import log_context
 from bot.mturk import MTurkAccessError, MTurkGateway, MTurkUnavailable, QualificationTypeInfo
 from bot.policy import AccessPolicy
+from bot.preview import restoring
 from bot.preview_runner import PreviewRunner, ProgressReport
 from bot.qualification_types import resolve_type
-from bot.requests import Field, GrantRequest, GrantSpec, InvalidRequest, RequestState
+from bot.requests import Field, GrantRequest, GrantSpec, InvalidRequest, RequestState, WorkerTarget
 from bot.store import GrantStore
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class DecisionResult(StrEnum):
     ALREADY_DECIDED = "already_decided"
     NOT_FOUND = "not_found"
     NOT_ON_REQUEST_MESSAGE = "not_on_request_message"  # clicked somewhere the app did not render the button
+    UNDO_REQUESTED = "undo_requested"  # the request undoing it is stored (Decision.request is that new request)
 
 
 @dataclass(frozen=True)
@@ -243,11 +245,73 @@ class GrantService:
         self.executor.submit(request_id)
         return Decision(DecisionResult.APPROVED, self.store.get(request_id))
 
+    def undo(self, request_id: int, user_id: str, *, origin: ClickOrigin) -> Decision:
+        """Store, for approval like any request, the request that puts each worker a finished request changed back
+        to the state recorded before it ran; once per request (a second click finds it undone).
+
+        Only approvers, only from the request's latest summary, only in the request's own MTurk environment (the
+        undo's preview reads MTurk). The clicker is the undo's requester, so another approver decides on it.
+        """
+        request = self.store.get(request_id)
+        if request is None:
+            return Decision(DecisionResult.NOT_FOUND, None, f"Request #{request_id} does not exist.")
+        if not on_current_summary(origin, request):
+            return _off_surface(request, user_id)
+        if refusal := self.policy.undo_refusal(user_id):
+            return Decision(DecisionResult.REFUSED, request, refusal)
+        if request.undone_by is not None:
+            return Decision(
+                DecisionResult.ALREADY_DECIDED,
+                request,
+                f"Request #{request_id} was already undone as #{request.undone_by}.",
+            )
+        if request.state not in (RequestState.DONE, RequestState.FAILED):
+            return Decision(DecisionResult.ALREADY_DECIDED, request, f"Request #{request_id} is not finished.")
+        if refusal := self._elsewhere(request, user_id):
+            return refusal
+        targets = [
+            target
+            for worker_id, before in self.store.changed_workers(request_id).items()
+            if (target := restoring(worker_id, before)) is not None
+        ]
+        if not targets:
+            return Decision(
+                DecisionResult.REFUSED,
+                request,
+                f"Request #{request_id} changed no worker's qualification: nothing to undo.",
+            )
+        undo = self.store.create_undo(
+            _undo_spec(request, targets),
+            requester_id=user_id,
+            mturk_env=request.mturk_env,
+            qualification_name=request.qualification_name,
+            preview_owner=self.previews.owner if self.previews else None,
+            lease=self.previews.lease if self.previews else timedelta(seconds=60),
+        )
+        if undo is None:
+            again = self.store.get(request_id)
+            by = f" as #{again.undone_by}" if again and again.undone_by else ""
+            return Decision(DecisionResult.ALREADY_DECIDED, again, f"Request #{request_id} was already undone{by}.")
+        log.info("request #%s: undo requested by %s as #%s (%s workers)", request_id, user_id, undo.id, len(targets))
+        return Decision(DecisionResult.UNDO_REQUESTED, undo)
+
     def _elsewhere(self, request: GrantRequest, user_id: str) -> Decision | None:
         """A refusal, changing nothing, if the request belongs to the other MTurk environment than this app's."""
         if refusal := self.executor.other_environment_refusal(request, user_id):
             return Decision(DecisionResult.WRONG_ENVIRONMENT, request, refusal)
         return None
+
+
+def _undo_spec(original: GrantRequest, targets: list[WorkerTarget]) -> GrantSpec:
+    """The undo's change set: no email for the re-granted scores and no message for the revokes (putting back
+    what was there is no news to tell the workers), and an internal reason naming the original."""
+    return GrantSpec(
+        original.qualification_type_id,
+        tuple(targets),
+        send_notification=False,
+        reason=f"Undo of request #{original.id}",
+        undo_of=original.id,
+    )
 
 
 def _off_surface(request: GrantRequest, user_id: str) -> Decision:

@@ -59,6 +59,7 @@ from bot.requests import (
     EventKind,
     GrantRequest,
     GrantSpec,
+    Operation,
     RequestEvent,
     RequestState,
     WorkerOutcome,
@@ -112,6 +113,20 @@ grant_requests = Table(
     Column("reminded_at", UtcDateTime),  # when the approvers were reminded of it, still pending (once)
     # Grant workers who already held the score at the preview too; NULL (before the preview existed) is no.
     Column("regrant", Boolean),
+    # Revokes: the text MTurk shows (and emails) the revoked workers; NULL sends them nothing. `reason` is internal.
+    Column("worker_message", Text),
+    # Undo: the request this one undoes, and the one request that undoes this one (set once, by compare-and-swap).
+    Column("undo_of", Integer),
+    Column("undone_by", Integer),
+    Column("revoke_count", Integer, nullable=False, server_default="0"),  # workers revoked; the others are granted
+    # Grants that expire (bot/expiry.py): the duration asked for, counted from the end of the first round (which
+    # sets expires_at), or a moment given; the request revoking it once expired (set once, by compare-and-swap);
+    # when its requester was told it expires soon (once); on an expiry request, the request whose grant expired.
+    Column("expires_after_seconds", Integer),
+    Column("expires_at", UtcDateTime),
+    Column("expiry_request_id", Integer),
+    Column("expiry_notice_at", UtcDateTime),
+    Column("expiry_of", Integer),
 )
 
 worker_grants = Table(
@@ -135,8 +150,10 @@ worker_grants = Table(
     Column("previous_status", String(16)),
     Column("change", String(16)),
     Column("file_current", Integer),
+    Column("operation", String(8), nullable=False, server_default="grant"),  # grant or revoke (bot.requests.Operation)
 )
 Index("ix_grant_requests_state", grant_requests.c.state)
+Index("ix_grant_requests_expires_at", grant_requests.c.expires_at)
 Index("ix_worker_grants_request_status", worker_grants.c.request_id, worker_grants.c.status)
 
 # What happened to a request (the audit trail) and, per event, whether Slack has been told (the outbox):
@@ -173,6 +190,14 @@ deliveries_taken = Table(
 Index("ix_deliveries_taken_received_at", deliveries_taken.c.received_at)
 # Far longer than any copy can come: a signature is good for 5 minutes, and Slack retries within minutes.
 DELIVERY_KEYS_KEPT = timedelta(days=1)
+
+
+class _AlreadyExpired(Exception):
+    """Rolls back the transaction storing an undo whose original was undone (or is not finished) meanwhile."""
+
+
+class _AlreadyExpired(Exception):
+    """Rolls back the transaction storing an expiry request whose original expired meanwhile (or never can)."""
 
 
 class DatabaseUnreachable(Exception):
@@ -279,42 +304,16 @@ class GrantStore:
     ) -> GrantRequest:
         """Store a request: pending (posted for approval by its SUBMITTED event), or, with `preview_owner`,
         previewing under that owner's lease until finish_preview makes it pending."""
-        created = now()
-        file_current = dict(spec.file_current)
         with self._write() as conn:
-            request_id = conn.execute(
-                insert(grant_requests).values(
-                    requester_id=requester_id,
-                    qualification_type_id=spec.qualification_type_id,
-                    qualification_name=qualification_name,
-                    send_notification=spec.send_notification,
-                    reason=spec.reason,
-                    mturk_env=mturk_env,
-                    state=RequestState.PREVIEWING if preview_owner else RequestState.PENDING,
-                    worker_count=len(spec.workers),
-                    created_at=created,
-                    regrant=spec.regrant,
-                    lease_owner=preview_owner,
-                    lease_expires_at=created + lease if preview_owner else None,
-                )
-            ).inserted_primary_key[0]
-            conn.execute(
-                insert(worker_grants),
-                [
-                    {
-                        "request_id": request_id,
-                        "worker_id": w.worker_id,
-                        "position": i,
-                        "integer_value": w.integer_value,
-                        "status": WorkerStatus.PENDING,
-                        "updated_at": created,
-                        "file_current": file_current.get(w.worker_id),
-                    }
-                    for i, w in enumerate(spec.workers)
-                ],
+            request_id = _insert_request(
+                conn,
+                spec,
+                requester_id=requester_id,
+                mturk_env=mturk_env,
+                qualification_name=qualification_name,
+                preview_owner=preview_owner,
+                lease=lease,
             )
-            if not preview_owner:
-                _add_event(conn, request_id, EventKind.SUBMITTED, requester_id, 1)
         request = self.get(request_id)
         assert request is not None
         return request
@@ -359,9 +358,11 @@ class GrantStore:
     def preview_targets(self, request_id: int) -> list[WorkerTarget]:
         """Every worker of the request, in order (a preview read after a crash reads them all again)."""
         c = worker_grants.c
-        query = select(c.worker_id, c.integer_value).where(c.request_id == request_id).order_by(c.position)
+        query = select(c.worker_id, c.integer_value, c.operation).where(c.request_id == request_id).order_by(c.position)
         with self.engine.connect() as conn:
-            return [WorkerTarget(row.worker_id, row.integer_value) for row in conn.execute(query)]
+            return [
+                WorkerTarget(row.worker_id, row.integer_value, Operation(row.operation)) for row in conn.execute(query)
+            ]
 
     def record_changes(
         self, request_id: int, changes: Sequence[WorkerChange], *, regrant: bool, owner: str | None = None
@@ -391,7 +392,7 @@ class GrantStore:
                 "b_previous_status": change.previous.status.value,
                 "b_change": change.kind.value,
                 "b_status": WorkerStatus.SKIPPED
-                if change.kind is ChangeKind.UNCHANGED and not regrant
+                if (change.kind is ChangeKind.UNCHANGED and not regrant) or change.kind is ChangeKind.NOT_HELD
                 else WorkerStatus.PENDING,
             }
             for change in changes
@@ -487,6 +488,192 @@ class GrantStore:
         ]
         with self._write() as conn:
             conn.execute(statement, rows)
+
+    def changed_workers(self, request_id: int) -> dict[str, Held]:
+        """The workers the request changed (done by it, not merely found done), each with the state recorded before
+        it ran; a worker without a recorded state (no preview) is left out: there is nothing known to restore."""
+        c = worker_grants.c
+        query = (
+            select(c.worker_id, c.previous_value, c.previous_status)
+            .where(
+                c.request_id == request_id,
+                c.status == WorkerStatus.GRANTED,
+                c.error_code.is_(None),
+                c.previous_status.is_not(None),
+            )
+            .order_by(c.position)
+        )
+        with self.engine.connect() as conn:
+            return {
+                row.worker_id: Held(HeldStatus(row.previous_status), row.previous_value) for row in conn.execute(query)
+            }
+
+    def create_undo(
+        self,
+        spec: GrantSpec,
+        *,
+        requester_id: str,
+        mturk_env: str,
+        qualification_name: str | None,
+        preview_owner: str | None = None,
+        lease: timedelta = timedelta(seconds=60),
+    ) -> GrantRequest | None:
+        """Store the request undoing `spec.undo_of`, once: in the same transaction the original, finished and not
+        undone yet, is marked undone by it (compare-and-swap) with its UNDO_REQUESTED event. None, with nothing
+        stored, for every caller but the first (and for an original not finished)."""
+        original = spec.undo_of
+        assert original is not None
+        try:
+            request_id = self._insert_undo(
+                spec, requester_id, mturk_env, qualification_name, preview_owner, lease, original
+            )
+        except _AlreadyExpired:
+            return None  # the transaction was rolled back: nothing of the second undo is stored
+        return self.get(request_id)
+
+    def _insert_undo(
+        self,
+        spec: GrantSpec,
+        requester_id: str,
+        mturk_env: str,
+        qualification_name: str | None,
+        preview_owner: str | None,
+        lease: timedelta,
+        original: int,
+    ) -> int:
+        c = grant_requests.c
+        with self._write(someone_waiting=True) as conn:
+            request_id = _insert_request(
+                conn,
+                spec,
+                requester_id=requester_id,
+                mturk_env=mturk_env,
+                qualification_name=qualification_name,
+                preview_owner=preview_owner,
+                lease=lease,
+            )
+            finished = c.state.in_([RequestState.DONE, RequestState.FAILED])
+            if not _swap(conn, original, (c.undone_by.is_(None), finished), undone_by=request_id):
+                raise _AlreadyExpired
+            round_ = conn.execute(select(c.round).where(c.id == original)).scalar_one()
+            _add_event(conn, original, EventKind.UNDO_REQUESTED, requester_id, round_)
+        return request_id
+
+    # Grants that expire (bot/expiry.py): each step a compare-and-swap with its event, so it happens once.
+
+    def due_expiry_ids(self, *, moment: datetime, mturk_env: str) -> list[int]:
+        """Finished grants of `mturk_env` whose expiry has come and that no expiry request revokes yet."""
+        c = grant_requests.c
+        query = select(c.id).where(*_expiry_due(moment), c.mturk_env == mturk_env).order_by(c.id)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def start_expiry(self, original_id: int, *, moment: datetime, actor_id: str | None, due: bool) -> int | None:
+        """Store, approved, the request revoking what `original_id` granted, and mark the original expired by it:
+        one transaction, a compare-and-swap on the original having no expiry request yet (and, `due`, on its expiry
+        having come by `moment`). The expiry request's ID for the one caller that stored it; None for all others.
+
+        Its workers are those the original granted (operation grant, status granted), each recorded as holding the
+        score the original gave them: the executor's drift check leaves alone whoever holds something else by then.
+        It is posted in the original's thread: it has the original's channel and message.
+        """
+        try:
+            return self._insert_expiry(original_id, moment, actor_id, due)
+        except _AlreadyExpired:
+            return None  # rolled back: nothing of a second expiry request is stored
+
+    def _insert_expiry(self, original_id: int, moment: datetime, actor_id: str | None, due: bool) -> int:
+        c, w = grant_requests.c, worker_grants.c
+        with self._write(someone_waiting=actor_id is not None) as conn:
+            conditions = _expiry_due(moment) if due else (c.expiry_request_id.is_(None), _finished_grant())
+            # Locking the original first makes a losing replica wait here and find it expired, storing nothing.
+            original = (
+                conn.execute(select(grant_requests).where(c.id == original_id, *conditions).with_for_update())
+                .mappings()
+                .first()
+            )
+            if original is None:
+                raise _AlreadyExpired
+            granted = conn.execute(
+                select(w.worker_id, w.integer_value)
+                .where(w.request_id == original_id, w.status == WorkerStatus.GRANTED, w.operation == Operation.GRANT)
+                .order_by(w.position)
+            ).all()
+            request_id = conn.execute(
+                insert(grant_requests).values(
+                    requester_id=original["requester_id"],
+                    qualification_type_id=original["qualification_type_id"],
+                    qualification_name=original["qualification_name"],
+                    send_notification=False,
+                    reason=f"Expiry of request #{original_id}",
+                    mturk_env=original["mturk_env"],
+                    state=RequestState.APPROVED,
+                    worker_count=len(granted),
+                    revoke_count=len(granted),
+                    created_at=moment,
+                    decided_by=actor_id,
+                    decided_at=moment,
+                    channel_id=original["channel_id"],
+                    message_ts=original["message_ts"],
+                    expiry_of=original_id,
+                )
+            ).inserted_primary_key[0]
+            if granted:
+                conn.execute(
+                    insert(worker_grants),
+                    [
+                        {
+                            "request_id": request_id,
+                            "worker_id": worker_id,
+                            "position": i,
+                            "integer_value": None,
+                            "status": WorkerStatus.PENDING,
+                            "updated_at": moment,
+                            "previous_status": HeldStatus.GRANTED.value,
+                            "previous_value": 1 if value is None else value,  # MTurk's default score
+                            "change": ChangeKind.REVOKE.value,
+                            "operation": Operation.REVOKE.value,
+                        }
+                        for i, (worker_id, value) in enumerate(granted)
+                    ],
+                )
+            if not _swap(conn, original_id, conditions, expiry_request_id=request_id):
+                raise _AlreadyExpired
+            _add_event(conn, request_id, EventKind.EXPIRY_STARTED, actor_id, 1)
+        return int(request_id)
+
+    def extend_expiry(self, request_id: int, *, expires_at: datetime, actor_id: str) -> bool:
+        """Move a finished grant's expiry to `expires_at`, while it has not expired; its requester is told again."""
+        c = grant_requests.c
+        with self._write(someone_waiting=True) as conn:
+            won = _swap(
+                conn,
+                request_id,
+                (
+                    c.expiry_request_id.is_(None),
+                    _finished_grant(),
+                    or_(c.expires_at.is_not(None), c.expires_after_seconds.is_not(None)),
+                ),
+                expires_at=expires_at,
+                expiry_notice_at=None,
+            )
+            if won:
+                round_ = conn.execute(select(c.round).where(c.id == request_id)).scalar_one()
+                _add_event(conn, request_id, EventKind.EXPIRY_EXTENDED, actor_id, round_)
+        return won
+
+    def note_expiry_notices(self, *, moment: datetime, before: timedelta, mturk_env: str) -> list[int]:
+        """Note, once per grant, that its requester is told it expires within `before`; the IDs this caller noted."""
+        c = grant_requests.c
+        due = (
+            c.mturk_env == mturk_env,
+            c.expiry_request_id.is_(None),
+            c.expiry_notice_at.is_(None),
+            _finished_grant(),
+            c.expires_at > moment,
+            c.expires_at <= moment + before,
+        )
+        return self._swap_each_due(due, EventKind.EXPIRY_NOTICE, expiry_notice_at=moment)
 
     def get(self, request_id: int) -> GrantRequest | None:
         with self.engine.connect() as conn:
@@ -628,12 +815,14 @@ class GrantStore:
     def pending_workers(self, request_id: int) -> list[WorkerTarget]:
         c = worker_grants.c
         query = (
-            select(c.worker_id, c.integer_value)
+            select(c.worker_id, c.integer_value, c.operation)
             .where(c.request_id == request_id, c.status == WorkerStatus.PENDING)
             .order_by(c.position)
         )
         with self.engine.connect() as conn:
-            return [WorkerTarget(row.worker_id, row.integer_value) for row in conn.execute(query)]
+            return [
+                WorkerTarget(row.worker_id, row.integer_value, Operation(row.operation)) for row in conn.execute(query)
+            ]
 
     def record_outcomes(self, request_id: int, outcomes: Sequence[WorkerOutcome], round: int = 1) -> None:
         """Write a batch of finished workers in one transaction; a worker already final is left as it is."""
@@ -692,7 +881,11 @@ class GrantStore:
             )
             if not won:
                 return None
-            round_ = conn.execute(select(c.round).where(c.id == request_id)).scalar_one()
+            round_, after, expires_at, finished_at = conn.execute(
+                select(c.round, c.expires_after_seconds, c.expires_at, c.finished_at).where(c.id == request_id)
+            ).one()
+            if after and expires_at is None:  # "30 days of access" count from the end of the first round
+                _swap(conn, request_id, (), expires_at=finished_at + timedelta(seconds=after))
             _add_event(conn, request_id, EventKind.FINISHED, None, round_)
         request = self.get(request_id)
         return request.state if request else None
@@ -776,7 +969,16 @@ class GrantStore:
         """
         w = worker_grants.c
         query = (
-            select(grant_requests, w.worker_id, w.integer_value, w.status, w.error_code, w.error_message, w.hint)
+            select(
+                grant_requests,
+                w.worker_id,
+                w.integer_value,
+                w.status,
+                w.error_code,
+                w.error_message,
+                w.hint,
+                w.operation,
+            )
             .join(worker_grants, w.request_id == grant_requests.c.id)
             .where(w.worker_id == worker_id)
             .order_by(grant_requests.c.id.desc())
@@ -787,6 +989,42 @@ class GrantStore:
             found = [(_to_request(row), _to_outcome(row)) for row in conn.execute(query).mappings()]
             total = conn.execute(named).scalar_one()
         return found, total
+
+    def count_requests_made(self, since: datetime | None, until: datetime) -> int:
+        """How many requests were made from `since` (from the first, for None) up to `until`."""
+        query = select(func.count()).select_from(grant_requests).where(*_made(since, until))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def export_page(
+        self, since: datetime | None, until: datetime, after: tuple[int, str] | None, limit: int
+    ) -> list[tuple[GrantRequest, WorkerOutcome]]:
+        """Up to `limit` (request, worker outcome) pairs of the requests made from `since` up to `until`, in key
+        order (request ID, worker ID) after the key `after`. One short query per page, so an export of any size
+        holds no transaction open and no more than a page in memory."""
+        w = worker_grants.c
+        query = (
+            select(
+                grant_requests,
+                w.worker_id,
+                w.integer_value,
+                w.status,
+                w.error_code,
+                w.error_message,
+                w.hint,
+                w.operation,
+            )
+            .join(worker_grants, w.request_id == grant_requests.c.id)
+            .where(*_made(since, until))
+            .order_by(w.request_id, w.worker_id)
+            .limit(limit)
+        )
+        if after is not None:
+            last_request, last_worker = after
+            later_worker = and_(w.request_id == last_request, w.worker_id > last_worker)
+            query = query.where(or_(w.request_id > last_request, later_worker))
+        with self.engine.connect() as conn:
+            return [(_to_request(row), _to_outcome(row)) for row in conn.execute(query).mappings()]
 
     def status_counts_of(self, request_ids: Sequence[int]) -> dict[int, dict[WorkerStatus, int]]:
         """status_counts for several requests in one query (by the request_id, status index)."""
@@ -920,6 +1158,72 @@ class GrantStore:
             conn.execute(update(request_events).where(request_events.c.id == event_id).values(**values))
 
 
+def _insert_request(
+    conn: Connection,
+    spec: GrantSpec,
+    *,
+    requester_id: str,
+    mturk_env: str,
+    qualification_name: str | None,
+    preview_owner: str | None,
+    lease: timedelta,
+) -> int:
+    """Insert a request and its workers (see GrantStore.create_request); its ID."""
+    created = now()
+    file_current = dict(spec.file_current)
+    request_id = conn.execute(
+        insert(grant_requests).values(
+            requester_id=requester_id,
+            qualification_type_id=spec.qualification_type_id,
+            qualification_name=qualification_name,
+            send_notification=spec.send_notification,
+            reason=spec.reason,
+            mturk_env=mturk_env,
+            state=RequestState.PREVIEWING if preview_owner else RequestState.PENDING,
+            worker_count=len(spec.workers),
+            created_at=created,
+            regrant=spec.regrant,
+            worker_message=spec.worker_message,
+            undo_of=spec.undo_of,
+            revoke_count=sum(w.operation is Operation.REVOKE for w in spec.workers),
+            expires_after_seconds=int(spec.expires_after.total_seconds()) if spec.expires_after else None,
+            expires_at=spec.expires_at,
+            lease_owner=preview_owner,
+            lease_expires_at=created + lease if preview_owner else None,
+        )
+    ).inserted_primary_key[0]
+    conn.execute(
+        insert(worker_grants),
+        [
+            {
+                "request_id": request_id,
+                "worker_id": w.worker_id,
+                "position": i,
+                "integer_value": w.integer_value,
+                "status": WorkerStatus.PENDING,
+                "updated_at": created,
+                "file_current": file_current.get(w.worker_id),
+                "operation": w.operation.value,
+            }
+            for i, w in enumerate(spec.workers)
+        ],
+    )
+    if not preview_owner:
+        _add_event(conn, request_id, EventKind.SUBMITTED, requester_id, 1)
+    return int(request_id)
+
+
+def _finished_grant() -> Any:
+    c = grant_requests.c
+    return c.state.in_([RequestState.DONE, RequestState.FAILED])
+
+
+def _expiry_due(moment: datetime) -> tuple[Any, ...]:
+    """A finished grant whose expiry has come by `moment` and that no expiry request revokes yet."""
+    c = grant_requests.c
+    return (c.expiry_request_id.is_(None), c.expires_at.is_not(None), c.expires_at <= moment, _finished_grant())
+
+
 def _unattended(moment: datetime) -> Any:
     """Approved and never claimed, or being granted by a process whose lease expired (it died)."""
     c = grant_requests.c
@@ -981,6 +1285,12 @@ def _to_event(row: Any) -> RequestEvent:
     )
 
 
+def _made(since: datetime | None, until: datetime) -> tuple[Any, ...]:
+    """The conditions of requests made from `since` (any time, for None) up to `until`."""
+    made = grant_requests.c.created_at
+    return (made <= until,) if since is None else (made >= since, made <= until)
+
+
 def _to_request(row: Any) -> GrantRequest:
     return GrantRequest(
         id=row["id"],
@@ -1003,6 +1313,15 @@ def _to_request(row: Any) -> GrantRequest:
         summary_ts=row["summary_ts"],
         reminded_at=row["reminded_at"],
         regrant=bool(row["regrant"]),
+        worker_message=row["worker_message"],
+        undo_of=row["undo_of"],
+        undone_by=row["undone_by"],
+        revoke_count=row["revoke_count"] or 0,
+        expires_after=timedelta(seconds=row["expires_after_seconds"]) if row["expires_after_seconds"] else None,
+        expires_at=row["expires_at"],
+        expiry_request_id=row["expiry_request_id"],
+        expiry_notice_at=row["expiry_notice_at"],
+        expiry_of=row["expiry_of"],
     )
 
 
@@ -1016,6 +1335,7 @@ class RecordedChange:
     previous: Held | None  # None: no preview was read (a request stored before the preview existed)
     change: ChangeKind | None
     file_current: int | None
+    operation: Operation = Operation.GRANT
 
 
 @dataclass(frozen=True)
@@ -1035,6 +1355,7 @@ def _to_recorded_change(row: Any) -> RecordedChange:
         previous=Held(HeldStatus(status), row["previous_value"]) if status else None,
         change=ChangeKind(row["change"]) if row["change"] else None,
         file_current=row["file_current"],
+        operation=Operation(row["operation"]),
     )
 
 
@@ -1046,4 +1367,5 @@ def _to_outcome(row: Any) -> WorkerOutcome:
         error_code=row["error_code"],
         error_message=row["error_message"],
         hint=row["hint"],
+        operation=Operation(row["operation"]),
     )

@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from bot.requests import INT32_MAX, INT32_MIN, WORKER_ID_PATTERN, WorkerTarget
+from bot.requests import INT32_MAX, INT32_MIN, WORKER_ID_PATTERN, Operation, WorkerTarget
 
 # A cell holding an ID in the wrong case still "looks like" an ID: it decides plain mode, and earns a hint.
 _WORKER_ID_ANY_CASE = re.compile(WORKER_ID_PATTERN.pattern, re.IGNORECASE)
@@ -312,9 +312,10 @@ class _Collector:
     def __init__(self, max_workers: int) -> None:
         self.max_workers = max_workers
         self.errors = _Problems()
-        self.workers: dict[str, tuple[int | None, int]] = {}  # worker ID → (score, line it was first seen on)
+        # worker ID → (score, or Operation.REVOKE for a `Revoke` cell; line it was first seen on)
+        self.workers: dict[str, tuple[int | Operation | None, int]] = {}
 
-    def add(self, worker_id: str, value: int | None, line: int) -> None:
+    def add(self, worker_id: str, value: int | Operation | None, line: int) -> None:
         first = self.workers.get(worker_id)
         if first is None:
             self.workers[worker_id] = (value, line)
@@ -353,7 +354,12 @@ class _Collector:
         description = f"{source}, {count:,} {_plural(count, 'worker')}"
         if skipped_rows:
             description += f" ({skipped_rows:,} {_plural(skipped_rows, 'row')} with a blank score skipped)"
-        workers = tuple(WorkerTarget(worker_id, value) for worker_id, (value, _) in self.workers.items())
+        workers = tuple(
+            WorkerTarget(worker_id, None, Operation.REVOKE)
+            if value is Operation.REVOKE
+            else WorkerTarget(worker_id, value if isinstance(value, int) else None)
+            for worker_id, (value, _) in self.workers.items()
+        )
         return WorkerFile(workers, per_worker_values, skipped_rows, description)
 
 
@@ -382,7 +388,7 @@ def _parse_csv(
         cells = [cell.strip() for cell in row]
         if not any(cells):
             continue  # blank lines, and Excel's trailing ",,,," rows
-        value = default_value
+        value: int | Operation | None = default_value
         if update_column is not None:
             score = cells[update_column] if update_column < len(cells) else ""
             if not score:
@@ -453,10 +459,10 @@ def _records(lines: list[str], start: int, delimiter: str, errors: _Problems) ->
         yield first_line, row
 
 
-def _parse_score(raw: str, column: str, line: int, errors: _Problems) -> int | None:
+def _parse_score(raw: str, column: str, line: int, errors: _Problems) -> int | Operation | None:
+    """A score, or Operation.REVOKE for the requester site's `Revoke`; None (and an error) for anything else."""
     if raw.casefold() == "revoke":
-        errors.append(f"line {line}: revoking is not supported by grant-qual; remove the row or the value")
-        return None
+        return Operation.REVOKE
     if not _INTEGER.fullmatch(raw) or not INT32_MIN <= int(raw) <= INT32_MAX:
         errors.append(
             f"line {line}: {_shown(raw)} in {_clip(column, 60)} is not a whole number "
@@ -483,7 +489,9 @@ def _parse_plain(lines: list[str], start: int, *, default_value: int | None, max
     )
 
 
-def _value_text(value: int | None) -> str:
+def _value_text(value: int | Operation | None) -> str:
+    if value is Operation.REVOKE:
+        return "Revoke"
     return "(the default)" if value is None else str(value)
 
 

@@ -114,7 +114,7 @@ def test_check_passes_every_item_and_creates_nothing(
     assert all(line.startswith("✓") for line in lines.values()), result.stdout
     assert "MTurk SANDBOX" in lines["Settings"] and f"no .env in {workdir}" in lines["Settings"]
     assert "@grantbot (UBOT) in workspace Lab (T0001)" in lines["Slack bot token"]
-    assert lines["Slack scopes"] == "✓ all 8 the app needs"
+    assert lines["Slack scopes"] == "✓ all 9 the app needs"
     assert lines["Approvals channel"] == f"✓ {CHANNEL}, the bot @grantbot is a member"
     assert lines["MTurk"] == f"✓ the SANDBOX ({fake_mturk.url}) accepted the credentials; balance $10,000.00"
     assert lines["Database"] == f"✓ {workdir / 'grant-qual.db'} does not exist yet; start-up creates it"
@@ -145,7 +145,7 @@ def test_check_reports_an_existing_database_and_extra_scopes(
     fake_slack.bot_scopes = {*(fake_slack.bot_scopes or ()), "users:read"}
     lines = check_lines(run_app(workdir, http_env(fake_slack, fake_mturk, DATABASE_URL=database_url), "--check"))
     assert re.fullmatch(r"✓ sqlite:///\S+ is at the latest migration \(\d{4}\)", lines["Database"])
-    assert lines["Slack scopes"] == "✓ all 8 the app needs (also granted: users:read)"
+    assert lines["Slack scopes"] == "✓ all 9 the app needs (also granted: users:read)"
 
 
 def test_a_normal_start_prints_no_warning_and_creates_the_database_once_checked(

@@ -194,7 +194,10 @@ def test_outsiders_may_not_look_anything_up(app: RunningApp) -> None:
     make_request(app, f"{QUAL} {WORKERS[0]}", 1)
     for text in ("status 1", f"history {WORKERS[0]}", "mine", "list", "help", "status nonsense"):
         answer = ask(app, text, user=OUTSIDER)
-        assert answer["text"] == ":no_entry: Only the people who may request or approve grants can look things up."
+        assert answer["text"] == (
+            ":no_entry: Only requesters and approvers can look things up; to become one, ask <@U0APPROVE> or "
+            f"<@U0APPROVE2>. Your member ID is {OUTSIDER}."
+        )
         assert "blocks" not in answer
 
 

@@ -34,7 +34,16 @@ def test_manifest_declares_command_interactivity_socket_mode_and_minimal_scopes(
         "groups:history",
         "im:history",
         "im:write",
+        "usergroups:read",
     ]
+
+
+def test_manifest_subscribes_to_user_group_changes() -> None:
+    # Both events are delivered to apps holding usergroups:read; the app reads the group again on either.
+    manifest = load_manifest()
+    events = manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert sorted(events) == ["subteam_members_changed", "subteam_updated"]
+    assert "usergroups:read" in manifest["oauth_config"]["scopes"]["bot"]
 
 
 def test_the_self_check_expects_the_scopes_the_manifest_asks_for() -> None:

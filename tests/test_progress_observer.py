@@ -1,14 +1,17 @@
-"""The progress observer: Slack calls off the grant's thread, and never a late "granting…" over the last words."""
+"""The progress observer: Slack calls off the grant's thread, never a late "granting…" over the last words, and
+all requests' progress within one chat.update budget."""
 
 from __future__ import annotations
 
 import threading
+import time
 from types import SimpleNamespace
 from typing import Any
 
 from bot.executor import GrantProgress
 from bot.requests import RequestState
 from bot.slack.progress import SlackGrantObserver
+from bot.slack.update_budget import ChatUpdateBudget
 
 
 class ScriptedMessenger:
@@ -66,3 +69,66 @@ def test_updates_for_one_request_never_overlap_and_only_the_newest_waiting_one_i
     release.set()
     observer.close()
     assert messenger.shown == ["granting 10/100", "granting 40/100"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_budget_allows_per_minute_updates_after_a_short_burst() -> None:
+    clock = FakeClock()
+    budget = ChatUpdateBudget(per_minute=40, burst=3, clock=clock)
+    assert [budget.take() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert budget.take() == 1.5  # one every 60/40 s
+    taken = 0
+    for _ in range(600):  # a minute, every tenth of a second, as many requests ask as can
+        clock.now += 0.1
+        taken += budget.take() == 0.0
+    assert taken == 40
+
+
+def test_final_updates_never_wait_and_push_progress_back() -> None:
+    clock = FakeClock()
+    budget = ChatUpdateBudget(per_minute=60, burst=2, clock=clock)
+    budget.charge(2)  # two requests' last words: taken at once, whatever progress has used
+    budget.charge(2)
+    assert budget.take() == 3.0  # two tokens owed: progress waits for three seconds' refill
+    clock.now += 3.0
+    assert budget.take() == 0.0
+
+
+class CountingMessenger:
+    def __init__(self) -> None:
+        self.shown: list[int] = []
+        self.store = self
+
+    def get(self, request_id: int) -> Any:
+        return SimpleNamespace(id=request_id, state=RequestState.GRANTING)
+
+    def show_progress(self, request: Any, granted: int, failed: int, remaining: int, rate: float) -> None:
+        self.shown.append(request.id)
+
+
+def test_progress_of_many_requests_together_stays_within_the_budget() -> None:
+    clock = FakeClock()
+    messenger = CountingMessenger()
+    observer = SlackGrantObserver(messenger, NoDelivery(), ChatUpdateBudget(per_minute=40, burst=3, clock=clock))  # type: ignore[arg-type]
+    for request_id in range(1, 11):  # ten requests running at once, each reporting
+        observer.grant_progressed(SimpleNamespace(id=request_id), GrantProgress(1, 0, 99, 50.0))  # type: ignore[arg-type]
+    deadline = time.monotonic() + 5
+    while len(messenger.shown) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert len(messenger.shown) == 3  # the burst; the others wait for the minute's budget
+    clock.now += 1.5 * 2  # room for two more
+    deadline = time.monotonic() + 5
+    while len(messenger.shown) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.6)
+    assert len(messenger.shown) == 5
+    observer.close()
+    assert len(set(messenger.shown)) == 5  # one update each, not several for one request

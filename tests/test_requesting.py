@@ -73,7 +73,7 @@ def test_outsider_is_refused_and_nothing_happens(app: RunningApp) -> None:
     app.request("", user=OUTSIDER, response_key="o2")
     for key in ("o1", "o2"):
         (note,) = responses(app, key)
-        assert "not on the list of people who may request" in note["text"]
+        assert "Only requesters can request qualification grants" in note["text"]
     assert app.slack.calls_to("views.open") == []
     assert app.slack.calls_to("chat.postMessage") == []
     assert app.grant_qual.store.requests() == []
@@ -125,7 +125,7 @@ def test_modal_unknown_type_and_outsider_errors_inline(app: RunningApp) -> None:
     unknown = app.sender.submit_view(REQUESTER, modal_values("3NOPE000000000000001", WORKERS[0])).json()
     assert "not a qualification type created by this requester account" in unknown["errors"]["qualification_type"]
     outsider = app.sender.submit_view(OUTSIDER, modal_values(QUAL, WORKERS[0])).json()
-    assert "not on the list" in outsider["errors"]["qualification_type"]
+    assert "Only requesters can request" in outsider["errors"]["qualification_type"]
     assert app.grant_qual.store.requests() == []
 
 

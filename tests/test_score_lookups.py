@@ -80,7 +80,7 @@ def test_an_unknown_type_name_is_answered_with_close_names(app: RunningApp) -> N
 def test_someone_not_on_the_allowlists_may_not_look_up(app: RunningApp, text: str) -> None:
     app.mturk.preset_grant(QUAL, WORKERS[0], 80)
     app.request(text, user=OUTSIDER, response_key="out")
-    assert "Only the people who may request or approve grants can look things up." in answer(app, "out")
+    assert "Only requesters and approvers can look things up; to become one, ask <@U0APPROVE>" in answer(app, "out")
     assert app.mturk.requests == []
     assert uploaded_to(app, OUTSIDER) == []
 

@@ -99,7 +99,7 @@ def test_socket_mode_needs_no_signing_secret() -> None:
     ("change", "fragment"),
     [
         ({"GRANT_APPROVERS": ""}, "missing setting(s) GRANT_APPROVERS"),
-        ({"GRANT_APPROVERS": "alice"}, "GRANT_APPROVERS must be comma-separated Slack user IDs"),
+        ({"GRANT_APPROVERS": "alice"}, "Slack user IDs like U012ABCDEF or user group IDs like S012ABCDEF"),
         ({"APPROVAL_CHANNEL": "#approvals"}, "APPROVAL_CHANNEL must be a Slack channel ID"),
         ({"MTURK_ENV": "prod"}, "MTURK_ENV must be 'sandbox' or 'production'"),
         ({"ALLOW_SELF_APPROVAL": "sometimes"}, "ALLOW_SELF_APPROVAL must be true or false"),

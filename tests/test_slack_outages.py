@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from bot.requests import DeliveryState, RequestState
+from bot.requests import DeliveryState, EventKind, RequestState
 from tests.conftest import APPROVER, CHANNEL, QUAL, REQUESTER, WORKERS, RunningApp
 
 
@@ -49,7 +49,15 @@ def test_a_lost_answer_does_not_duplicate_the_result(app: RunningApp) -> None:
     app.slack.drop_next("chat.postMessage")  # the next thread post lands, but its answer is lost
     app.click(APPROVER, "approve_request")
     store = app.grant_qual.store
-    app.slack.wait_for(lambda: all(e.delivery_state is DeliveryState.DELIVERED for e in store.events(1)), timeout=30)
+    # Wait for the result's event too: before the grant finishes, every event that exists may be delivered.
+    app.slack.wait_for(
+        lambda: (
+            (events := store.events(1))
+            and events[-1].kind is EventKind.FINISHED
+            and all(e.delivery_state is DeliveryState.DELIVERED for e in events)
+        ),
+        timeout=30,
+    )
     time.sleep(1.0)
     assert app.slack.injected_faults["drop"] == 1
     assert app.slack.calls_to("conversations.replies")  # it looked before posting again
@@ -76,7 +84,15 @@ def test_a_lost_answer_to_the_dm_does_not_send_it_twice(app: RunningApp) -> None
     app.slack.drop_next("chat.postMessage", channel=REQUESTER)  # the DM lands, but its answer is lost
     app.click(APPROVER, "approve_request")
     store = app.grant_qual.store
-    app.slack.wait_for(lambda: all(e.delivery_state is DeliveryState.DELIVERED for e in store.events(1)), timeout=30)
+    # Wait for the result's event too: before the grant finishes, every event that exists may be delivered.
+    app.slack.wait_for(
+        lambda: (
+            (events := store.events(1))
+            and events[-1].kind is EventKind.FINISHED
+            and all(e.delivery_state is DeliveryState.DELIVERED for e in events)
+        ),
+        timeout=30,
+    )
     time.sleep(1.0)
     assert app.slack.injected_faults["drop"] == 1
     assert [call.args["channel"] for call in app.slack.calls_to("conversations.history")] == [f"D{REQUESTER}"]

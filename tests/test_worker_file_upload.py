@@ -68,7 +68,7 @@ def test_bad_rows_come_back_inline_by_line_and_nothing_posts(app: RunningApp) ->
 def test_file_is_downloaded_with_the_bot_token_and_outsiders_files_are_not(app: RunningApp) -> None:
     file = app.slack.host_file("F0LIST", "ids.txt", b"A1ONE000000001\nA1TWO000000002\n", filetype="text")
     outsider = app.sender.submit_view(OUTSIDER, modal_values(QUAL, files=[file])).json()
-    assert "not on the list" in outsider["errors"]["qualification_type"]
+    assert "Only requesters can request" in outsider["errors"]["qualification_type"]
     assert app.slack.downloads == [] and not app.grant_qual.store.requests()
     assert app.sender.submit_view(REQUESTER, modal_values(QUAL, files=[file])).body == ""
     assert app.slack.downloads == ["F0LIST"]

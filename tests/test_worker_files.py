@@ -193,7 +193,7 @@ def test_worker_file_update_column_gives_each_worker_its_own_score() -> None:
     assert result.description.startswith("UPDATE-Passed screener column, 4 workers")
 
 
-def test_worker_file_revoke_and_bad_scores_are_line_errors_all_reported_at_once() -> None:
+def test_worker_file_bad_scores_are_line_errors_all_reported_at_once() -> None:
     content = (
         WORKER_FILE_HEADER + "\n"
         "A1WORKER00001,,,,5\n"
@@ -206,8 +206,6 @@ def test_worker_file_revoke_and_bad_scores_are_line_errors_all_reported_at_once(
         "A1WORKER00008,,,,\n"
     )
     assert errors_of(content) == [
-        "line 3: revoking is not supported by grant-qual; remove the row or the value",
-        "line 4: revoking is not supported by grant-qual; remove the row or the value",
         "line 5: `2.5` in UPDATE-Passed screener is not a whole number between -2147483648 and 2147483647",
         "line 6: `2147483648` in UPDATE-Passed screener is not a whole number between -2147483648 and 2147483647",
         "line 8: `a1worker00007` is not an MTurk worker ID (they are upper-case, starting with A)",

@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import bot.budget  # noqa: F401  (its tables join the metadata)
 from bot.store import metadata
 
 connection = context.config.attributes["connection"]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from slack_bolt import App
 
+from bot.expiry import GrantExpiry
 from bot.service import GrantService
 from bot.slack.delivery import EventDelivery
 from bot.slack.messenger import SlackMessenger
@@ -22,14 +23,16 @@ class SlackContext:
     max_workers: int
     # Work a listener does after its ack (checking with MTurk, posting), off Bolt's listener threads.
     after_ack: Executor
+    expiry: GrantExpiry | None = None  # Extend and Revoke now on an expiring grant's message
 
 
 def register(app: App, context: SlackContext) -> None:
     """Attach every listener to the Bolt app."""
-    from bot.slack import actions, commands, qualification_lookups, replays, views
+    from bot.slack import actions, commands, expiry, qualification_lookups, replays, views
 
     replays.register(app, context.service.store)
     commands.register(app, context)
     views.register(app, context)
     actions.register(app, context)
     qualification_lookups.register(app, context)
+    expiry.register(app, context)

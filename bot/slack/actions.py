@@ -1,4 +1,4 @@
-"""Approve, Reject and Cancel buttons on a request message, and Retry failed on its result summary.
+"""Approve, Reject and Cancel buttons on a request message, and Retry failed and Undo on its result summary.
 
 Each listener passes on where Slack says the button was (ClickOrigin); the service decides whether that is a
 surface the app rendered for the request.
@@ -16,7 +16,10 @@ from slack_bolt.middleware import Middleware
 from bot.requests import RequestState
 from bot.service import ClickOrigin, DecisionResult
 from bot.slack import blocks, pending_blocks
+from bot.slack.after_ack import Requester, run_after_ack
 from bot.slack.cancel import cancel_answer
+from bot.slack.preview_progress import preview_request
+from bot.slack.submission import announce_request
 
 if TYPE_CHECKING:
     from bot.slack import SlackContext
@@ -42,6 +45,42 @@ def register(app: App, context: SlackContext) -> None:
     @app.action(blocks.RETRY_ACTION)
     def retry_failed(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         _retry(context, body, ack, respond)
+
+    @app.action(blocks.UNDO_ACTION)
+    def undo(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        _undo(context, body, ack, respond)
+
+
+def _undo(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respond) -> None:
+    """Store the undo request (exactly once) before acknowledging; its preview and posting run after the ack."""
+    user_id = _user_id(body)
+    raw_id = str((body.get("actions") or [{}])[0].get("value", ""))
+    if not _is_number(raw_id) or len(raw_id) > 18:
+        ack()
+        _tell(respond, ":x: This button does not belong to a grant request.")
+        return
+    try:
+        decision = context.service.undo(int(raw_id), user_id, origin=_click_origin(body))
+    except Exception:
+        ack()
+        log.exception("undoing request #%s failed", raw_id)
+        _tell(respond, f":warning: Something went wrong; request #{raw_id} is safe and unchanged. Please click again.")
+        return
+    ack()
+    undo = decision.request
+    if decision.result is not DecisionResult.UNDO_REQUESTED or undo is None:
+        if decision.result is DecisionResult.WRONG_ENVIRONMENT:
+            context.delivery.wake()  # the thread's note
+        _tell(respond, f":no_entry: {decision.message} Nothing changed.")
+        return
+    context.delivery.wake()  # the original's thread: "Undo requested as #M"
+    requester = Requester(user_id, lambda text: _tell(respond, text), undo)
+
+    def preview_and_announce() -> None:
+        requester.request = preview_request(context, undo)
+        announce_request(context, requester.request, requester.reply)
+
+    run_after_ack(context, requester, preview_and_announce)
 
 
 def _retry(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respond) -> None:

@@ -17,17 +17,21 @@ from typing import Any
 
 from bot.config import MTurkEnvironment
 from bot.reports import FailureGroup, group_failures
-from bot.requests import CANCEL_USAGE, USAGE, GrantRequest, WorkerOutcome, WorkerStatus
+from bot.requests import CANCEL_USAGE, REVOKE_USAGE, USAGE, GrantRequest, Operation, WorkerOutcome, WorkerStatus
 
 APPROVE_ACTION = "approve_request"
 RETRY_ACTION = "retry_failed"
 REJECT_ACTION = "reject_request"
 CANCEL_ACTION = "cancel_request"
+UNDO_ACTION = "undo_request"
 MODAL_CALLBACK = "grant_request_modal"
 # The modal's qualification type picker (an external_select fed by the app's options listener).
 TYPE_PICKER_BLOCK = "qualification_type"
 TYPE_PICKER_ACTION = "pick_qualification_type"
 REGRANT_BLOCK = "regrant"
+OPERATION_BLOCK = "operation"
+WORKER_MESSAGE_BLOCK = "worker_message"
+EXPIRES_BLOCK = "expires"
 SECTION_TEXT_LIMIT = 3000  # also any text object's, so a context element's
 SECTION_FIELD_LIMIT = 2000
 HEADER_LIMIT = 150
@@ -81,6 +85,26 @@ def environment_line(env: MTurkEnvironment | str) -> str:
     if env is MTurkEnvironment.PRODUCTION:
         return ":rotating_light: *MTurk PRODUCTION* — real workers, real qualifications"
     return ":test_tube: *MTurk SANDBOX* — test environment, no real workers affected"
+
+
+def revoke_line(request: GrantRequest) -> str | None:
+    """The approval message's REVOKE line, as loud as the PRODUCTION one, for a request that revokes anyone."""
+    if not request.revoke_count:
+        return None
+    if request.kind_label == "REVOKE":
+        return f":no_entry_sign: *REVOKE* — removes the qualification from {request.revoke_count} worker(s)"
+    granted = request.worker_count - request.revoke_count
+    return (
+        f":no_entry_sign: *GRANT AND REVOKE* — revokes the qualification from {request.revoke_count} worker(s) "
+        f"and grants it to {granted}"
+    )
+
+
+def worker_message_text(request: GrantRequest) -> str:
+    """What the revoked workers are sent (MTurk's Reason), labelled as such: they read it, the reason is internal."""
+    if not request.worker_message:
+        return "None: MTurk does not notify the workers"
+    return f"“{truncate(escape(request.worker_message), 1000)}”"
 
 
 def environment_tag(env: MTurkEnvironment | str) -> str:
@@ -149,31 +173,45 @@ def _context(text: str) -> Block:
 
 
 def request_message(
-    request: GrantRequest, workers: Sequence[WorkerOutcome], status: str | None = None, change: str | None = None
+    request: GrantRequest,
+    workers: Sequence[WorkerOutcome],
+    status: str | None = None,
+    change: str | None = None,
+    undo_link: str = "",
 ) -> tuple[str, list[Block]]:
     """The approval message: everything an approver must see, with buttons while the request is pending.
 
-    `change`: the preview's change line (bot/slack/preview_blocks.py), for a request that has one.
+    `change`: the preview's change line (bot/slack/preview_blocks.py), for a request that has one. `undo_link`:
+    " (<url|see it>)" to the request an undo request undoes.
     """
     worker_ids = [w.worker_id for w in workers]
+    kind = request.kind_label
+    granted_values = {w.integer_value for w in workers if w.operation is Operation.GRANT}
+    fields = [
+        _field(f"*Requested by*\n<@{request.requester_id}>"),
+        _field(f"*Qualification type*\n{qualification_text(request)}"),
+    ]
+    if kind != "REVOKE":
+        fields.append(_field(f"*Value*\n{value_text(granted_values)}"))
+        fields.append(_field(f"*Notify workers*\n{'Yes' if request.send_notification else 'No'}"))
+    if kind:
+        fields.append(_field(f"*Message to workers (sent by MTurk)*\n{worker_message_text(request)}"))
     blocks: list[Block] = [
         {
             "type": "header",
             "text": {
                 "type": "plain_text",
-                "text": truncate(f"Qualification grant request #{request.id}", HEADER_LIMIT),
+                "text": truncate(f"Qualification {_kind_noun(request)} request #{request.id}", HEADER_LIMIT),
             },
         },
         _section(environment_line(request.mturk_env)),
-        {
-            "type": "section",
-            "fields": [
-                _field(f"*Requested by*\n<@{request.requester_id}>"),
-                _field(f"*Qualification type*\n{qualification_text(request)}"),
-                _field(f"*Value*\n{value_text({w.integer_value for w in workers})}"),
-                _field(f"*Notify workers*\n{'Yes' if request.send_notification else 'No'}"),
-            ],
-        },
+    ]
+    if loud := revoke_line(request):
+        blocks.append(_section(loud))
+    if request.undo_of is not None:
+        blocks.append(_section(f":leftwards_arrow_with_hook: *Undo of request #{request.undo_of}*{undo_link}"))
+    blocks += [
+        {"type": "section", "fields": fields},
         _section(f"*Workers ({request.worker_count})*\n{worker_list(worker_ids)}"),
     ]
     if request.reason:
@@ -185,20 +223,58 @@ def request_message(
         )
     if change:
         blocks.append(_section(change))
-    blocks.append(_context("Granting overwrites any score a worker already has for this qualification."))
+    if kind != "REVOKE":
+        blocks.append(_context("Granting overwrites any score a worker already has for this qualification."))
+    if kind:
+        blocks.append(
+            _context(
+                "Revoking removes the qualification (MTurk keeps it as Revoked). The reason above is internal; "
+                "only the message to workers is sent to them."
+            )
+        )
     if status:
         blocks.append(_section(status))
     else:
         blocks.append(_decision_buttons(request))
-    text = (
-        f"{environment_tag(request.mturk_env)} Request #{request.id}: grant {request.qualification_type_id} "
-        f"to {request.worker_count} worker(s)"
-    )
+    if kind == "REVOKE":
+        what = f"REVOKE {request.qualification_type_id} from {request.worker_count} worker(s)"
+    elif kind:
+        what = f"GRANT AND REVOKE {request.qualification_type_id} for {request.worker_count} worker(s)"
+    else:
+        what = f"grant {request.qualification_type_id} to {request.worker_count} worker(s)"
+    text = f"{environment_tag(request.mturk_env)} Request #{request.id}: {what}"
     return truncate(text, MESSAGE_TEXT_LIMIT), blocks
+
+
+def request_what(request: GrantRequest) -> str:
+    """ "to grant `3X0…` Name to 2 worker(s)", "to REVOKE … from 2 worker(s)" or "to GRANT AND REVOKE … for 3"."""
+    qualification, count = qualification_text(request), request.worker_count
+    if request.kind_label == "REVOKE":
+        return f"to REVOKE {qualification} from {count} worker(s)"
+    if request.kind_label:
+        return f"to GRANT AND REVOKE {qualification} for {count} worker(s)"
+    return f"to grant {qualification} to {count} worker(s)"
+
+
+def _kind_noun(request: GrantRequest) -> str:
+    return {"REVOKE": "REVOKE", "GRANT AND REVOKE": "GRANT AND REVOKE"}.get(request.kind_label, "grant")
+
+
+def _approve_question(request: GrantRequest, env: str) -> Callable[[str], str]:
+    """The Approve button's confirm text: REVOKE said as loudly as the environment."""
+    revokes, grants = request.revoke_count, request.worker_count - request.revoke_count
+    if request.kind_label == "REVOKE":
+        return lambda q: f"*REVOKE* {q} from {revokes} worker(s) in *{env}*?"
+    if request.kind_label:
+        return lambda q: (
+            f"*GRANT AND REVOKE*: grant {q} to {grants} worker(s) and *REVOKE* it from {revokes} in *{env}*?"
+        )
+    return lambda q: f"Grant {q} to {request.worker_count} worker(s) in *{env}*? Existing scores are overwritten."
 
 
 def _decision_buttons(request: GrantRequest) -> Block:
     env = MTurkEnvironment(request.mturk_env).label
+    revoking = bool(request.kind_label)
     return {
         "type": "actions",
         "block_id": f"decision-{request.id}",
@@ -211,12 +287,9 @@ def _decision_buttons(request: GrantRequest) -> Block:
                 "value": str(request.id),
                 "confirm": _confirm(
                     request,
-                    "Grant now?",
-                    lambda qualification: (
-                        f"Grant {qualification} to {request.worker_count} worker(s) in *{env}*? "
-                        "Existing scores are overwritten."
-                    ),
-                    "Approve and grant",
+                    "REVOKE now?" if revoking else "Grant now?",
+                    _approve_question(request, env),
+                    "Approve and revoke" if revoking else "Approve and grant",
                 ),
             },
             {
@@ -287,6 +360,12 @@ def usage_text(env: MTurkEnvironment, max_workers: int) -> str:
         f"• Up to {max_workers} workers per request; Slack limits typed text to about 3,000 characters, "
         "so use the form's file upload for long lists.\n"
         f"• `{escape(CANCEL_USAGE)}` withdraws your own pending request (e.g. `/grant-qual cancel 12`).\n"
+        f"*Revoking*: `{escape(REVOKE_USAGE)}`, e.g. "
+        '`/grant-qual revoke "Passed screener" A1B2C3D4E5F6G7 reason=study over message=Thanks for taking part`. '
+        "`reason=` is internal (approvers and the record); `message=` is sent to the workers by MTurk, who "
+        "notifies them only when there is one. Workers who do not hold it are not called. A finished request's "
+        "summary has *Undo* (approvers): it requests, for approval, that each worker it changed gets back what "
+        "they held before.\n"
         "Example: `/grant-qual 3X0ABC1DEF2GHIJKLMNO A1B2C3D4E5F6G7 A2B3C4D5E6F7G8 value=90 reason=passed screener`\n"
         "*Look-ups* (answered only to you):\n"
         "• `/grant-qual status 12`: where request #12 stands, who asked and decided, its counts and a link.\n"
@@ -294,6 +373,8 @@ def usage_text(env: MTurkEnvironment, max_workers: int) -> str:
         "• `/grant-qual mine` (or `list`): your recent requests; for approvers, those waiting for a decision.\n"
         '• `/grant-qual score "Passed screener" A1B2C3D4E5F6G7`: a worker\'s current score for a type, from MTurk.\n'
         '• `/grant-qual holders "Passed screener"`: how many workers hold a type; the full list comes by DM.\n'
+        "• `/grant-qual export` (or `export since 2026-11-01`, `export since 30d`), for approvers: every request "
+        "and each worker's outcome as a CSV, by DM.\n"
         "• `/grant-qual help`: this text."
     )
 
@@ -308,6 +389,17 @@ def grant_modal(env: MTurkEnvironment, private_metadata: dict[str, str]) -> dict
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
             _section(environment_line(env)),
+            {
+                "type": "input",
+                "block_id": OPERATION_BLOCK,
+                "label": {"type": "plain_text", "text": "Grant or revoke"},
+                "element": {
+                    "type": "radio_buttons",
+                    "action_id": "value",
+                    "options": [_GRANT_OPTION, _REVOKE_OPTION],
+                    "initial_option": _GRANT_OPTION,
+                },
+            },
             {
                 "type": "input",
                 "block_id": TYPE_PICKER_BLOCK,
@@ -377,14 +469,35 @@ def grant_modal(env: MTurkEnvironment, private_metadata: dict[str, str]) -> dict
                 },
             },
             _text_input(
+                EXPIRES_BLOCK,
+                "Expires after",
+                optional=True,
+                placeholder="30d, 12h, 8w or 2027-03-01; empty: never",
+                hint="Grants only. A time counted from when the grant is carried out, or a date (00:00 UTC); then "
+                "the app revokes what this request granted, with no new approval.",
+            ),
+            _text_input(
                 "reason",
                 "Reason",
                 optional=True,
                 multiline=True,
                 placeholder="Why these workers get this qualification (shown to the approver)",
             ),
+            _text_input(
+                WORKER_MESSAGE_BLOCK,
+                "Message to workers (optional, sent by MTurk)",
+                optional=True,
+                multiline=True,
+                placeholder="Revoke only: MTurk shows and emails this to each revoked worker",
+                hint="Revoke only. Sent to the workers by MTurk; left empty, MTurk does not notify them. The reason "
+                "above is internal and never sent.",
+            ),
         ],
     }
+
+
+_GRANT_OPTION = {"text": {"type": "plain_text", "text": "Grant"}, "value": "grant"}
+_REVOKE_OPTION = {"text": {"type": "plain_text", "text": "Revoke (remove the qualification)"}, "value": "revoke"}
 
 
 _REGRANT_OPTION = {
@@ -427,38 +540,64 @@ def _text_input(
 
 
 def result_message(
-    request: GrantRequest, outcomes: Sequence[WorkerOutcome], elapsed: float | None
+    request: GrantRequest, outcomes: Sequence[WorkerOutcome], elapsed: float | None, *, undo: bool = False
 ) -> tuple[str, list[Block]]:
-    """The thread reply when a round ends: the counts, failures grouped by reason, and Retry failed."""
+    """The thread reply when a round ends: the counts, failures grouped by reason, Retry failed, and (`undo`) the
+    Undo button of a request that changed anyone."""
     skipped = [o for o in outcomes if o.status is WorkerStatus.SKIPPED]
     outcomes = [o for o in outcomes if o.status is not WorkerStatus.SKIPPED]
     granted = [o for o in outcomes if o.status is WorkerStatus.GRANTED]
     failed = [o for o in outcomes if o.status is WorkerStatus.FAILED]
     tag = environment_tag(request.mturk_env)
-    what = f"{qualification_text(request)} (value {value_text({o.integer_value for o in outcomes})})"
     took = f" in {elapsed:.1f} s" if elapsed is not None else ""
     round_label = f" (round {request.round})" if request.round > 1 else ""
-    notified = "Workers were notified by email." if request.send_notification else "Workers were not notified."
-    if not failed:
-        summary = (
-            f":white_check_mark: {tag} Granted {what} to all {len(granted)} worker(s){took}{round_label}. {notified}"
-        )
+    icon = ":warning:" if failed else ":white_check_mark:"
+    summary = f"{icon} {tag} {_done_text(request, outcomes)}"
+    if failed:
+        summary += f"; {len(failed)} failed{took}{round_label}."
     else:
-        summary = (
-            f":warning: {tag} Granted {what} to {len(granted)} of {len(outcomes)} worker(s); {len(failed)} failed"
-            f"{took}{round_label}."
-        )
+        summary += f"{took}{round_label}."
+        if any(o.operation is Operation.GRANT for o in outcomes):
+            summary += (
+                " Workers were notified by email." if request.send_notification else " Workers were not notified."
+            )
     if skipped:
         summary += f" {_skipped_text(skipped)}"
     blocks = [_section(summary)]  # the counts and the outcome first, whatever follows
     if failed:
         blocks.append(_section(_failure_groups(failed)))
     if granted and len(outcomes) <= SHOWN_WORKERS:
-        blocks.append(_section(f"*Granted*\n{worker_list([o.worker_id for o in granted])}"))
+        for operation, heading in ((Operation.GRANT, "Granted"), (Operation.REVOKE, "Revoked")):
+            if done := [o.worker_id for o in granted if o.operation is operation]:
+                blocks.append(_section(f"*{heading}*\n{worker_list(done)}"))
     blocks.append(_context("Every worker's result, in MTurk's words, is in the CSV file in this thread."))
+    buttons = []
     if failed:
-        blocks.append(_retry_button(request, len(failed)))
+        buttons.append(_retry_element(request, len(failed)))
+    if undo:
+        buttons.append(_undo_element(request))
+    if buttons:
+        blocks.append({"type": "actions", "block_id": f"retry-{request.id}-{request.round}", "elements": buttons})
     return truncate(_plain(summary), MESSAGE_TEXT_LIMIT), blocks
+
+
+def _done_text(request: GrantRequest, outcomes: Sequence[WorkerOutcome]) -> str:
+    """ "Granted `3X0…` Name (value 90) to all 2 worker(s)", "Revoked `3X0…` Name from 1 of 2 worker(s)", or both."""
+    parts = []
+    grants = [o for o in outcomes if o.operation is Operation.GRANT]
+    revokes = [o for o in outcomes if o.operation is Operation.REVOKE]
+    if grants or not revokes:
+        what = f"{qualification_text(request)} (value {value_text({o.integer_value for o in grants})})"
+        parts.append(f"Granted {what} to {_of(grants)} worker(s)")
+    if revokes:
+        what = qualification_text(request) if not parts else "it"
+        parts.append(f"{'revoked' if parts else 'Revoked'} {what} from {_of(revokes)} worker(s)")
+    return "; ".join(parts)
+
+
+def _of(outcomes: Sequence[WorkerOutcome]) -> str:
+    done = sum(o.status is WorkerStatus.GRANTED for o in outcomes)
+    return f"all {done}" if done == len(outcomes) else f"{done} of {len(outcomes)}"
 
 
 def _failure_groups(failed: Sequence[WorkerOutcome]) -> str:
@@ -488,28 +627,45 @@ def _more_reasons(count: int) -> str:
     return f"… and {count} more reason{'s' if count > 1 else ''} (see the CSV file)."
 
 
-def _retry_button(request: GrantRequest, failed: int) -> Block:
+def _retry_element(request: GrantRequest, failed: int) -> Block:
+    env = MTurkEnvironment(request.mturk_env).label
+    verb = "Carry out" if request.revoke_count else "Grant"
+    return {
+        "type": "button",
+        "action_id": RETRY_ACTION,
+        "text": {"type": "plain_text", "text": f"Retry failed ({failed})"},
+        "value": f"{request.id}:{request.round}",
+        "confirm": _confirm(
+            request,
+            "Retry the failed workers?",
+            lambda qualification: (
+                f"{verb} {qualification} again for the {failed} worker(s) that failed, "
+                f"in *{env}*. Workers already done are not called again."
+                if request.revoke_count
+                else f"Grant {qualification} again to the {failed} worker(s) that failed, "
+                f"in *{env}*. Workers already granted are not called again."
+            ),
+            "Retry failed",
+        ),
+    }
+
+
+def _undo_element(request: GrantRequest) -> Block:
     env = MTurkEnvironment(request.mturk_env).label
     return {
-        "type": "actions",
-        "block_id": f"retry-{request.id}-{request.round}",
-        "elements": [
-            {
-                "type": "button",
-                "action_id": RETRY_ACTION,
-                "text": {"type": "plain_text", "text": f"Retry failed ({failed})"},
-                "value": f"{request.id}:{request.round}",
-                "confirm": _confirm(
-                    request,
-                    "Retry the failed workers?",
-                    lambda qualification: (
-                        f"Grant {qualification} again to the {failed} worker(s) that failed, "
-                        f"in *{env}*. Workers already granted are not called again."
-                    ),
-                    "Retry failed",
-                ),
-            }
-        ],
+        "type": "button",
+        "action_id": UNDO_ACTION,
+        "text": {"type": "plain_text", "text": "Undo"},
+        "value": str(request.id),
+        "confirm": _confirm(
+            request,
+            "Undo this request?",
+            lambda qualification: (
+                f"Request a rollback of {qualification} in *{env}*: each worker this request changed gets back "
+                "the score they had before (or loses it if they had none). The undo is posted for approval."
+            ),
+            "Request undo",
+        ),
     }
 
 
@@ -519,11 +675,37 @@ def retired_summary(blocks: Sequence[Block], retried_by: str, next_round: int) -
     return [*kept, _context(f":repeat: Retried by <@{retried_by}>: round {next_round} follows below.")]
 
 
+def undone_summary(blocks: Sequence[Block], undone_by: str, undo_id: int | None) -> list[Block]:
+    """A summary once its request was undone: the Undo button gives way to the undo request's number."""
+    kept: list[Block] = []
+    for block in blocks:
+        if block.get("type") == "actions":
+            elements = [e for e in block.get("elements") or [] if e.get("action_id") != UNDO_ACTION]
+            if not elements:
+                continue
+            block = {**block, "elements": elements}
+        kept.append(block)
+    return [*kept, _context(f":leftwards_arrow_with_hook: Undo requested by <@{undone_by}> as request #{undo_id}.")]
+
+
+def undo_requested_reply(request: GrantRequest, undone_by: str) -> str:
+    """The original's thread, once an undo of it was requested (it is posted for approval like any request)."""
+    return (
+        f"{environment_tag(request.mturk_env)} :leftwards_arrow_with_hook: Undo requested as #{request.undone_by} "
+        f"by <@{undone_by}>: it restores each worker this request changed, once an approver approves it."
+    )
+
+
 def _skipped_text(skipped: Sequence[WorkerOutcome]) -> str:
     """ "12 already held 80 and were not called." (the preview found their score already there)."""
+    not_held = sum(o.operation is Operation.REVOKE for o in skipped)
+    skipped = [o for o in skipped if o.operation is Operation.GRANT]
+    text = f"{not_held} did not hold it and were not called." if not_held else ""
+    if not skipped:
+        return text
     values = {_num(o.integer_value) for o in skipped}
     held = f"held {next(iter(values))}" if len(values) == 1 else "held their score"
-    return f"{len(skipped)} already {held} and were not called."
+    return f"{len(skipped)} already {held} and were not called. {text}".strip()
 
 
 def progress_text(request: GrantRequest, granted: int, failed: int, remaining: int, rate: float | None) -> str:
@@ -544,6 +726,10 @@ def _plain(summary: str) -> str:
 
 
 def outcome_line(granted: int, request: GrantRequest) -> str:
+    if request.kind_label == "REVOKE":
+        return f"revoked from {granted} of {request.worker_count} worker(s)"
+    if request.kind_label:
+        return f"granted or revoked {granted} of {request.worker_count} worker(s)"
     return f"granted {granted} of {request.worker_count} worker(s)"
 
 
@@ -563,8 +749,12 @@ def result_dm(request: GrantRequest, granted: int, failed: int, elapsed: float |
     took = f" in {elapsed:.1f} s" if elapsed is not None else ""
     return (
         f"{environment_tag(request.mturk_env)} Your request #{request.id} ({qualification_text(request)}) was "
-        f"approved by <@{request.decided_by}>: granted {granted}, failed {failed}{took}.{_see(link)}"
+        f"approved by <@{request.decided_by}>: {_done_verb(request)} {granted}, failed {failed}{took}.{_see(link)}"
     )
+
+
+def _done_verb(request: GrantRequest) -> str:
+    return {"REVOKE": "revoked", "GRANT AND REVOKE": "granted or revoked"}.get(request.kind_label, "granted")
 
 
 def _see(link: str | None) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bot.lookups import MyRequests, RequestList, RequestStatus, WorkerHistory, WorkerHistoryEntry
-from bot.requests import GrantRequest, RequestState, WorkerStatus
+from bot.requests import GrantRequest, Operation, RequestState, WorkerStatus
 from bot.slack.blocks import (
     FAILURE_MESSAGE_LIMIT,
     MESSAGE_TEXT_LIMIT,
@@ -123,10 +123,11 @@ def _history_line(entry: WorkerHistoryEntry, link: str | None) -> str:
 def _outcome(entry: WorkerHistoryEntry) -> str:
     """What the request did for this worker, in words that fit the request's state."""
     request, outcome = entry.request, entry.outcome
+    revoke = outcome.operation is Operation.REVOKE
     if outcome.status is WorkerStatus.GRANTED:
-        return ":white_check_mark: granted"
+        return ":white_check_mark: revoked" if revoke else ":white_check_mark: granted"
     if outcome.status is WorkerStatus.SKIPPED:
-        return ":heavy_minus_sign: not called: already held the score"
+        return ":heavy_minus_sign: not called: " + ("did not hold it" if revoke else "already held the score")
     if outcome.status is WorkerStatus.FAILED:
         reason = escape(outcome.error_message or outcome.error_code or "no reason given")
         return f":x: failed: {truncate(reason, FAILURE_MESSAGE_LIMIT)}"

@@ -1,4 +1,4 @@
-"""/grant-qual status, history, mine (or list) and help: answered ephemerally, after the ack.
+"""/grant-qual status, history, mine (or list), export and help: answered ephemerally, after the ack.
 
 The look-ups and the usage are for requesters and approvers alike, so they are answered here, before the
 check that only requesters pass (commands.handle).
@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING
 
 from slack_bolt import Respond
 
+from bot.export import RequestExport
 from bot.lookups import Lookups
 from bot.requests import (
     HELP_WORDS,
+    ExportLookup,
     GrantRequest,
     HelpWanted,
     HistoryLookup,
@@ -25,6 +27,7 @@ from bot.requests import (
 )
 from bot.service import NotAllowed
 from bot.slack import blocks, lookup_blocks
+from bot.slack.export import send_export
 
 if TYPE_CHECKING:
     from bot.slack import SlackContext
@@ -63,6 +66,9 @@ def answer(context: SlackContext, user_id: str, text: str, respond: Respond) -> 
             shown = [s.request for s in mine.recent.statuses]
             shown += [s.request for s in mine.waiting.statuses] if mine.waiting else []
             say(*lookup_blocks.mine_answer(mine, _links(context, shown)))
+        elif isinstance(wanted, ExportLookup):
+            export = RequestExport(context.service.store, context.service.policy)
+            send_export(export, context.messenger.client, user_id, wanted, say)
     except NotAllowed as refusal:
         say(f":no_entry: {refusal}")
     except InvalidRequest as invalid:

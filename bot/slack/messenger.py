@@ -19,7 +19,8 @@ from slack_sdk.errors import SlackApiError
 from bot.config import MTurkEnvironment
 from bot.reports import preview_csv, results_csv, workers_csv
 from bot.requests import EventKind, GrantRequest, RequestEvent, RequestState, WorkerStatus
-from bot.slack import blocks, pending_blocks, preview_blocks
+from bot.slack import blocks, expiry_blocks, pending_blocks, preview_blocks
+from bot.slack.uploads import upload_text
 from bot.store import GrantStore
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ STEPS: dict[EventKind, tuple[str, ...]] = {
     EventKind.CANCELLED: ("update", "thread"),
     EventKind.EXPIRED: ("update", "thread", "dm"),
     EventKind.REMINDED: ("thread",),
+    EventKind.UNDO_REQUESTED: ("retire_undo", "thread"),
+    EventKind.EXPIRY_NOTICE: ("dm",),
+    EventKind.EXPIRY_EXTENDED: ("update", "thread"),
+    EventKind.EXPIRY_STARTED: ("update", "thread"),
 }
 
 
@@ -66,12 +71,29 @@ class SlackMessenger:
 
     def update_request_message(self, request: GrantRequest, progress: str = "") -> None:
         """Render the request message from the request's current state."""
+        if request.expiry_of is not None:  # an expiry request has no message: it shows on its original's
+            original = self.store.get(request.expiry_of)
+            if original is not None:
+                self.update_request_message(original)
+            return
         if not request.channel_id or not request.message_ts:
             return
         text, message_blocks = blocks.request_message(
-            request, self.store.outcomes(request.id), self._status(request, progress), self._change(request)
+            request,
+            self.store.outcomes(request.id),
+            self._status(request, progress),
+            self._change(request),
+            self._undo_link(request),
         )
+        finished = request.state in (RequestState.DONE, RequestState.FAILED)
+        message_blocks = expiry_blocks.with_expiry(request, message_blocks, finished=finished)
         self.client.chat_update(channel=request.channel_id, ts=request.message_ts, text=text, blocks=message_blocks)
+
+    def _undo_link(self, request: GrantRequest) -> str:
+        """For an undo request: " (<link|see it>)" to the request it undoes, when Slack gives its link."""
+        original = self.store.get(request.undo_of) if request.undo_of is not None else None
+        link = self.permalink(original) if original else None
+        return f" (<{link}|see it>)" if link else ""
 
     def _change(self, request: GrantRequest) -> str | None:
         """The preview's change line, for a request that has a preview."""
@@ -99,8 +121,12 @@ class SlackMessenger:
         found = self._find_posted(event, self.approval_channel, None) if event.attempts > 1 else None
         if found is None:
             text, message_blocks = blocks.request_message(
-                request, self.store.outcomes(request.id), change=self._change(request)
+                request,
+                self.store.outcomes(request.id),
+                change=self._change(request),
+                undo_link=self._undo_link(request),
             )
+            message_blocks = expiry_blocks.with_expiry(request, message_blocks, finished=False)
             response = self.client.chat_postMessage(
                 channel=self.approval_channel, text=text, blocks=message_blocks, metadata=_metadata(event)
             )
@@ -129,9 +155,15 @@ class SlackMessenger:
             text, message_blocks = pending_blocks.expiry_reply(request), None
         elif event.kind is EventKind.REMINDED:
             text, message_blocks = pending_blocks.reminder_reply(request), None
+        elif event.kind is EventKind.UNDO_REQUESTED:
+            text, message_blocks = blocks.undo_requested_reply(request, event.actor_id or ""), None
+        elif event.kind is EventKind.EXPIRY_EXTENDED:
+            text, message_blocks = expiry_blocks.extended_reply(request, event.actor_id or ""), None
+        elif event.kind is EventKind.EXPIRY_STARTED:
+            original = self.store.get(request.expiry_of) if request.expiry_of is not None else None
+            text, message_blocks = expiry_blocks.started_reply(request, original or request), None
         else:
-            outcomes = self.store.outcomes(request.id)
-            text, message_blocks = blocks.result_message(request, outcomes, self._round_seconds(event))
+            text, message_blocks = self._result_message(request, event)
         response = self.client.chat_postMessage(
             channel=request.channel_id,
             thread_ts=request.message_ts,
@@ -144,12 +176,28 @@ class SlackMessenger:
         if event.kind is EventKind.FINISHED:
             self.store.set_message_ts(request.id, summary_ts=str(response["ts"]))
 
+    def _result_message(self, request: GrantRequest, event: RequestEvent) -> tuple[str, list[dict[str, Any]]]:
+        """A round's summary; an expiry request's says it is one, a grant that expires says when."""
+        outcomes = self.store.outcomes(request.id)
+        undo = request.undone_by is None and bool(self.store.changed_workers(request.id))
+        elapsed = self._round_seconds(event)
+        text, message_blocks = blocks.result_message(request, outcomes, elapsed, undo=undo)
+        if request.expiry_of is not None:
+            return expiry_blocks.result_message(request, outcomes, message_blocks, elapsed)
+        if note := expiry_blocks.summary_note(request):
+            message_blocks.insert(1, note)
+        return text, message_blocks
+
     def _step_dm(self, request: GrantRequest, event: RequestEvent) -> None:
         link = self.permalink(request)
         if event.kind is EventKind.REJECTED:
             text = blocks.rejection_dm(request, link)
         elif event.kind is EventKind.EXPIRED:
             text = pending_blocks.expiry_dm(request, link)
+        elif event.kind is EventKind.EXPIRY_NOTICE:
+            text = expiry_blocks.notice_dm(request, link)
+        elif request.expiry_of is not None:
+            text = expiry_blocks.result_dm(request, self.store.outcomes(request.id), link)
         else:
             counts = self.store.status_counts(request.id)
             granted, failed = counts[WorkerStatus.GRANTED], counts[WorkerStatus.FAILED]
@@ -211,6 +259,19 @@ class SlackMessenger:
             channel=request.channel_id, ts=request.summary_ts, text=summary.get("text") or "", blocks=retired
         )
 
+    def _step_retire_undo(self, request: GrantRequest, event: RequestEvent) -> None:
+        """The summary's Undo button gives way to the undo request's number, so nobody clicks it again."""
+        if not request.channel_id or not request.message_ts or not request.summary_ts:
+            return
+        replies = self.client.conversations_replies(channel=request.channel_id, ts=request.message_ts, limit=1000)
+        summary = next((m for m in replies.get("messages", []) if m.get("ts") == request.summary_ts), None)
+        if summary is None:
+            return
+        undone = blocks.undone_summary(summary.get("blocks") or [], event.actor_id or "", request.undone_by)
+        self.client.chat_update(
+            channel=request.channel_id, ts=request.summary_ts, text=summary.get("text") or "", blocks=undone
+        )
+
     def _step_worker_file(self, request: GrantRequest, event: RequestEvent) -> None:
         """The preview as a file in the thread (each worker's current and new score), for every request with one;
         for a request stored without a preview, the full list of workers and scores when the approval message
@@ -242,11 +303,11 @@ class SlackMessenger:
             return
         if event.attempts > 1 and self._file_in_thread(request, filename):
             return
-        self.client.files_upload_v2(
+        upload_text(
+            self.client,
             channel=request.channel_id,
             thread_ts=request.message_ts,
             filename=filename,
-            title=filename,
             content=content,
             initial_comment=comment,
         )
@@ -264,7 +325,8 @@ class SlackMessenger:
         started = [
             e.created_at
             for e in self.store.events(event.request_id)
-            if e.round == event.round and e.kind in (EventKind.APPROVED, EventKind.RETRY_APPROVED)
+            if e.round == event.round
+            and e.kind in (EventKind.APPROVED, EventKind.RETRY_APPROVED, EventKind.EXPIRY_STARTED)
         ]
         return (event.created_at - started[0]).total_seconds() if started else None
 

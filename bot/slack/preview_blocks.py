@@ -23,7 +23,9 @@ def change_text(request: GrantRequest, summary: PreviewSummary) -> str:
         (ChangeKind.UNCHANGED, f"unchanged ({unchanged})"),
         (ChangeKind.REVOKED_EARLIER, "revoked earlier"),
         (ChangeKind.UNKNOWN_WORKER, f"unknown in {env}"),
-        (ChangeKind.UNREAD, "not read (MTurk did not answer; granted as requested)"),
+        (ChangeKind.UNREAD, "not read (MTurk did not answer; done as requested)"),
+        (ChangeKind.REVOKE, "revoke"),
+        (ChangeKind.NOT_HELD, "do not hold it (not called)"),
     ]
     shown = [
         f"{counts[kind]} {label}{_examples(kind, examples.get(kind, []))}" for kind, label in parts if counts[kind]
@@ -59,7 +61,9 @@ def _examples(kind: ChangeKind, changes: list[RecordedChange]) -> str:
     for change in changes[:2]:
         new = 1 if change.integer_value is None else change.integer_value
         before = change.previous.text() if change.previous else "?"
-        if kind in (ChangeKind.CHANGED, ChangeKind.REVOKED_EARLIER):
+        if kind is ChangeKind.REVOKE:
+            shown.append(f"`{change.worker_id}` revoke (had {change.previous.value if change.previous else '?'})")
+        elif kind in (ChangeKind.CHANGED, ChangeKind.REVOKED_EARLIER):
             shown.append(f"`{change.worker_id}` {before} → {new}")
         elif kind is ChangeKind.UNCHANGED:
             shown.append(f"`{change.worker_id}` already holds {new}")

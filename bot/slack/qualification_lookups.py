@@ -17,6 +17,7 @@ from bot.requests import HoldersLookup, InvalidRequest, ScoreLookup, parse_mturk
 from bot.service import NotAllowed
 from bot.slack import blocks, qualification_texts
 from bot.slack.after_ack import Requester
+from bot.slack.uploads import upload_text
 
 if TYPE_CHECKING:
     from bot.slack import SlackContext
@@ -68,10 +69,10 @@ def _send_holders_file(client: WebClient, user_id: str, report: HoldersReport) -
     try:
         dm_channel = str(client.conversations_open(users=user_id)["channel"]["id"])
         filename = qualification_texts.holders_filename(report)
-        client.files_upload_v2(
+        upload_text(
+            client,
             channel=dm_channel,
             filename=filename,
-            title=filename,
             content=report.csv,
             initial_comment=qualification_texts.holders_file_comment(report),
         )

@@ -1,4 +1,5 @@
-"""The self-check's Slack items: the bot token, the scopes it holds, the app token and the approvals channel.
+"""The self-check's Slack items: the bot token, the scopes it holds, the app token, the approvals channel and
+the user groups the allowlists name.
 
 Each is one Web API call with a short timeout (a 5xx or 429 is retried twice), answered in one line that says
 what to do.
@@ -33,6 +34,7 @@ BOT_SCOPES = frozenset(
         "files:write",
         "im:write",
         "im:history",
+        "usergroups:read",
     }
 )
 CHECK_TIMEOUT_SECONDS = 10
@@ -70,6 +72,8 @@ class SlackSelfCheck:
         if self.settings.socket_mode:
             checks.append(Check("Slack app token", self.app_token))
         checks.append(Check("Approvals channel", self.approval_channel))
+        if self.settings.user_groups:
+            checks.append(Check("Slack user groups", self.user_groups))
         return checks
 
     def bot_token(self) -> str:
@@ -139,6 +143,30 @@ class SlackSelfCheck:
             },
         )
         return f"{channel}, the bot {bot} is a member"
+
+    def user_groups(self) -> str:
+        """Each user group the allowlists name exists, with its handle and how many members it has now."""
+        self._require_identity()
+        advice = {"missing_scope": f"the bot token lacks usergroups:read; add it and reinstall the app ({REINSTALL})"}
+        listed = self._call(lambda: self.client.usergroups_list(include_disabled=True), "Slack refused", advice)
+        handles = {str(g.get("id")): str(g.get("handle")) for g in listed.get("usergroups") or []}
+        found = []
+        for group_id in sorted(self.settings.user_groups):
+            if group_id not in handles:
+                raise CheckFailed(
+                    f"{group_id} in GRANT_REQUESTERS or GRANT_APPROVERS is not a user group of this workspace; "
+                    "copy the group's ID from its page in Slack (People → User groups)"
+                )
+            users = (
+                self._call(
+                    lambda group_id=group_id: self.client.usergroups_users_list(usergroup=group_id),
+                    f"Slack refused to list the members of {group_id}",
+                    advice,
+                ).get("users")
+                or []
+            )
+            found.append(f"@{handles[group_id]} ({group_id}) {len(users)} member(s)")
+        return ", ".join(found)
 
     def _require_identity(self) -> SlackResponse:
         if self._identity is None:

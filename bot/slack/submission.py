@@ -30,10 +30,7 @@ def where_it_stands(context: SlackContext, request: GrantRequest, *, with_link: 
     if state is DeliveryState.DELIVERED:
         link = context.messenger.permalink(context.service.store.get(request.id) or request) if with_link else None
         where = f"<{link}|in the approval channel>" if link else f"in {channel}"
-        return (
-            f"{tag} Request #{request.id} to grant {blocks.qualification_text(request)} to {request.worker_count} "
-            f"worker(s) is waiting for approval {where}."
-        )
+        return f"{tag} Request #{request.id} {blocks.request_what(request)} is waiting for approval {where}."
     if state is DeliveryState.FAILED:
         error = blocks.truncate(blocks.escape(submitted.last_error or "") if submitted else "", 100)
         return (

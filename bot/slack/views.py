@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App
@@ -18,6 +19,8 @@ from bot.requests import (
     parse_integer_value,
     parse_qualification_type_id,
     split_worker_ids,
+    with_expiry,
+    with_revokes,
 )
 from bot.service import CannotSubmit, NotAllowed
 from bot.slack import blocks
@@ -40,6 +43,8 @@ FIELD_BLOCKS = {
     Field.VALUE: "value",
     Field.NOTIFY: "notify",
     Field.REASON: "reason",
+    Field.WORKER_MESSAGE: blocks.WORKER_MESSAGE_BLOCK,
+    Field.EXPIRES: blocks.EXPIRES_BLOCK,
     Field.COMMAND: "qualification_type",
 }
 
@@ -63,6 +68,12 @@ def register(app: App, context: SlackContext) -> None:
                 file_workers=file_workers,
             )
             spec = replace(spec, regrant=_checked(values, blocks.REGRANT_BLOCK), file_current=file_current)
+            spec = with_revokes(
+                spec,
+                revoke_all=_chosen(values, blocks.OPERATION_BLOCK) == "revoke",
+                worker_message=_text(values, blocks.WORKER_MESSAGE_BLOCK),
+            )
+            spec = with_expiry(spec, _text(values, blocks.EXPIRES_BLOCK), datetime.now(UTC))
             request = service.submit(user_id, spec)
         except InvalidRequest as invalid:
             ack(response_action="errors", errors=_inline_errors(invalid))
@@ -123,6 +134,12 @@ def _text(values: dict[str, Any], block_id: str) -> str:
 def _picked(values: dict[str, Any], block_id: str) -> str:
     """The type picker's chosen option's value: a type ID, checked again as one of the account's."""
     selected = (values.get(block_id, {}).get(blocks.TYPE_PICKER_ACTION, {}) or {}).get("selected_option") or {}
+    return str(selected.get("value") or "") if isinstance(selected, dict) else ""
+
+
+def _chosen(values: dict[str, Any], block_id: str) -> str:
+    """A radio button's chosen option's value."""
+    selected = (values.get(block_id, {}).get("value", {}) or {}).get("selected_option") or {}
     return str(selected.get("value") or "") if isinstance(selected, dict) else ""
 
 

@@ -57,6 +57,16 @@ class Grant:
     granted_at: float = field(default_factory=time.time, compare=False, repr=False)
 
 
+@dataclass(frozen=True)
+class Revoke:
+    """One successful DisassociateQualificationFromWorker call; ``reason`` is what the worker was sent (None: the
+    call had no Reason, so MTurk notified nobody)."""
+
+    qualification_type_id: str
+    worker_id: str
+    reason: str | None
+
+
 class _Rejected(Exception):
     """Ends the handling of a request with an MTurk error answer."""
 
@@ -84,6 +94,7 @@ class FakeMTurk(FakeHttpServer):
         self.foreign_types: dict[str, str] = {}
         self.unknown_workers: set[str] = set()
         self.grants: list[Grant] = []
+        self.revokes: list[Revoke] = []  # DisassociateQualificationFromWorker calls that took effect
         # (type, worker) whose qualification is revoked: MTurk keeps it with Status "Revoked" until granted again.
         self.revoked: set[tuple[str, str]] = set()
         # Qualifications a worker already held before the test began (see preset_grant); not calls.
@@ -108,6 +119,7 @@ class FakeMTurk(FakeHttpServer):
         self._started_at = time.time()
         self._operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "AssociateQualificationWithWorker": self._associate_qualification_with_worker,
+            "DisassociateQualificationFromWorker": self._disassociate_qualification_from_worker,
             "GetQualificationScore": self._get_qualification_score,
             "GetQualificationType": self._get_qualification_type,
             "ListQualificationTypes": self._list_qualification_types,
@@ -164,7 +176,7 @@ class FakeMTurk(FakeHttpServer):
             self.revoked.add((qualification_type_id, worker_id))
 
     def fail_next(self, error: str, times: int = 1, worker_id: str | None = None) -> None:
-        """Answer the next ``times`` associate calls (for ``worker_id`` only, if given) with ``error``.
+        """Answer the next ``times`` associate or disassociate calls (for ``worker_id`` only, if given) with ``error``.
 
         An error of AFTER_GRANT_FAULTS grants first, then drops the connection or answers too late.
         """
@@ -181,6 +193,19 @@ class FakeMTurk(FakeHttpServer):
         """Successful associate calls per worker ID; a count above 1 means a duplicate grant."""
         with self.lock:
             return collections.Counter(grant.worker_id for grant in self.grants)
+
+    def revoke_counts(self) -> collections.Counter[str]:
+        """Successful disassociate calls per worker ID; a count above 1 means a duplicate revoke."""
+        with self.lock:
+            return collections.Counter(revoke.worker_id for revoke in self.revokes)
+
+    def holds(self, qualification_type_id: str, worker_id: str) -> int | None:
+        """The worker's score if they hold the qualification now (Granted), else None (never had it, or Revoked)."""
+        grant = self.current_grant(qualification_type_id, worker_id)
+        with self.lock:
+            if grant is None or (qualification_type_id, worker_id) in self.revoked:
+                return None
+        return grant.integer_value
 
     def current_value(self, qualification_type_id: str, worker_id: str) -> int | None:
         """The worker's score as MTurk would hold it: associating again overwrites the value."""
@@ -316,6 +341,32 @@ class FakeMTurk(FakeHttpServer):
         if after_grant == "DropAfterGrant":
             raise _Rejected(HttpResponse(drop=True))
         if after_grant == "SlowAnswerAfterGrant":
+            time.sleep(self.slow_answer_seconds)
+        return {}
+
+    def _disassociate_qualification_from_worker(self, params: dict[str, Any]) -> dict[str, Any]:
+        """As MTurk: the worker's qualification becomes Revoked; Reason (optional) is what the worker is sent. A
+        worker who does not hold it (never had it, or had it revoked) gets a RequestError."""
+        self._admit_by_rate()
+        if self.latency > 0:
+            time.sleep(self.latency)
+        after_call = self._inject_fault(params.get("WorkerId"))
+        type_id = _require_id(params, "QualificationTypeId", QUALIFICATION_TYPE_ID)
+        worker_id = _require_id(params, "WorkerId", WORKER_ID)
+        reason = params.get("Reason")
+        if reason is not None and not isinstance(reason, str):
+            raise _Rejected(_parameter_error(reason, "Reason"))
+        with self.lock:
+            self._require_owned(type_id)
+            if worker_id in self.unknown_workers:
+                raise _Rejected(_parameter_error(worker_id, "WorkerId"))
+            if self.holds(type_id, worker_id) is None:
+                raise _Rejected(_does_not_exist())
+            self.revoked.add((type_id, worker_id))
+            self.revokes.append(Revoke(type_id, worker_id, reason))
+        if after_call == "DropAfterGrant":
+            raise _Rejected(HttpResponse(drop=True))
+        if after_call == "SlowAnswerAfterGrant":
             time.sleep(self.slow_answer_seconds)
         return {}
 

@@ -93,6 +93,9 @@ class FakeSlack(FakeHttpServer):
         # channel IDs that do not exist in the workspace (channel_not_found).
         self.channels_without_bot: set[str] = set()
         self.missing_channels: set[str] = set()
+        # The workspace's user groups: ID → {"handle": "mturk-approvers", "users": ["U…", …]}; a test edits it
+        # (under ``lock``) and sends the app the event Slack would send.
+        self.user_groups: dict[str, dict[str, Any]] = {}
         self.lock = threading.RLock()
         self.calls: list[SlackCall] = []
         self.messages: list[dict[str, Any]] = []
@@ -134,6 +137,8 @@ class FakeSlack(FakeHttpServer):
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
             "files.info": self._files_info,
+            "usergroups.list": self._usergroups_list,
+            "usergroups.users.list": self._usergroups_users_list,
         }
 
     @property
@@ -596,6 +601,22 @@ class FakeSlack(FakeHttpServer):
                 messages.append({**_wire_message(reply, with_metadata), "parent_user_id": BOT_USER_ID})
         return {"messages": messages, "has_more": False, "response_metadata": {"next_cursor": ""}}
 
+    def _usergroups_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            groups = [
+                {"id": group_id, "handle": group["handle"], "name": group["handle"], "user_count": len(group["users"])}
+                for group_id, group in self.user_groups.items()
+            ]
+        return {"usergroups": groups}
+
+    def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        group_id = _required(args, "usergroup", "invalid_arguments")
+        with self.lock:
+            group = self.user_groups.get(group_id)
+            if group is None:
+                raise _SlackError("no_such_subteam")
+            return {"users": list(group["users"])}
+
     def _files_get_upload_url_external(self, args: dict[str, Any]) -> dict[str, Any]:
         filename = _required(args, "filename", "invalid_arguments")
         length = str(_required(args, "length", "invalid_arguments"))
@@ -853,6 +874,8 @@ _METHOD_SCOPE = {
     "files.getUploadURLExternal": "files:write",
     "files.completeUploadExternal": "files:write",
     "files.info": "files:read",
+    "usergroups.list": "usergroups:read",
+    "usergroups.users.list": "usergroups:read",
 }
 
 

@@ -1,0 +1,223 @@
+"""One MTurk budget per account: the learned rate limit, remembered across requests and restarts, shared by replicas.
+
+MTurk throttles per account, and the limiter (bot/ratelimit.py) learns the limit from its throttles. This
+module keeps what it learns in the database, in two tables of its own:
+
+- `mturk_budget`, one row per MTurk environment: the limit learned (calls/s for the whole account: the
+  ceiling found at the latest throttle, or more if MTurk has accepted more in a second since), when and
+  by which replica. A process starts its limiter just below it instead of at MTURK_MAX_TPS, and so does
+  each request after a pause (bot/ratelimit.py), so a request no longer pays for learning the limit
+  afresh; it still probes above and cuts as before. A memory older than STALE_AFTER is probed above at
+  once instead of after a flat stretch. A new ceiling is written within a tick of the cut that found it;
+  a limit that has risen by more than 2%, at most every WRITE_EVERY; nothing otherwise.
+- `mturk_replicas` (shared databases only): each replica's heartbeat, and whether it is granting (it made
+  an MTurk call within ACTIVE_FOR). Every TICK a replica checks in and counts the active replicas seen
+  within LIVE_FOR; each paces its own calls at the account's rate / that count (`limiter.share`), so
+  replicas granting at once stay within the account's limit together, and an idle, stopped or dead replica
+  takes no share. A replica starting work checks in at its first call, not at the next tick. A limit
+  written by one replica is taken by the others at their next tick (unless they cut for the same overshoot
+  themselves), so a throttle seen by one lowers the rate of all. Heartbeats carry each replica's own
+  clock: the replicas' clocks must agree within about a second (NTP).
+
+The budget is keyed by the MTurk environment alone: a deployment's database serves one MTurk account. The
+AWS access key ID would not do as the key: with IAM roles it rotates, and differs between replicas.
+On SQLite (one process) the ceiling is remembered and nothing is shared. A database that does not answer
+costs only the memory: the limiter goes on learning by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import Boolean, Column, Engine, Float, String, Table, delete, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.ratelimit import AdaptiveRateLimiter
+from bot.store import UtcDateTime, metadata, now
+
+log = logging.getLogger(__name__)
+
+TICK = 0.5  # seconds between a replica's check-ins
+ACTIVE_FOR = 2.0  # a replica that made an MTurk call within this many seconds is granting, and takes a share
+LIVE_FOR = timedelta(seconds=3)  # a replica not seen for longer has stopped (or died): its share is freed
+FORGET_REPLICAS_AFTER = timedelta(hours=1)
+STALE_AFTER = timedelta(days=1)
+WRITE_EVERY = timedelta(seconds=2)  # a higher limit learned without a throttle is written at most this often
+
+mturk_budget = Table(
+    "mturk_budget",
+    metadata,
+    Column("mturk_env", String(16), primary_key=True),
+    Column("ceiling_rate", Float, nullable=False),  # calls/s for the whole account, at the latest throttle
+    Column("learned_at", UtcDateTime, nullable=False),
+    Column("learned_by", String(64), nullable=False),  # the replica that found it
+)
+
+mturk_replicas = Table(
+    "mturk_replicas",
+    metadata,
+    Column("replica_id", String(64), primary_key=True),
+    Column("mturk_env", String(16), nullable=False),
+    Column("last_seen", UtcDateTime, nullable=False),
+    Column("active", Boolean, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class LearnedCeiling:
+    rate: float
+    learned_at: datetime
+    learned_by: str
+
+
+class BudgetStore(Protocol):
+    def learned(self, mturk_env: str) -> LearnedCeiling | None: ...
+
+    def remember(self, mturk_env: str, ceiling: LearnedCeiling) -> None: ...
+
+    def check_in(self, replica_id: str, mturk_env: str, *, active: bool, moment: datetime) -> int:
+        """Record this replica's heartbeat; return how many replicas of `mturk_env` are active now."""
+        ...
+
+    def check_out(self, replica_id: str) -> None: ...
+
+
+class SqlBudgetStore:
+    """BudgetStore on the app's database (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
+
+    def learned(self, mturk_env: str) -> LearnedCeiling | None:
+        c = mturk_budget.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(mturk_budget).where(c.mturk_env == mturk_env)).first()
+        return LearnedCeiling(row.ceiling_rate, row.learned_at, row.learned_by) if row else None
+
+    def remember(self, mturk_env: str, ceiling: LearnedCeiling) -> None:
+        values = {"ceiling_rate": ceiling.rate, "learned_at": ceiling.learned_at, "learned_by": ceiling.learned_by}
+        statement = self._insert(mturk_budget).values(mturk_env=mturk_env, **values)
+        with self.engine.begin() as conn:
+            conn.execute(statement.on_conflict_do_update(index_elements=["mturk_env"], set_=values))
+
+    def check_in(self, replica_id: str, mturk_env: str, *, active: bool, moment: datetime) -> int:
+        c = mturk_replicas.c
+        values = {"mturk_env": mturk_env, "last_seen": moment, "active": active}
+        statement = self._insert(mturk_replicas).values(replica_id=replica_id, **values)
+        with self.engine.begin() as conn:
+            conn.execute(statement.on_conflict_do_update(index_elements=["replica_id"], set_=values))
+            conn.execute(delete(mturk_replicas).where(c.last_seen < moment - FORGET_REPLICAS_AFTER))
+            active_now = (c.mturk_env == mturk_env, c.active, c.last_seen >= moment - LIVE_FOR)
+            return int(conn.execute(select(func.count()).where(*active_now)).scalar_one())
+
+    def check_out(self, replica_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(mturk_replicas).where(mturk_replicas.c.replica_id == replica_id))
+
+
+class SharedBudget:
+    """Keeps one limiter in step with the account's budget in the database: see the module docstring."""
+
+    def __init__(
+        self,
+        limiter: AdaptiveRateLimiter,
+        store: BudgetStore,
+        mturk_env: str,
+        *,
+        shared: bool,
+        replica_id: str | None = None,
+        clock: Callable[[], datetime] = now,
+    ) -> None:
+        self.limiter = limiter
+        self.store = store
+        self.mturk_env = mturk_env
+        self.shared = shared
+        self.replica_id = replica_id or uuid.uuid4().hex[:12]
+        self._clock = clock
+        self._written_cuts = limiter.cuts
+        self._written: LearnedCeiling | None = None
+        self._seen_at: datetime | None = None  # learned_at of the newest ceiling taken or written
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start_from_memory(self) -> LearnedCeiling | None:
+        """Start the limiter from the remembered ceiling, if there is one; returns it."""
+        try:
+            learned = self.store.learned(self.mturk_env)
+        except SQLAlchemyError as error:
+            log.warning("MTurk budget: the remembered rate could not be read (%s)", type(error).__name__)
+            return None
+        if learned is not None:
+            stale = self._clock() - learned.learned_at > STALE_AFTER
+            self.limiter.start_from(learned.rate, stale=stale)
+            self._seen_at = learned.learned_at
+            self._written = learned  # raised when MTurk accepts clearly more, as any limit this process learns
+            log.info("MTurk budget: starting at %.1f calls/s (learned %s)", learned.rate, learned.learned_at)
+        return learned
+
+    def tick(self) -> None:
+        """Write down a new ceiling found here, or adopt one found elsewhere; check in and take a share."""
+        moment = self._clock()
+        limiter = self.limiter
+        learned_rate = limiter.learned_rate
+        if learned_rate is not None and (limiter.cuts != self._written_cuts or self._has_risen(learned_rate, moment)):
+            self._written_cuts = limiter.cuts
+            self._written = LearnedCeiling(learned_rate, moment, self.replica_id)
+            self.store.remember(self.mturk_env, self._written)
+            self._seen_at = moment
+        elif self.shared:
+            learned = self.store.learned(self.mturk_env)
+            if learned and learned.learned_by != self.replica_id and self._is_news(learned):
+                self._seen_at = learned.learned_at
+                limiter.adopt(learned.rate)
+        if self.shared:
+            active = limiter.busy(ACTIVE_FOR)
+            limiter.share = max(1, self.store.check_in(self.replica_id, self.mturk_env, active=active, moment=moment))
+
+    def _has_risen(self, learned_rate: float, moment: datetime) -> bool:
+        """MTurk accepted clearly more than last written (the first cut of a run undercounts): worth writing."""
+        written = self._written
+        if written is None:
+            return True
+        return learned_rate >= written.rate * 1.02 + 0.5 and moment - written.learned_at >= WRITE_EVERY
+
+    def _is_news(self, learned: LearnedCeiling) -> bool:
+        return self._seen_at is None or learned.learned_at > self._seen_at
+
+    def start(self) -> None:
+        """Tick every TICK in a thread, and at once when the limiter starts work after idling."""
+        self.limiter.on_busy = self._wake.set
+        self._thread = threading.Thread(target=self._run, name="mturk-budget", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(TICK)
+            self._wake.clear()
+            try:
+                self.tick()
+            except SQLAlchemyError as error:
+                log.warning("MTurk budget: the database did not answer (%s)", type(error).__name__)
+
+    def stop(self) -> None:
+        """Write down what is still unwritten and free this replica's share."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        try:
+            self.tick()
+            if self.shared:
+                self.store.check_out(self.replica_id)
+        except SQLAlchemyError as error:
+            log.warning("MTurk budget: the database did not answer at shutdown (%s)", type(error).__name__)

@@ -1,0 +1,319 @@
+"""One MTurk budget per account: the learned ceiling is remembered and shared by replicas (bot/budget.py)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.budget import STALE_AFTER, LearnedCeiling, SharedBudget, SqlBudgetStore
+from bot.ratelimit import AdaptiveRateLimiter
+from bot.requests import RequestState
+from bot.store import GrantStore, create_database_engine
+from tests.conftest import APPROVER, QUAL, start_app
+from tests.fakes import FakeMTurk, FakeSlack
+from tests.test_ratelimit import SimulatedTime, drive
+
+ENV = "sandbox"
+
+
+class SharedTime(SimulatedTime):
+    """One simulated time for the limiters (monotonic seconds) and the database (wall clock)."""
+
+    start = datetime(2026, 11, 29, 12, tzinfo=UTC)
+
+    def wall(self) -> datetime:
+        return self.start + timedelta(seconds=self.now)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def budget_store(request: pytest.FixtureRequest, database_url: str) -> SqlBudgetStore:
+    url = database_url if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+    store = GrantStore(create_database_engine(url))
+    store.upgrade_schema()
+    request.addfinalizer(store.engine.dispose)
+    return SqlBudgetStore(store.engine)
+
+
+def limiter_at(time: SharedTime, max_rate: float = 200) -> AdaptiveRateLimiter:
+    return AdaptiveRateLimiter(max_rate, clock=time.clock, sleep=time.sleep)
+
+
+def replica(time: SharedTime, store: SqlBudgetStore, name: str, *, shared: bool = True) -> SharedBudget:
+    return SharedBudget(limiter_at(time), store, ENV, shared=shared, replica_id=name, clock=time.wall)
+
+
+def throttled_at(limiter: AdaptiveRateLimiter, time: SharedTime, accepted: int) -> None:
+    """`accepted` calls accepted in the last second, then MTurk throttles."""
+    for _ in range(accepted):
+        limiter.acquire()
+        limiter.on_success()
+        time.now += 0.9 / accepted  # all within the trailing second
+    limiter.on_throttle()
+
+
+# ------------------------------------------------------------------ the limiter, from a remembered ceiling
+
+
+def test_a_remembered_ceiling_starts_just_below_it_then_probes_above() -> None:
+    time = SharedTime()
+    limiter = limiter_at(time)
+    limiter.start_from(50)
+    assert limiter.rate == pytest.approx(47.5)
+    accepted_at, throttles = drive(limiter, time, limit=50, seconds=3)
+    assert len([t for t in accepted_at if 1 <= t < 2]) >= 47  # at the limit from the first second on
+    assert len(throttles) <= 3  # against hundreds when starting at max_rate (the next test)
+    assert limiter.rate > 50 or limiter.ceiling == pytest.approx(50, abs=2)  # probing above, or found it again
+
+
+def test_after_a_cut_the_calls_already_sent_in_the_second_count() -> None:
+    """Starting cold at 200/s against 50/s: the window is full after the burst, so the limiter waits it out
+    instead of sending (and having throttled) at the new pace until the first calls leave the window."""
+    time = SharedTime()
+    _, throttles = drive(limiter_at(time), time, limit=50, seconds=3)
+    assert len(throttles) <= 2
+
+
+def test_calls_still_in_flight_at_a_throttle_count_as_accepted() -> None:
+    """A throttle comes back at once, while the accepted calls sent just before it are still being served."""
+    time = SharedTime()
+    limiter = limiter_at(time)
+    for _ in range(50):
+        limiter.acquire()
+    for _ in range(33):
+        limiter.on_success()  # 17 accepted calls have not answered yet
+    limiter.acquire()
+    limiter.on_throttle()
+    assert limiter.ceiling == pytest.approx(50, abs=1)
+
+
+def test_a_remembered_ceiling_too_high_is_cut_at_the_first_throttle() -> None:
+    """A memory is not a ceiling found here: a throttle below it is news, not a straggler."""
+    time = SharedTime()
+    limiter = limiter_at(time)
+    limiter.start_from(100)
+    throttled_at(limiter, time, accepted=40)
+    assert limiter.ceiling == pytest.approx(40)
+    assert limiter.rate == pytest.approx(36)
+
+
+def test_a_stale_memory_is_probed_above_sooner() -> None:
+    fresh_time, stale_time = SharedTime(), SharedTime()
+    fresh, stale = limiter_at(fresh_time), limiter_at(stale_time)
+    fresh.start_from(50)
+    stale.start_from(50, stale=True)
+    for time, limiter in ((fresh_time, fresh), (stale_time, stale)):
+        time.now += 2.0
+        limiter.on_success()
+    assert stale.rate > fresh.rate >= 49
+
+
+def test_the_next_request_in_the_same_process_starts_at_the_ceiling_too() -> None:
+    """After a pause the curve's time since the cut says nothing: the next work starts just below the ceiling."""
+    time = SharedTime()
+    limiter = limiter_at(time)
+    drive(limiter, time, limit=50, seconds=5)
+    assert limiter.ceiling == pytest.approx(50, abs=3)
+    ceiling = limiter.ceiling
+    time.now += 600  # idle: the curve alone would be at max_rate by now
+    limiter.acquire()
+    assert limiter.rate == pytest.approx(0.95 * ceiling)
+    _, throttles = drive(limiter, time, limit=50, seconds=time.now + 3)
+    assert len(throttles) <= 3
+
+
+def test_pacing_is_shared_by_the_replicas_granting() -> None:
+    time = SharedTime()
+    limiter = limiter_at(time, max_rate=20)
+    limiter.share = 2
+    starts = []
+    for _ in range(5):
+        limiter.acquire()
+        starts.append(time.now)
+    assert starts[-1] - starts[0] == pytest.approx(4 * 2 / 20)
+
+
+# ------------------------------------------------------------------ the budget in the database
+
+
+def test_a_new_ceiling_is_remembered_and_the_next_process_starts_at_it(budget_store: SqlBudgetStore) -> None:
+    time = SharedTime()
+    first = replica(time, budget_store, "first", shared=False)
+    assert first.start_from_memory() is None
+    throttled_at(first.limiter, time, accepted=50)
+    first.tick()
+    learned = budget_store.learned(ENV)
+    assert learned is not None and learned.rate == pytest.approx(50) and learned.learned_by == "first"
+
+    time.now += 3600
+    second = replica(time, budget_store, "second", shared=False)
+    second.start_from_memory()
+    assert second.limiter.rate == pytest.approx(47.5)
+    assert budget_store.learned("production") is None  # one budget per environment
+
+
+def test_a_first_cut_that_undercounts_is_raised_to_what_mturk_accepts_since(budget_store: SqlBudgetStore) -> None:
+    """At a run's first throttle the answers of calls still in flight are missing: the ceiling comes out low."""
+    time = SharedTime()
+    budget = replica(time, budget_store, "first", shared=False)
+    budget.limiter.acquire()
+    time.now += 0.3
+    throttled_at(budget.limiter, time, accepted=33)
+    budget.tick()
+    assert budget_store.learned(ENV).rate == pytest.approx(33)  # type: ignore[union-attr]
+    drive(budget.limiter, time, limit=50, seconds=time.now + 4)  # back to the ceiling and a little above it
+    assert budget.limiter.cuts == 1
+    budget.tick()
+    assert budget_store.learned(ENV).rate > 34  # type: ignore[union-attr]
+
+
+def test_a_day_old_memory_is_started_at_but_probed_above_at_once(budget_store: SqlBudgetStore) -> None:
+    time = SharedTime()
+    budget_store.remember(ENV, LearnedCeiling(50, time.wall() - STALE_AFTER - timedelta(hours=1), "long-gone"))
+    budget = replica(time, budget_store, "now")
+    budget.start_from_memory()
+    assert budget.limiter.rate == pytest.approx(47.5)
+    time.now += 1.0
+    budget.limiter.on_success()
+    assert budget.limiter.rate > 47.5
+
+
+def test_replicas_granting_at_once_each_take_a_share(budget_store: SqlBudgetStore) -> None:
+    time = SharedTime()
+    first, second = replica(time, budget_store, "first"), replica(time, budget_store, "second")
+    first.limiter.acquire()
+    first.tick()
+    second.tick()  # idle: takes no share, and leaves the first its whole budget
+    assert first.limiter.share == 1
+    second.limiter.acquire()
+    second.tick()
+    first.tick()
+    assert first.limiter.share == second.limiter.share == 2
+
+    time.now += 2.5  # the second stops granting; the first goes on
+    first.limiter.acquire()
+    second.tick()
+    first.tick()
+    assert first.limiter.share == 1
+    first.limiter.acquire()
+    second.limiter.acquire()
+    second.stop()  # a replica that stops frees its share at once
+    first.tick()
+    assert first.limiter.share == 1
+
+
+def test_a_throttle_seen_by_one_replica_lowers_the_other(budget_store: SqlBudgetStore) -> None:
+    time = SharedTime()
+    first, second = replica(time, budget_store, "first"), replica(time, budget_store, "second")
+    for budget in (first, second):
+        budget.limiter.acquire()
+        budget.tick()
+    second.tick()
+    assert second.limiter.share == 2
+    throttled_at(second.limiter, time, accepted=25)  # its half of a 50/s account
+    assert second.limiter.ceiling == pytest.approx(50)  # what it saw, times the replicas sharing
+    second.tick()
+    first.tick()
+    assert first.limiter.ceiling == pytest.approx(50)
+    assert first.limiter.rate == pytest.approx(45)
+    first.tick()
+    assert first.limiter.rate == pytest.approx(45)  # taken once, not again at every tick
+
+
+def test_replicas_that_cut_for_the_same_overshoot_do_not_cut_twice(budget_store: SqlBudgetStore) -> None:
+    time = SharedTime()
+    first, second = replica(time, budget_store, "first"), replica(time, budget_store, "second")
+    throttled_at(first.limiter, time, accepted=50)
+    first.tick()
+    time.now += 0.1
+    for _ in range(48):
+        second.limiter.on_success()
+    second.limiter.on_throttle()  # its own cut, for the same overshoot
+    second.tick()
+    time.now += 0.1
+    first.tick()  # within its cooldown: the other's ceiling is not a second cut
+    assert first.limiter.ceiling == pytest.approx(50) and first.limiter.rate == pytest.approx(45)
+    time.now += 2.0
+    first.tick()  # seen once, and older than its own cut now: still not taken
+    assert first.limiter.ceiling == pytest.approx(50)
+
+
+# ------------------------------------------------------------------ end to end: a grant teaches the next process
+
+
+def test_a_grant_teaches_the_limit_and_a_restarted_app_starts_at_it(
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str
+) -> None:
+    fake_mturk.throttle_above_tps = 20
+    fake_mturk.latency = 0.01
+    first = start_app(fake_slack, fake_mturk, database_url)
+    try:
+        assert first.grant_qual.budget is not None and first.grant_qual.budget.limiter.rate == 200  # nothing known
+        first.request(f"{QUAL} {' '.join(workers('A1', 60))}")
+        first.click(APPROVER, "approve_request")
+        assert first.wait_final(timeout=30).state is RequestState.DONE
+    finally:
+        first.stop()
+    learning = fake_mturk.injected_faults["ThrottlingException"]
+    assert learning > 0
+
+    again = start_app(fake_slack, fake_mturk, database_url)
+    try:
+        assert again.grant_qual.budget is not None
+        assert 10 <= again.grant_qual.budget.limiter.rate <= 20  # just below the limit the first app found
+        again.request(f"{QUAL} {' '.join(workers('A2', 60))}")
+        again.click(APPROVER, "approve_request", request_id=2)
+        assert again.wait_final(request_id=2, timeout=30).state is RequestState.DONE
+    finally:
+        again.stop()
+    remembered = fake_mturk.injected_faults["ThrottlingException"] - learning
+    assert remembered <= 3  # started just below the limit: at most a probe above it is throttled
+    assert fake_mturk.grant_counts().total() == 120
+
+
+def workers(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}{i:012d}" for i in range(n)]
+
+
+def test_two_replicas_granting_at_once_share_the_account(
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, postgres_url: str
+) -> None:
+    first = start_app(fake_slack, fake_mturk, postgres_url)
+    second = start_app(fake_slack, fake_mturk, postgres_url)
+    replicas = (first, second)
+    shares: dict[int, set[int]] = {0: set(), 1: set()}
+    done = threading.Event()
+
+    def watch_shares() -> None:
+        while not done.wait(0.05):
+            for index, replica in enumerate(replicas):
+                assert replica.grant_qual.budget is not None
+                shares[index].add(replica.grant_qual.budget.limiter.share)
+
+    watcher = threading.Thread(target=watch_shares)
+    try:
+        for index, replica in enumerate(replicas, start=1):
+            replica.request(f"{QUAL} {' '.join(workers(f'A{index}', 60))}")
+            replica.approval_message(request_id=index)
+        fake_mturk.throttle_above_tps = 20
+        fake_mturk.latency = 0.01
+        watcher.start()
+        clicks = [
+            threading.Thread(target=replica.click, args=(APPROVER, "approve_request", index))
+            for index, replica in enumerate(replicas, start=1)
+        ]
+        for click in clicks:
+            click.start()
+        for click in clicks:
+            click.join()
+        for index, replica in enumerate(replicas, start=1):
+            assert replica.wait_final(request_id=index, timeout=40).state is RequestState.DONE
+        done.set()
+        watcher.join()
+        assert 2 in shares[0] and 2 in shares[1]  # each paced at half the account's rate while both granted
+        assert fake_mturk.grant_counts().total() == 120
+    finally:
+        done.set()
+        first.stop()
+        second.stop()
