@@ -219,7 +219,7 @@ class Approval:
     approvers: tuple[str, ...] = ()
 
 
-class _AlreadyExpired(Exception):
+class _AlreadyUndone(Exception):
     """Rolls back the transaction storing an undo whose original was undone (or is not finished) meanwhile."""
 
 
@@ -557,7 +557,7 @@ class GrantStore:
             request_id = self._insert_undo(
                 spec, requester_id, mturk_env, qualification_name, preview_owner, lease, original, approvals_required
             )
-        except _AlreadyExpired:
+        except _AlreadyUndone:
             return None  # the transaction was rolled back: nothing of the second undo is stored
         return self.get(request_id)
 
@@ -586,7 +586,7 @@ class GrantStore:
             )
             finished = c.state.in_([RequestState.DONE, RequestState.FAILED])
             if not _swap(conn, original, (c.undone_by.is_(None), finished), undone_by=request_id):
-                raise _AlreadyExpired
+                raise _AlreadyUndone
             round_ = conn.execute(select(c.round).where(c.id == original)).scalar_one()
             _add_event(conn, original, EventKind.UNDO_REQUESTED, requester_id, round_)
         return request_id
