@@ -311,7 +311,10 @@ def serve_socket_mode(grant_qual: GrantQual) -> int:
         print(f"grant-qual cannot start: Slack refused the Socket Mode connection ({reason})", file=sys.stderr)
         return 2
     log.info("connected to Slack over Socket Mode")
-    threading.Event().wait()
+    try:
+        threading.Event().wait()  # the watchdog keeps the connection; this thread only waits for the signal
+    finally:
+        handler.close()
     return 0
 
 

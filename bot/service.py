@@ -60,12 +60,14 @@ class Decision:
 class ClickOrigin:
     """Where a button was clicked, as Slack reports it: a message (its channel and ts) or a view (its ID).
 
-    Empty fields mean Slack did not say; such a click matches no surface.
+    Empty fields mean Slack did not say; such a click matches no surface. `own_home`: the view is this app's
+    own Home tab (Slack's signed payload says the view is of type home and belongs to the app it is sent to).
     """
 
     channel_id: str = ""
     message_ts: str = ""
     view_id: str = ""
+    own_home: bool = False
 
     @classmethod
     def message(cls, channel_id: str, message_ts: str) -> ClickOrigin:
@@ -74,6 +76,11 @@ class ClickOrigin:
     @classmethod
     def view(cls, view_id: str) -> ClickOrigin:
         return cls(view_id=view_id)
+
+    @classmethod
+    def home(cls, view_id: str) -> ClickOrigin:
+        """A click on the app's own Home tab, which shows the pending requests' Approve and Reject buttons."""
+        return cls(view_id=view_id, own_home=True)
 
     def is_message(self, channel_id: str | None, message_ts: str | None) -> bool:
         """Whether the click came from the message `message_ts` in `channel_id` (both known)."""
@@ -91,12 +98,13 @@ def on_current_summary(origin: ClickOrigin, request: GrantRequest) -> bool:
 
 
 def _on_own_view(origin: ClickOrigin, request: GrantRequest) -> bool:
-    """Whether the click came from a view of the app's own that shows this request's buttons.
+    """Whether the click came from a view of the app's own that shows this request's buttons: its Home tab.
 
-    No such view exists yet, so a click from any view counts for nothing. A Home tab (say) would be recognised
-    here, by the view ID the app published it under, so that its buttons act like those on the message.
+    Every Home tab the app publishes shows the buttons of each request it lists, with the same rules (the store's
+    compare-and-swap makes a stale Home's click find the request already decided). Any other view counts for
+    nothing.
     """
-    return False
+    return origin.own_home and bool(origin.view_id)
 
 
 class GrantService:

@@ -223,7 +223,7 @@ class Approval:
     approvers: tuple[str, ...] = ()
 
 
-class _AlreadyExpired(Exception):
+class _AlreadyUndone(Exception):
     """Rolls back the transaction storing an undo whose original was undone (or is not finished) meanwhile."""
 
 
@@ -597,7 +597,7 @@ class GrantStore:
             request_id = self._insert_undo(
                 spec, requester_id, mturk_env, qualification_name, preview_owner, lease, original, approvals_required
             )
-        except _AlreadyExpired:
+        except _AlreadyUndone:
             return None  # the transaction was rolled back: nothing of the second undo is stored
         return self.get(request_id)
 
@@ -626,7 +626,7 @@ class GrantStore:
             )
             finished = c.state.in_([RequestState.DONE, RequestState.FAILED])
             if not _swap(conn, original, (c.undone_by.is_(None), finished), undone_by=request_id):
-                raise _AlreadyExpired
+                raise _AlreadyUndone
             round_ = conn.execute(select(c.round).where(c.id == original)).scalar_one()
             _add_event(conn, original, EventKind.UNDO_REQUESTED, requester_id, round_)
         return request_id
@@ -1101,6 +1101,15 @@ class GrantStore:
             found = [_to_request(row) for row in conn.execute(query).mappings()]
             total = conn.execute(select(func.count()).select_from(grant_requests).where(pending)).scalar_one()
         return found, total
+
+    def last_finished_request(self) -> GrantRequest | None:
+        """The request that finished granting most recently (done or with failures), for the Home tab's health."""
+        c = grant_requests.c
+        finished = c.state.in_([RequestState.DONE, RequestState.FAILED]) & c.finished_at.is_not(None)
+        query = select(grant_requests).where(finished).order_by(c.finished_at.desc(), c.id.desc()).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return _to_request(row) if row else None
 
     def worker_history(self, worker_id: str, limit: int) -> tuple[list[tuple[GrantRequest, WorkerOutcome]], int]:
         """The newest `limit` requests that name `worker_id`, newest first, each with that worker's outcome, and

@@ -136,6 +136,7 @@ class SlackSender:
         channel_id: str = "C0APPROVALS",
         message: dict[str, Any] | None = None,
         view_id: str | None = None,
+        view: dict[str, Any] | None = None,
         response_key: str | None = None,
         trigger_id: str | None = None,
         **options: Any,
@@ -148,6 +149,7 @@ class SlackSender:
             channel_id=channel_id,
             message=message,
             view_id=view_id,
+            view=view,
             response_key=response_key,
             trigger_id=trigger_id,
         )
@@ -163,13 +165,15 @@ class SlackSender:
         channel_id: str = "C0APPROVALS",
         message: dict[str, Any] | None = None,
         view_id: str | None = None,
+        view: dict[str, Any] | None = None,
         response_key: str | None = None,
         trigger_id: str | None = None,
     ) -> dict[str, Any]:
         """A button click's block_actions payload: a form field over HTTP, an envelope's payload in Socket Mode.
 
         Slack says where the button was: `container` (and `channel`, `message`) for a button in a message,
-        given by its ts or as the message itself; `container` and `view` for a button in a view.
+        given by its ts or as the message itself; `container` and `view` for a button in a view, given by its ID
+        (a Home tab of this app) or as the view itself (e.g. the fake's published Home, or a modal).
         """
         key = response_key or f"click-{next(_counter)}"
         payload: dict[str, Any] = {
@@ -191,9 +195,17 @@ class SlackSender:
                 }
             ],
         }
+        if view is not None:
+            view_id = str(view["id"])
         if view_id is not None:
             payload["container"] = {"type": "view", "view_id": view_id}
-            payload["view"] = {"id": view_id, "team_id": TEAM_ID, "type": "home", "blocks": [], "app_id": "A0APP"}
+            payload["view"] = view or {
+                "id": view_id,
+                "team_id": TEAM_ID,
+                "type": "home",
+                "blocks": [],
+                "app_id": "A0APP",
+            }
             return payload
         clicked = _clicked_message(message, message_ts)
         payload["container"] = {
@@ -252,6 +264,53 @@ class SlackSender:
             },
             "response_urls": [],
         }
+
+    def shortcut(self, user_id: str, callback_id: str = "grant_qual_global", **options: Any) -> SlackResponse:
+        """A global shortcut, chosen from the shortcuts menu or the search bar: no channel, no response_url."""
+        return self.post({"payload": json.dumps(self.shortcut_payload(user_id, callback_id))}, **options)
+
+    def shortcut_payload(self, user_id: str, callback_id: str = "grant_qual_global") -> dict[str, Any]:
+        return {
+            "type": "shortcut",
+            "token": "deprecated-verification-token",
+            "action_ts": f"{time.time():.6f}",
+            "team": {"id": TEAM_ID, "domain": "lab"},
+            "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM_ID},
+            "is_enterprise_install": False,
+            "enterprise": None,
+            "callback_id": callback_id,
+            "trigger_id": f"trigger-{next(_counter)}",
+        }
+
+    def message_shortcut(
+        self,
+        user_id: str,
+        message: dict[str, Any],
+        *,
+        callback_id: str = "grant_qual_message",
+        channel_id: str = "C0WORK",
+        trigger_id: str | None = None,
+        response_key: str | None = None,
+        **options: Any,
+    ) -> SlackResponse:
+        """A message shortcut ("message_action") chosen on `message` (its text, ts, files as Slack shows them)."""
+        key = response_key or f"shortcut-{next(_counter)}"
+        payload = {
+            "type": "message_action",
+            "token": "deprecated-verification-token",
+            "action_ts": f"{time.time():.6f}",
+            "team": {"id": TEAM_ID, "domain": "lab"},
+            "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM_ID, "name": user_id.lower()},
+            "channel": {"id": channel_id, "name": "work"},
+            "is_enterprise_install": False,
+            "enterprise": None,
+            "callback_id": callback_id,
+            "trigger_id": trigger_id or f"trigger-{next(_counter)}",
+            "response_url": f"{self.response_base}{key}",
+            "message_ts": message["ts"],
+            "message": message,
+        }
+        return self.post({"payload": json.dumps(payload)}, **options)
 
     def suggest(self, user_id: str, value: str, **options: Any) -> SlackResponse:
         """Typing into the modal's type picker: Slack asks the app for the options to show."""

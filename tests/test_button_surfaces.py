@@ -59,8 +59,10 @@ def test_a_click_in_another_channel_with_the_messages_ts_changes_nothing(app: Ru
 
 
 def test_a_click_from_a_view_changes_nothing(app: RunningApp) -> None:
+    # Only the app's own Home tab shows request buttons (tests/test_app_home.py); a modal does not.
     post_request(app)
-    app.sender.click(APPROVER, "approve_request", "1", view_id="V0HOMETAB", response_key="view")
+    view = {"id": "V0MODAL", "team_id": "T0001", "type": "modal", "blocks": [], "app_id": "A0APP"}
+    app.sender.click(APPROVER, "approve_request", "1", view=view, response_key="view")
     assert answer(app, "view") == NOT_HERE
     assert_untouched(app)
 

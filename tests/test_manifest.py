@@ -42,8 +42,32 @@ def test_manifest_subscribes_to_user_group_changes() -> None:
     # Both events are delivered to apps holding usergroups:read; the app reads the group again on either.
     manifest = load_manifest()
     events = manifest["settings"]["event_subscriptions"]["bot_events"]
-    assert sorted(events) == ["subteam_members_changed", "subteam_updated"]
+    assert {"subteam_members_changed", "subteam_updated"} <= set(events)
     assert "usergroups:read" in manifest["oauth_config"]["scopes"]["bot"]
+
+
+def test_manifest_enables_app_home_and_its_events() -> None:
+    # The Home tab is published on app_home_opened (no scope needed); DMs to the app arrive as message.im,
+    # which Slack delivers only with im:history.
+    manifest = load_manifest()
+    assert manifest["features"]["app_home"] == {
+        "home_tab_enabled": True,
+        "messages_tab_enabled": True,
+        "messages_tab_read_only_enabled": False,
+    }
+    events = manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert sorted(events) == ["app_home_opened", "message.im", "subteam_members_changed", "subteam_updated"]
+    assert "im:history" in manifest["oauth_config"]["scopes"]["bot"]
+
+
+def test_manifest_declares_the_shortcuts_the_app_listens_for() -> None:
+    from bot.slack.shortcuts import GLOBAL_SHORTCUT, MESSAGE_SHORTCUT
+
+    shortcuts = {s["callback_id"]: s for s in load_manifest()["features"]["shortcuts"]}
+    assert shortcuts.keys() == {GLOBAL_SHORTCUT, MESSAGE_SHORTCUT}
+    assert shortcuts[GLOBAL_SHORTCUT]["type"] == "global"
+    assert shortcuts[MESSAGE_SHORTCUT]["type"] == "message"
+    assert "commands" in load_manifest()["oauth_config"]["scopes"]["bot"]  # shortcuts need it
 
 
 def test_the_self_check_expects_the_scopes_the_manifest_asks_for() -> None:

@@ -29,7 +29,7 @@ class SlackContext:
 
 def register(app: App, context: SlackContext) -> None:
     """Attach every listener to the Bolt app."""
-    from bot.slack import actions, commands, expiry, qualification_lookups, replays, views
+    from bot.slack import actions, commands, expiry, home, qualification_lookups, replays, shortcuts, views
 
     replays.register(app, context.service.store)
     commands.register(app, context)
@@ -37,3 +37,5 @@ def register(app: App, context: SlackContext) -> None:
     actions.register(app, context)
     qualification_lookups.register(app, context)
     expiry.register(app, context)
+    home.register(app, context)
+    shortcuts.register(app, context)

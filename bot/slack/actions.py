@@ -131,8 +131,19 @@ def _click_origin(body: dict[str, Any]) -> ClickOrigin:
     if container.get("type") == "message":
         return ClickOrigin.message(str(container.get("channel_id") or ""), str(container.get("message_ts") or ""))
     if container.get("type") == "view":
-        return ClickOrigin.view(str(container.get("view_id") or ""))
+        view_id = str(container.get("view_id") or "")
+        return ClickOrigin.home(view_id) if _is_own_home(body, view_id) else ClickOrigin.view(view_id)
     return ClickOrigin()
+
+
+def _is_own_home(body: dict[str, Any], view_id: str) -> bool:
+    """Whether the clicked view is this app's Home tab: Slack's signed payload (sent only to this app, whose ID
+    is api_app_id) says the view is of type home, has that ID and was made by this app."""
+    view = body.get("view")
+    if not isinstance(view, dict) or not view_id or view.get("id") != view_id or view.get("type") != "home":
+        return False
+    app_id = str(body.get("api_app_id") or "")
+    return bool(app_id) and view.get("app_id") == app_id
 
 
 def _is_number(text: str) -> bool:

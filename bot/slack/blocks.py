@@ -874,3 +874,8 @@ def environment_mismatch_note(request: GrantRequest) -> str:
         f"{runs_in.label}, so it granted nothing and left the request as it is. An app running in the "
         f"{made_in.label} can still carry it out."
     )
+
+
+def decision_buttons(request: GrantRequest) -> Block:
+    """The pending request's buttons, as on its approval message: the App Home shows the very same ones."""
+    return _decision_buttons(request)

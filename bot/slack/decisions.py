@@ -74,7 +74,16 @@ def ask_for_reason(
     request = context.service.store.get(request_id)
     if request is None:
         return f":no_entry: Request #{request_id} does not exist. Nothing changed."
-    metadata = json.dumps({"request_id": request_id, "channel_id": origin.channel_id, "message_ts": origin.message_ts})
+    # Where Reject was clicked goes with the form, so its submission is held to the same surface rule: the request's
+    # message, or the app's own Home tab.
+    metadata = json.dumps(
+        {
+            "request_id": request_id,
+            "channel_id": origin.channel_id,
+            "message_ts": origin.message_ts,
+            "home_view_id": origin.view_id if origin.own_home else "",
+        }
+    )
     view = blocks.reject_modal(request, metadata, reason_required=context.reject_reason_required)
     try:
         client.views_open(trigger_id=trigger_id, view=view)
@@ -121,12 +130,17 @@ def _reject_with_reason(context: SlackContext, ack: Ack, body: dict[str, Any], v
 
 
 def _form_request(view: dict[str, Any]) -> tuple[int | None, ClickOrigin]:
-    """The request and the message Reject was clicked on, as the app wrote them into the form (Slack returns
-    private_metadata only in requests it signs)."""
+    """The request and where Reject was clicked (its message, or the app's Home tab), as the app wrote them into
+    the form (Slack returns private_metadata only in requests it signs)."""
     try:
         metadata = json.loads(str(view.get("private_metadata") or ""))
         raw_id = str(metadata["request_id"])
-        origin = ClickOrigin.message(str(metadata.get("channel_id") or ""), str(metadata.get("message_ts") or ""))
+        home_view_id = str(metadata.get("home_view_id") or "")
+        origin = (
+            ClickOrigin.home(home_view_id)
+            if home_view_id
+            else ClickOrigin.message(str(metadata.get("channel_id") or ""), str(metadata.get("message_ts") or ""))
+        )
     except (ValueError, TypeError, KeyError):
         return None, ClickOrigin()
     if not (raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= _MAX_REQUEST_ID_DIGITS):

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
 
 from bot.logs import log_context
-from bot.requests import DeliveryState, EventKind
+from bot.requests import DeliveryState, EventKind, RequestEvent
 from bot.slack.messenger import SlackMessenger
 from bot.store import GrantStore
 
@@ -61,6 +62,8 @@ class EventDelivery:
         self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="slack-delivery")
         self._in_flight: set[int] = set()
         self._in_flight_lock = threading.Lock()
+        # Called after an event is told in Slack (e.g. to refresh the Home tabs that show its request).
+        self.on_delivered: Callable[[RequestEvent], None] | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="slack-delivery", daemon=True)
@@ -139,6 +142,11 @@ class EventDelivery:
             self._retry_later(event.id, event.attempts, type(error).__name__)
         else:
             self.store.event_delivered(event.id)
+            if self.on_delivered is not None:
+                try:
+                    self.on_delivered(event)
+                except Exception:
+                    log.exception("after delivering event %s", event.id)
 
     def _retry_later(self, event_id: int, attempts: int, error: str) -> None:
         delay = min(MAX_BACKOFF, timedelta(seconds=0.5 * 2 ** min(attempts, 8)))

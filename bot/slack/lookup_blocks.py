@@ -102,6 +102,11 @@ def _request_lines(requests: RequestList, links: Links, none: str, *, older: boo
     return lines
 
 
+def request_line(status: RequestStatus, link: str | None) -> str:
+    """One request: its number (linked), type, requester and date; its state and counts."""
+    return _request_line(status, link)
+
+
 def _request_line(status: RequestStatus, link: str | None) -> str:
     request = status.request
     return (

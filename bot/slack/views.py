@@ -27,6 +27,7 @@ from bot.slack import blocks
 from bot.slack.after_ack import Requester, run_after_ack
 from bot.slack.files import FileDownloadError, fetch_uploaded_file, max_file_bytes
 from bot.slack.preview_progress import preview_request
+from bot.slack.shortcut_blocks import file_metadata
 from bot.slack.submission import announce_request
 from bot.worker_files import WorkerFileError, parse_worker_file
 
@@ -57,7 +58,7 @@ def register(app: App, context: SlackContext) -> None:
         user_id = str(body.get("user", {}).get("id", ""))
         values = view.get("state", {}).get("values", {})
         try:
-            file_workers, file_current = _workers_from_file(context, values, user_id)
+            file_workers, file_current = _workers_from_file(context, values, user_id, view)
             spec = build_grant_spec(
                 qualification_type_id=_picked(values, blocks.TYPE_PICKER_BLOCK),
                 worker_ids=split_worker_ids(_text(values, "workers")),
@@ -92,10 +93,15 @@ def register(app: App, context: SlackContext) -> None:
 
 
 def _workers_from_file(
-    context: SlackContext, values: dict[str, Any], user_id: str
+    context: SlackContext, values: dict[str, Any], user_id: str, view: dict[str, Any]
 ) -> tuple[tuple[WorkerTarget, ...], tuple[tuple[str, int], ...]]:
-    """Workers from the uploaded file, if any, and its CURRENT- scores; its problems come back inline, by line."""
+    """Workers from the uploaded file, if any, and its CURRENT- scores; its problems come back inline, by line.
+
+    Without an upload, the file of the message the modal was opened on (message shortcut) is read again here.
+    """
     files = (values.get("workers_file", {}).get("value", {}) or {}).get("files") or []
+    if not files and (from_message := file_metadata(str(view.get("private_metadata") or ""))):
+        files = [from_message]
     if not files or not isinstance(files[0], dict):
         return (), ()
     context.service.ensure_may_request(user_id)  # an outsider's file is not even downloaded

@@ -30,7 +30,7 @@ T = TypeVar("T")
 TEAM_ID = "T0001"
 BOT_USER_ID = "UBOT"
 BOT_ID = "B0001"
-APP_ID = "A0001"
+APP_ID = "A0APP"  # the app the tests sign payloads for (api_app_id)
 MAX_MESSAGE_BLOCKS = 50
 MAX_MODAL_BLOCKS = 100
 MAX_MESSAGE_TEXT = 40_000
@@ -101,6 +101,8 @@ class FakeSlack(FakeHttpServer):
         self.messages: list[dict[str, Any]] = []
         self.ephemerals: list[dict[str, Any]] = []
         self.views: dict[str, dict[str, Any]] = {}
+        # Each user's Home tab as the app last published it (views.publish), by user ID.
+        self.home_views: dict[str, dict[str, Any]] = {}
         self.uploaded_files: dict[str, dict[str, Any]] = {}
         self.downloads: list[str] = []  # file IDs downloaded with the bot token
         self.hosted_files: dict[str, dict[str, Any]] = {}
@@ -131,6 +133,7 @@ class FakeSlack(FakeHttpServer):
             # A pushed view needs a fresh trigger_id just as an opened one does.
             "views.push": self._views_open,
             "views.update": self._views_update,
+            "views.publish": self._views_publish,
             "conversations.open": self._conversations_open,
             "conversations.replies": self._conversations_replies,
             "conversations.history": self._conversations_history,
@@ -517,6 +520,26 @@ class FakeSlack(FakeHttpServer):
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
         self._use_trigger(args.get("trigger_id"))
         return {"view": self._store_view(_view_argument(args), root_view_id=None, previous_view_id=None)}
+
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A user's Home tab: one view per user, replaced on each publish (its ID stays), as Slack keeps it."""
+        user_id = _required(args, "user_id", "invalid_arguments")
+        view = _view_argument(args)
+        if view.get("type") != "home":
+            raise _SlackError("invalid_arguments", ["[ERROR] must be home [json-pointer:/view/type]"])
+        with self.lock:
+            current = self.home_views.get(user_id)
+            if current and args.get("hash") and args["hash"] != current["hash"]:
+                raise _SlackError("hash_conflict")
+            stored = self._store_view(view, None, None, current["id"] if current else None)
+            self.home_views[user_id] = stored
+        return {"view": stored}
+
+    def home_view(self, user_id: str) -> dict[str, Any] | None:
+        """The Home tab the app last published for `user_id`, as Slack reports it in a click's payload."""
+        with self.lock:
+            view = self.home_views.get(user_id)
+            return copy.deepcopy(view) if view else None
 
     def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
         view = _view_argument(args)

@@ -4,16 +4,32 @@ The app calls `apps.connections.open` with its app-level token (fake Slack answe
 URL), connects, gets `hello`, and then receives envelopes: `slash_commands`, `interactive` and `events_api`,
 each acknowledged by sending back `{"envelope_id": ..., "payload": ...}`. A test sends an envelope as Slack
 would and gets the app's acknowledgement back.
+
+Faults, as the app meets them in production: `fault("half_close")` ends the server's side of TCP (FIN) and
+stops reading, with no close frame, as a proxy or load balancer timing out does; `"drop"` closes both ways
+without a close frame; `"reset"` aborts it (RST); `"freeze"` keeps the socket open but answers nothing, not
+even pings (a hung server or a black-holed link); `"refresh"` is Slack's own `disconnect` message, then a
+proper close after a grace period. `fail_next_opens(n)` makes the next n `apps.connections.open` answers
+name a host that does not resolve. A faulted connection gets no more envelopes, as with Slack.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
+import time
 import uuid
-from typing import Any
+from typing import Any, Literal
 
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
+
+Fault = Literal["half_close", "drop", "reset", "freeze", "refresh"]
+# A leading hyphen makes the C library refuse the name before it asks any DNS server (res_hnok): a real
+# resolution failure (socket.gaierror) without a packet leaving the machine.
+UNRESOLVABLE_HOST = "-gateway.invalid"
 
 
 class FakeSocketMode:
@@ -24,13 +40,57 @@ class FakeSocketMode:
         self._connections: list[ServerConnection] = []
         self._acks: dict[str, dict[str, Any]] = {}
         self.connections_opened = 0
+        self.urls_handed_out = 0  # apps.connections.open answers: each reconnect must ask for a fresh URL
+        self._unresolvable_opens = 0
+        self._released = threading.Event()  # frozen connections stay frozen until the gateway closes
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-socket-mode", daemon=True)
         self._thread.start()
 
     @property
     def url(self) -> str:
         """What `apps.connections.open` hands out; ws:// on a port other than 443 is how slack_sdk tests too."""
+        with self._changed:
+            self.urls_handed_out += 1
+            if self._unresolvable_opens:
+                self._unresolvable_opens -= 1
+                return f"wss://{UNRESOLVABLE_HOST}/link/?ticket={uuid.uuid4().hex}"
         return f"ws://127.0.0.1:{self.port}/link/?ticket={uuid.uuid4().hex}"
+
+    def fail_next_opens(self, count: int) -> None:
+        """The next `count` URLs handed out name a host that does not resolve (DNS failure on reconnect)."""
+        with self._changed:
+            self._unresolvable_opens = count
+
+    def wait_connections_opened(self, count: int, timeout: float = 30.0) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self.connections_opened >= count, timeout)
+
+    def fault(self, kind: Fault, connection: int = -1, grace: float = 1.0) -> None:
+        """Break the chosen connection (the newest by default) the way `kind` says; see the module docstring."""
+        with self._changed:
+            chosen = self._connections.pop(connection)
+            self._changed.notify_all()
+        if kind == "refresh":
+            chosen.send(json.dumps({"type": "disconnect", "reason": "refresh_requested", "debug_info": {}}))
+            threading.Timer(grace, chosen.close).start()
+            return
+        # Holding the library's protocol lock stops it from reading, answering pings or closing properly.
+        chosen.protocol_mutex.acquire()
+        raw = chosen.socket
+        if kind == "half_close":
+            raw.shutdown(socket.SHUT_WR)
+        elif kind == "drop":
+            raw.shutdown(socket.SHUT_RDWR)
+        elif kind == "reset":
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            raw.shutdown(socket.SHUT_RD)  # wakes the library's blocked recv, so that close() really sends RST
+            time.sleep(0.05)
+            raw.close()
+        threading.Thread(target=self._release_later, args=(chosen,), daemon=True).start()
+
+    def _release_later(self, connection: ServerConnection) -> None:
+        self._released.wait()
+        connection.protocol_mutex.release()
 
     def wait_connected(self, timeout: float = 30.0) -> bool:
         with self._changed:
@@ -78,6 +138,7 @@ class FakeSocketMode:
             return self._acks.pop(envelope_id)
 
     def close(self) -> None:
+        self._released.set()
         self._server.shutdown()
         self._thread.join(5)
 
@@ -103,7 +164,10 @@ class FakeSocketMode:
                     with self._changed:
                         self._acks[data["envelope_id"]] = data
                         self._changed.notify_all()
+        except ConnectionClosed:
+            pass  # a fault, or the app went away: the connection ends either way
         finally:
             with self._changed:
-                self._connections.remove(connection)
+                if connection in self._connections:
+                    self._connections.remove(connection)
                 self._changed.notify_all()

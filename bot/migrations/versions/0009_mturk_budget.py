@@ -1,7 +1,7 @@
 """The MTurk budget: the learned rate limit per environment, and the replicas sharing it (bot/budget.py).
 
 Revision ID: 0009
-Revises: 0010
+Revises: 0008
 Create Date: 2026-11-29
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0010"  # after the newest migration in main when merged; re-point if 0007 or others land first
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -2,7 +2,7 @@
 requester's notice before, and on an expiry request the request whose grant it revokes.
 
 Revision ID: 0010
-Revises: 0008 (re-point at the newest migration in main when merging: 0009 budget, 0007 approvals)
+Revises: 0009
 Create Date: 2026-11-29
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
