@@ -48,16 +48,14 @@ def group_failures(outcomes: Iterable[WorkerOutcome]) -> list[FailureGroup]:
     return [FailureGroup(code, message, hint, tuple(ids)) for (code, message, hint), ids in ordered]
 
 
-def results_csv(outcomes: Sequence[WorkerOutcome]) -> str:
-    """Every worker's result, in MTurk's own words, as a CSV file."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+def write_results_csv(outcomes: Iterable[WorkerOutcome], out: TextIO) -> None:
+    """The results CSV into `out`, row by row as the outcomes come (from the store, a page at a time)."""
+    writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["WorkerId", "IntegerValue", "Status", "ErrorCode", "ErrorMessage", "Hint"])
     for o in outcomes:
         value = "" if o.integer_value is None else o.integer_value
         status = "revoked" if o.operation is Operation.REVOKE and o.status is WorkerStatus.GRANTED else o.status.value
         writer.writerow([o.worker_id, value, status, o.error_code or "", o.error_message or "", o.hint or ""])
-    return buffer.getvalue()
 
 
 def workers_csv(outcomes: Sequence[WorkerOutcome]) -> str:
@@ -71,12 +69,11 @@ def workers_csv(outcomes: Sequence[WorkerOutcome]) -> str:
     return buffer.getvalue()
 
 
-def preview_csv(changes: Sequence[RecordedChange], mturk_env_label: str) -> str:
-    """The preview, one row per worker: what MTurk holds now, what the grant gives, and the change; a worker
-    file's CURRENT- score beside it, flagged when MTurk says otherwise (the file may be stale)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    with_file = any(c.file_current is not None for c in changes)
+def write_preview_csv(changes: Iterable[RecordedChange], mturk_env_label: str, out: TextIO, *, with_file: bool) -> None:
+    """The preview, one row per worker, into `out` as the changes come: what MTurk holds now, what the grant
+    gives, and the change; with `with_file`, a worker file's CURRENT- score beside it, flagged when MTurk says
+    otherwise (the file may be stale)."""
+    writer = csv.writer(out, lineterminator="\n")
     header = ["WorkerId", "Current", "New", "Change"]
     writer.writerow(header + (["FileCurrent", "FileDiffers"] if with_file else []))
     for c in changes:
@@ -96,7 +93,6 @@ def preview_csv(changes: Sequence[RecordedChange], mturk_env_label: str) -> str:
             differs = c.file_current is not None and file_differs(c)
             row += ["" if c.file_current is None else c.file_current, "yes" if differs else ""]
         writer.writerow(row)
-    return buffer.getvalue()
 
 
 def file_differs(change: RecordedChange) -> bool:

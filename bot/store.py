@@ -8,6 +8,7 @@ caller can do.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,6 +69,9 @@ from bot.requests import (
     WorkerTarget,
 )
 from bot.turns import TurnQueue
+
+# Rows per INSERT (executemany) when a request's workers are stored, and per page when they are read back.
+INSERT_BATCH_ROWS = 5_000
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -457,6 +461,32 @@ class GrantStore:
         with self.engine.connect() as conn:
             return [_to_recorded_change(row) for row in conn.execute(query).mappings()]
 
+    def iter_changes(self, request_id: int, page_rows: int = INSERT_BATCH_ROWS) -> Iterator[RecordedChange]:
+        """changes(), read a page at a time by position (a big request's preview file is written from this)."""
+        c = worker_grants.c
+        after = -1
+        while True:
+            query = (
+                select(worker_grants)
+                .where(c.request_id == request_id, c.position > after)
+                .order_by(c.position)
+                .limit(page_rows)
+            )
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).mappings().all()
+            for row in rows:
+                yield _to_recorded_change(row)
+            if len(rows) < page_rows:
+                return
+            after = rows[-1]["position"]
+
+    def has_file_current(self, request_id: int) -> bool:
+        """Whether any worker came with a worker file's CURRENT- score."""
+        c = worker_grants.c
+        query = select(exists().where(c.request_id == request_id, c.file_current.is_not(None)))
+        with self.engine.connect() as conn:
+            return bool(conn.execute(query).scalar())
+
     def preview_summary(self, request_id: int, examples: int = 3) -> PreviewSummary | None:
         """The preview's counts per kind of change, a few examples of each, and the worker file's mismatches;
         None for a request without a preview."""
@@ -492,9 +522,14 @@ class GrantStore:
         query = select(c.worker_id, c.previous_value, c.previous_status).where(
             c.request_id == request_id, c.status == WorkerStatus.PENDING, c.previous_status.is_not(None)
         )
+        # One Held per distinct state, shared: a 100,000-worker request has a handful of states, not 100,000.
+        shared: dict[tuple[str, int | None], Held] = {}
         with self.engine.connect() as conn:
             return {
-                row.worker_id: Held(HeldStatus(row.previous_status), row.previous_value) for row in conn.execute(query)
+                row.worker_id: shared.setdefault(
+                    (row.previous_status, row.previous_value), Held(HeldStatus(row.previous_status), row.previous_value)
+                )
+                for row in conn.execute(query)
             }
 
     def record_drift(
@@ -532,9 +567,14 @@ class GrantStore:
             )
             .order_by(c.position)
         )
+        # One Held per distinct state, shared: a 100,000-worker request has a handful of states, not 100,000.
+        shared: dict[tuple[str, int | None], Held] = {}
         with self.engine.connect() as conn:
             return {
-                row.worker_id: Held(HeldStatus(row.previous_status), row.previous_value) for row in conn.execute(query)
+                row.worker_id: shared.setdefault(
+                    (row.previous_status, row.previous_value), Held(HeldStatus(row.previous_status), row.previous_value)
+                )
+                for row in conn.execute(query)
             }
 
     def create_undo(
@@ -974,6 +1014,30 @@ class GrantStore:
         with self.engine.connect() as conn:
             return [_to_outcome(row) for row in conn.execute(query).mappings()]
 
+    def iter_outcomes(self, request_id: int, page_rows: int = INSERT_BATCH_ROWS) -> Iterator[WorkerOutcome]:
+        """Every worker's outcome in list order, read a page at a time (one short query each, by position), so
+        a file of a 100,000-worker request is written without its outcomes all in memory."""
+        after = -1
+        while True:
+            page = self.outcomes_page(request_id, after_position=after, limit=page_rows)
+            for _position, outcome in page:
+                yield outcome
+            if len(page) < page_rows:
+                return
+            after = page[-1][0]
+
+    def outcomes_page(self, request_id: int, *, after_position: int, limit: int) -> list[tuple[int, WorkerOutcome]]:
+        """Up to `limit` (position, outcome) pairs of the request's workers after `after_position`, in order."""
+        c = worker_grants.c
+        query = (
+            select(worker_grants)
+            .where(c.request_id == request_id, c.position > after_position)
+            .order_by(c.position)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [(row["position"], _to_outcome(row)) for row in conn.execute(query).mappings()]
+
     def status_counts(self, request_id: int) -> dict[WorkerStatus, int]:
         c = worker_grants.c
         query = select(c.status, func.count()).where(c.request_id == request_id).group_by(c.status)
@@ -1281,22 +1345,23 @@ def _insert_request(
             lease_expires_at=created + lease if preview_owner else None,
         )
     ).inserted_primary_key[0]
-    conn.execute(
-        insert(worker_grants),
-        [
-            {
-                "request_id": request_id,
-                "worker_id": w.worker_id,
-                "position": i,
-                "integer_value": w.integer_value,
-                "status": WorkerStatus.PENDING,
-                "updated_at": created,
-                "file_current": file_current.get(w.worker_id),
-                "operation": w.operation.value,
-            }
-            for i, w in enumerate(spec.workers)
-        ],
+    rows = (
+        {
+            "request_id": request_id,
+            "worker_id": w.worker_id,
+            "position": i,
+            "integer_value": w.integer_value,
+            "status": WorkerStatus.PENDING,
+            "updated_at": created,
+            "file_current": file_current.get(w.worker_id),
+            "operation": w.operation.value,
+        }
+        for i, w in enumerate(spec.workers)
     )
+    # In batches, in the same transaction: the row dicts of a 100,000-worker request at once would take
+    # about 100 MB (the dicts and the driver's parameter lists), a batch takes a few.
+    while batch := list(itertools.islice(rows, INSERT_BATCH_ROWS)):
+        conn.execute(insert(worker_grants), batch)
     if not preview_owner:
         _add_event(conn, request_id, EventKind.SUBMITTED, requester_id, 1)
     return int(request_id)

@@ -22,6 +22,8 @@ from slack_sdk.errors import SlackApiError
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 5 * 1024 * 1024  # 10,000 rows of a batch results CSV fit well within this
+# The cap grows with MAX_WORKERS_PER_REQUEST at the same rate (about 524 bytes a worker): 50 MB at 100,000.
+BYTES_PER_WORKER = MAX_FILE_BYTES // 10_000
 # Where Slack serves url_private and url_private_download: commercial Slack and GovSlack.
 SLACK_FILE_HOSTS = frozenset({"files.slack.com", "files.slack-gov.com"})
 _DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -34,12 +36,20 @@ class FileDownloadError(Exception):
     """The file could not be fetched; the message is for the person who uploaded it."""
 
 
-def fetch_uploaded_file(client: WebClient, file_id: str, *, timeout: float = 2.0) -> bytes:
-    """The bytes of a `file_input` upload; the short timeout keeps the modal's answer within Slack's 3 s."""
+def max_file_bytes(max_workers: int) -> int:
+    """The largest upload taken when a request may hold `max_workers` workers: never less than 5 MB."""
+    return max(MAX_FILE_BYTES, max_workers * BYTES_PER_WORKER)
+
+
+def fetch_uploaded_file(
+    client: WebClient, file_id: str, *, timeout: float = 2.0, max_bytes: int = MAX_FILE_BYTES
+) -> bytes:
+    """The bytes of a `file_input` upload, at most `max_bytes`; the short timeout keeps the modal's answer
+    within Slack's 3 s."""
     deadline = time.monotonic() + timeout
     file = _file_info(client, file_id, timeout / 2)
-    if int(file.get("size") or 0) > MAX_FILE_BYTES:
-        raise FileDownloadError(f"The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; split it.")
+    if int(file.get("size") or 0) > max_bytes:
+        raise FileDownloadError(_too_large(max_bytes))
     url = str(file.get("url_private_download") or file.get("url_private") or "")
     if not url:
         raise FileDownloadError("Slack did not say where the file is; upload it again.")
@@ -50,7 +60,11 @@ def fetch_uploaded_file(client: WebClient, file_id: str, *, timeout: float = 2.0
             "upload the file again."
         )
     remaining = max(deadline - time.monotonic(), _MIN_DOWNLOAD_SECONDS)
-    return _download(url, client.token or "", remaining)
+    return _download(url, client.token or "", remaining, max_bytes)
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"The file is larger than {max_bytes // (1024 * 1024)} MB; split it."
 
 
 def may_send_token(url: str, api_base_url: str) -> bool:
@@ -91,20 +105,20 @@ def _file_info(client: WebClient, file_id: str, timeout: float) -> dict[str, Any
     return file
 
 
-def _download(url: str, token: str, timeout: float) -> bytes:
+def _download(url: str, token: str, timeout: float, max_bytes: int) -> bytes:
     opener = urllib.request.build_opener(_SameOriginRedirects())  # in place of urllib's own redirect handler
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     try:
         with opener.open(request, timeout=timeout) as response:
-            content = response.read(MAX_FILE_BYTES + 1)
+            content = response.read(max_bytes + 1)
             if "text/html" in response.headers.get("Content-Type", "") and b"<html" in content[:512].lower():
                 raise FileDownloadError("Slack answered with a sign-in page; is the app allowed to read files?")
     except urllib.error.HTTPError as error:
         raise FileDownloadError(f"Slack refused the download (HTTP {error.code}); upload the file again.") from None
     except (urllib.error.URLError, TimeoutError, OSError):
         raise FileDownloadError("The file could not be downloaded from Slack in time; try again.") from None
-    if len(content) > MAX_FILE_BYTES:
-        raise FileDownloadError(f"The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; split it.")
+    if len(content) > max_bytes:
+        raise FileDownloadError(_too_large(max_bytes))
     return content
 
 

@@ -9,18 +9,21 @@ arrive in any order and as often as needed.
 
 from __future__ import annotations
 
+import io
 import logging
+import tempfile
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TextIO
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.config import MTurkEnvironment
-from bot.reports import preview_csv, results_csv, workers_csv
+from bot.reports import workers_csv, write_preview_csv, write_results_csv
 from bot.requests import EventKind, GrantRequest, RequestEvent, RequestState, WorkerStatus
 from bot.slack import blocks, expiry_blocks, pending_blocks, preview_blocks
-from bot.slack.uploads import upload_text
+from bot.slack.uploads import upload_file, upload_text
 from bot.store import GrantStore
 
 log = logging.getLogger(__name__)
@@ -285,12 +288,15 @@ class SlackMessenger:
         """The preview as a file in the thread (each worker's current and new score), for every request with one;
         for a request stored without a preview, the full list of workers and scores when the approval message
         leaves some out, so the approver sees everyone."""
-        changes = self.store.changes(request.id)
-        if any(c.change is not None for c in changes):
+        if self.store.preview_summary(request.id, examples=0) is not None:
             env = MTurkEnvironment(request.mturk_env).label
             comment = f"The change for each of the {request.worker_count} workers: current score, new score, change."
             filename = f"grant-qual-request-{request.id}-preview.csv"
-            self._upload_once(request, event, filename, preview_csv(changes, env), comment)
+            with_file = self.store.has_file_current(request.id)
+            changes = self.store.iter_changes(request.id)
+            self._upload_streamed(
+                request, event, filename, comment, lambda out: write_preview_csv(changes, env, out, with_file=with_file)
+            )
             return
         outcomes = self.store.outcomes(request.id)
         if not blocks.needs_worker_file(request, outcomes):
@@ -302,8 +308,32 @@ class SlackMessenger:
 
     def _step_results_file(self, request: GrantRequest, event: RequestEvent) -> None:
         filename = f"grant-qual-request-{request.id}-round-{event.round}-results.csv"
-        content = results_csv(self.store.outcomes(request.id))
-        self._upload_once(request, event, filename, content, "Every worker's result, in MTurk's words.")
+        outcomes = self.store.iter_outcomes(request.id)
+        comment = "Every worker's result, in MTurk's words."
+        self._upload_streamed(request, event, filename, comment, lambda out: write_results_csv(outcomes, out))
+
+    def _upload_streamed(
+        self, request: GrantRequest, event: RequestEvent, filename: str, comment: str, write: Callable[[TextIO], None]
+    ) -> None:
+        """Upload what `write` writes, once: written from the store a page at a time into a file on disk and
+        streamed from there to Slack, so a 100,000-worker request's file never sits whole in memory."""
+        if not request.channel_id or not request.message_ts:
+            return
+        if event.attempts > 1 and self._file_in_thread(request, filename):
+            return
+        with tempfile.TemporaryFile() as file:
+            text = io.TextIOWrapper(file, encoding="utf-8", newline="")
+            write(text)
+            text.flush()
+            text.detach()
+            upload_file(
+                self.client,
+                channel=request.channel_id,
+                thread_ts=request.message_ts,
+                filename=filename,
+                file=file,
+                initial_comment=comment,
+            )
 
     def _upload_once(
         self, request: GrantRequest, event: RequestEvent, filename: str, content: str, comment: str

@@ -25,7 +25,7 @@ from bot.requests import (
 from bot.service import CannotSubmit, NotAllowed
 from bot.slack import blocks
 from bot.slack.after_ack import Requester, run_after_ack
-from bot.slack.files import FileDownloadError, fetch_uploaded_file
+from bot.slack.files import FileDownloadError, fetch_uploaded_file, max_file_bytes
 from bot.slack.preview_progress import preview_request
 from bot.slack.shortcut_blocks import file_metadata
 from bot.slack.submission import announce_request
@@ -110,7 +110,11 @@ def _workers_from_file(
     default_value = parse_integer_value(_text(values, "value"))
     try:
         # Only the file's ID is taken from the submission: where to download it from, Slack itself says.
-        content = fetch_uploaded_file(context.messenger.client, str(files[0].get("id") or ""))
+        content = fetch_uploaded_file(
+            context.messenger.client,
+            str(files[0].get("id") or ""),
+            max_bytes=max_file_bytes(context.max_workers),
+        )
         parsed = parse_worker_file(
             content,
             default_value=default_value,

@@ -1,0 +1,140 @@
+"""100,000 workers in one request: time against MTurk's bound, peak memory of the app, throttled share.
+
+What runs: `python app.py` as a real process in HTTP mode (a fresh SQLite database) with
+MAX_WORKERS_PER_REQUEST=100000, against the wire-level FakeSlack and FakeMTurk from tests/fakes in this
+process. The workers come as an uploaded batch results CSV through the grant modal (files.info, download,
+parse), the request is previewed, approved with a signed click, and the clock runs from the click to the result
+summary in the thread. The results CSV uploaded to the thread is then checked for every worker.
+
+MTurk answers after 20 ms and throttles above 500 calls in any trailing second (the app is not told; its
+limiter finds the rate), so the bound is 500 workers/s: 100,000 workers in 200 s.
+
+Run from the repository root (about 5 minutes on 2 cores; the machine's load moves the figures):
+
+    .venv/bin/python bench/hundred_k.py
+    .venv/bin/python bench/hundred_k.py --workers 20000
+
+It prints figures only; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench._harness import poll, running_stack, slack_quiet  # noqa: E402
+from bot.requests import WorkerStatus  # noqa: E402
+from tests.conftest import APPROVER, CHANNEL, QUAL, REQUESTER, posted_for  # noqa: E402
+from tests.slack_sender import modal_values  # noqa: E402
+
+LATENCY = 0.02
+THROTTLE_TPS = 500
+
+
+def batch_results_csv(worker_ids: list[str]) -> bytes:
+    """A requester site batch results CSV: one assignment per worker, a short answer each (about 90 bytes)."""
+    header = "HITId,HITTypeId,Title,AssignmentId,WorkerId,AssignmentStatus,Answer.feedback\r\n"
+    rows = [f'3H{i:018d},3T0,Survey,3A{i:018d},{w},Approved,"fine, thanks"\r\n' for i, w in enumerate(worker_ids)]
+    return (header + "".join(rows)).encode()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=100_000)
+    parser.add_argument("--concurrency", type=int, default=20, help="MTURK_MAX_CONCURRENCY (default 20)")
+    args = parser.parse_args()
+    n, bound = args.workers, float(THROTTLE_TPS)
+    ids = [f"A{i:013d}" for i in range(n)]
+    content = batch_results_csv(ids)
+    settings = {
+        "MAX_WORKERS_PER_REQUEST": str(max(n, 1)),
+        "MTURK_MAX_CONCURRENCY": str(args.concurrency),
+        "MTURK_MAX_TPS": str(THROTTLE_TPS * 2),  # above MTurk's limit: the limiter must find it
+    }
+    print(
+        f"{n:,} workers, batch results CSV of {len(content) / 1e6:.1f} MB; MTurk {LATENCY * 1000:.0f} ms, "
+        f"throttling above {THROTTLE_TPS}/s; bound {n / bound:.0f} s",
+        flush=True,
+    )
+    with running_stack("hundred-k", **settings) as stack:
+        stack.mturk.latency = LATENCY
+        stack.mturk.throttle_above_tps = THROTTLE_TPS
+        idle_rss = stack.rss_mb()
+        file = stack.slack.host_file("F0HUNDREDK", "Batch_1_batch_results.csv", content)
+        metadata = json.dumps({"response_url": stack.slack.response_url("upload")})
+        sent = time.monotonic()
+        reply = stack.sender.submit_view(REQUESTER, modal_values(QUAL, files=[file]), private_metadata=metadata)
+        modal_seconds = time.monotonic() - sent
+        if reply.status != 200 or reply.body:
+            print(f"the modal answered {reply.status}: {reply.body[:300]}")
+            return 1
+        request = poll(
+            lambda: (r := stack.store.get(1)) is not None and r.message_ts is not None and r,
+            timeout=600,
+            what="the approval message",
+        )
+        assert request and request.message_ts
+        posted_after = time.monotonic() - sent
+        slack_quiet(stack.slack, quiet_for=1.0, timeout=120)  # the preview file comes after the message
+        throttles_before = stack.mturk.injected_faults["ThrottlingException"]
+        clicked_at = time.time()
+        stack.sender.click(APPROVER, "approve_request", str(request.id), message_ts=request.message_ts)
+
+        def summary() -> dict | None:
+            with stack.slack.lock:
+                return next(
+                    (
+                        m
+                        for m in stack.slack.messages
+                        if m["channel"] == CHANNEL
+                        and m["thread_ts"] == request.message_ts
+                        and posted_for(m) == "finished"
+                    ),
+                    None,
+                )
+
+        posted = poll(summary, timeout=4 * n / bound + 300, interval=0.2, what="the result summary")
+        seconds = float(posted["ts"]) - clicked_at
+        with stack.mturk.lock:
+            calls = sum(1 for name, _ in stack.mturk.requests if name == "AssociateQualificationWithWorker")
+            granted = [g.worker_id for g in stack.mturk.grants if g.qualification_type_id == QUAL]
+        throttles = stack.mturk.injected_faults["ThrottlingException"] - throttles_before
+
+        def results() -> list[bytes]:
+            return [
+                bytes(u["bytes"])
+                for u in stack.slack.uploaded_files.values()
+                if u.get("completed") and u["filename"].endswith("-round-1-results.csv")
+            ]
+
+        (results_file,) = poll(results, timeout=300, interval=0.5, what="the results CSV")
+        slack_quiet(stack.slack, quiet_for=1.0, timeout=120)
+        peak = stack.peak_rss_mb()
+        counts = stack.store.status_counts(request.id)
+    rows = results_file.count(b"\n") - 1
+    print(f"modal answered in {modal_seconds:.2f} s; approval message posted {posted_after:.1f} s after the upload")
+    print(
+        f"grant: {seconds:.1f} s for {n:,} workers = {n / seconds:.0f}/s = {seconds / (n / bound):.3f}× the bound "
+        f"({n / bound:.0f} s at {bound:.0f}/s)"
+    )
+    print(f"peak RSS of the app {peak:.0f} MB (idle before the upload {idle_rss:.0f} MB)")
+    print(
+        f"AssociateQualificationWithWorker calls {calls:,}; throttled {throttles:,} = {throttles / max(calls, 1):.1%}"
+    )
+    print(
+        f"granted {counts[WorkerStatus.GRANTED]:,}, failed {counts[WorkerStatus.FAILED]:,}, pending "
+        f"{counts[WorkerStatus.PENDING]:,}; duplicate grants {len(granted) - len(set(granted))}; "
+        f"results CSV rows {rows:,}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
