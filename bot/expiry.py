@@ -119,12 +119,8 @@ class GrantExpiry:
                 request,
                 f"This button is not on request #{request.id}'s message in the approvals channel; nothing changed.",
             )
-        if not self.policy.is_approver(user_id):  # named in GRANT_APPROVERS, or in a user group named there
-            return Decision(
-                DecisionResult.REFUSED,
-                request,
-                "Only approvers listed in GRANT_APPROVERS can extend or revoke a grant.",
-            )
+        if refusal := self.policy.expiry_refusal(user_id):
+            return Decision(DecisionResult.REFUSED, request, refusal)
         if not request.expires or request.state not in (RequestState.DONE, RequestState.FAILED):
             return _already_expired(request)
         return request

@@ -100,6 +100,10 @@ class AccessPolicy:
         then decided like any request, by another approver)."""
         return None if self.is_approver(user_id) else self._only_approvers("undo a request", user_id)
 
+    def expiry_refusal(self, user_id: str) -> str | None:
+        """Why `user_id` may not extend or revoke now a grant that expires, or None if they may (approvers may)."""
+        return None if self.is_approver(user_id) else self._only_approvers("extend or revoke a grant", user_id)
+
     def export_refusal(self, user_id: str) -> str | None:
         """Why `user_id` may not export the record of requests, or None if they may (approvers may)."""
         return None if self.is_approver(user_id) else self._only_approvers("export the record of requests", user_id)

@@ -247,7 +247,10 @@ def test_revoke_now_revokes_at_once_and_the_sweep_later_does_nothing(app: Runnin
     )
     assert button["confirm"]["title"]["text"] == "Revoke the grant now?"
     app.click(OUTSIDER, "revoke_now", response_key="outsider")
-    assert "Only approvers" in app.slack.wait_for(lambda: app.slack.responses_for("outsider"))[0]["text"]
+    refusal = app.slack.wait_for(lambda: app.slack.responses_for("outsider"))[0]["text"]
+    # Who to ask and the clicker's own member ID, never the name of a setting.
+    assert "Only approvers can extend or revoke a grant" in refusal and f"Your member ID is {OUTSIDER}" in refusal
+    assert "GRANT_APPROVERS" not in refusal
     clicks = [threading.Thread(target=app.click, args=(APPROVER, "revoke_now")) for _ in range(3)]
     for click in clicks:
         click.start()
