@@ -1120,20 +1120,7 @@ class GrantStore:
         """
         w = worker_grants.c
         query = (
-            select(
-                grant_requests,
-                w.worker_id,
-                w.integer_value,
-                w.status,
-                w.error_code,
-                w.error_message,
-                w.hint,
-                w.operation,
-            )
-            .join(worker_grants, w.request_id == grant_requests.c.id)
-            .where(w.worker_id == worker_id)
-            .order_by(grant_requests.c.id.desc())
-            .limit(limit)
+            _requests_with_outcomes().where(w.worker_id == worker_id).order_by(grant_requests.c.id.desc()).limit(limit)
         )
         named = select(func.count()).select_from(worker_grants).where(w.worker_id == worker_id)
         with self.engine.connect() as conn:
@@ -1154,22 +1141,7 @@ class GrantStore:
         order (request ID, worker ID) after the key `after`. One short query per page, so an export of any size
         holds no transaction open and no more than a page in memory."""
         w = worker_grants.c
-        query = (
-            select(
-                grant_requests,
-                w.worker_id,
-                w.integer_value,
-                w.status,
-                w.error_code,
-                w.error_message,
-                w.hint,
-                w.operation,
-            )
-            .join(worker_grants, w.request_id == grant_requests.c.id)
-            .where(*_made(since, until))
-            .order_by(w.request_id, w.worker_id)
-            .limit(limit)
-        )
+        query = _requests_with_outcomes().where(*_made(since, until)).order_by(w.request_id, w.worker_id).limit(limit)
         if after is not None:
             last_request, last_worker = after
             later_worker = and_(w.request_id == last_request, w.worker_id > last_worker)
@@ -1405,6 +1377,14 @@ def _approvers(conn: Connection, request_id: int) -> tuple[str, ...]:
     a = request_approvals.c
     query = select(a.approver_id).where(a.request_id == request_id).order_by(a.approved_at, a.approver_id)
     return tuple(conn.execute(query).scalars())
+
+
+def _requests_with_outcomes() -> Any:
+    """Each request row joined with each of its workers' outcome columns, as _to_request and _to_outcome read them:
+    the one select that look-ups and the export share, so neither can miss a column the other reads."""
+    w = worker_grants.c
+    columns = (w.worker_id, w.integer_value, w.status, w.error_code, w.error_message, w.hint, w.operation)
+    return select(grant_requests, *columns).join(worker_grants, w.request_id == grant_requests.c.id)
 
 
 def _swap(conn: Connection, request_id: int, conditions: tuple[Any, ...], **values: Any) -> bool:
