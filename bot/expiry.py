@@ -13,12 +13,12 @@ clock. A process sweeps only its own environment's grants: the other environment
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.executor import GrantExecutor
+from bot.periodic import PeriodicSweep
 from bot.policy import AccessPolicy
 from bot.requests import Field, GrantRequest, InvalidRequest, RequestState, parse_expiry
 from bot.service import ClickOrigin, Decision, DecisionResult, on_approval_message
@@ -53,10 +53,8 @@ class GrantExpiry:
         self.notice_before = notice_before  # None: no notice
         self.clock = clock
         self._env = executor.gateway.environment.value
-        self._interval = interval
         self._on_change = on_change  # something new to deliver (wakes the outbox)
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._periodic = PeriodicSweep(self.sweep, interval=interval, name="expiry-sweeper", what="expiring grants")
 
     def sweep(self) -> ExpirySweep:
         """Revoke what has expired, then tell the requesters of what expires within the notice period."""
@@ -127,23 +125,10 @@ class GrantExpiry:
 
     def start(self) -> None:
         """Sweep now (catching up on what came due while no process ran), then every `interval` seconds."""
-
-        def loop() -> None:
-            while True:
-                try:
-                    self.sweep()
-                except Exception:
-                    log.exception("sweeping expiring grants failed; will try again")
-                if self._stopping.wait(self._interval):
-                    return
-
-        self._thread = threading.Thread(target=loop, name="expiry-sweeper", daemon=True)
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        if self._thread:
-            self._thread.join(timeout)
+        self._periodic.stop(timeout)
 
 
 def _already_expired(request: GrantRequest) -> Decision:

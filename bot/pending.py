@@ -9,11 +9,11 @@ so the tests drive hours in an instant. Expiring calls no MTurk, so a replica of
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.periodic import PeriodicSweep
 from bot.store import GrantStore, now
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,8 @@ class PendingSweeper:
         self.ttl = ttl
         self.remind_after = remind_after  # None: no reminders
         self.clock = clock
-        self._interval = interval
         self._on_change = on_change  # told when there is something new to deliver (wakes the outbox)
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._periodic = PeriodicSweep(self.sweep, interval=interval, name="pending-sweeper", what="pending requests")
 
     def sweep(self) -> SweepResult:
         """Expire what is due, then remind what is due: a request past both expires without a reminder first."""
@@ -62,20 +60,7 @@ class PendingSweeper:
 
     def start(self) -> None:
         """Sweep now (catching up on what came due while no process ran), then every `interval` seconds."""
-
-        def loop() -> None:
-            while True:
-                try:
-                    self.sweep()
-                except Exception:
-                    log.exception("sweeping pending requests failed; will try again")
-                if self._stopping.wait(self._interval):
-                    return
-
-        self._thread = threading.Thread(target=loop, name="pending-sweeper", daemon=True)
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        if self._thread:
-            self._thread.join(timeout)
+        self._periodic.stop(timeout)
