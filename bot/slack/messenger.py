@@ -260,28 +260,27 @@ class SlackMessenger:
 
     def _step_retire_summary(self, request: GrantRequest, event: RequestEvent) -> None:
         """The previous round's Retry button gives way to who retried."""
-        if not request.channel_id or not request.message_ts or not request.summary_ts:
-            return
-        replies = self.client.conversations_replies(channel=request.channel_id, ts=request.message_ts, limit=1000)
-        summary = next((m for m in replies.get("messages", []) if m.get("ts") == request.summary_ts), None)
-        if summary is None:
-            return
-        retired = blocks.retired_summary(summary.get("blocks") or [], event.actor_id or "", event.round)
-        self.client.chat_update(
-            channel=request.channel_id, ts=request.summary_ts, text=summary.get("text") or "", blocks=retired
-        )
+        self._rewrite_summary(request, lambda shown: blocks.retired_summary(shown, event.actor_id or "", event.round))
 
     def _step_retire_undo(self, request: GrantRequest, event: RequestEvent) -> None:
         """The summary's Undo button gives way to the undo request's number, so nobody clicks it again."""
+        self._rewrite_summary(
+            request, lambda shown: blocks.undone_summary(shown, event.actor_id or "", request.undone_by)
+        )
+
+    def _rewrite_summary(self, request: GrantRequest, rewrite: Callable[[list[Any]], list[Any]]) -> None:
+        """Read the latest summary back from the thread and replace its blocks with `rewrite(blocks)`."""
         if not request.channel_id or not request.message_ts or not request.summary_ts:
             return
         replies = self.client.conversations_replies(channel=request.channel_id, ts=request.message_ts, limit=1000)
         summary = next((m for m in replies.get("messages", []) if m.get("ts") == request.summary_ts), None)
         if summary is None:
             return
-        undone = blocks.undone_summary(summary.get("blocks") or [], event.actor_id or "", request.undone_by)
         self.client.chat_update(
-            channel=request.channel_id, ts=request.summary_ts, text=summary.get("text") or "", blocks=undone
+            channel=request.channel_id,
+            ts=request.summary_ts,
+            text=summary.get("text") or "",
+            blocks=rewrite(summary.get("blocks") or []),
         )
 
     def _step_worker_file(self, request: GrantRequest, event: RequestEvent) -> None:
