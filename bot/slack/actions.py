@@ -58,17 +58,19 @@ def register(app: App, context: SlackContext) -> None:
 def _undo(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respond) -> None:
     """Store the undo request (exactly once) before acknowledging; its preview and posting run after the ack."""
     user_id = _user_id(body)
-    raw_id = str((body.get("actions") or [{}])[0].get("value", ""))
-    if not _is_number(raw_id) or len(raw_id) > 18:
+    request_id = _clicked_request_id(body)
+    if request_id is None:
         ack()
         _tell(respond, ":x: This button does not belong to a grant request.")
         return
     try:
-        decision = context.service.undo(int(raw_id), user_id, origin=_click_origin(body))
+        decision = context.service.undo(request_id, user_id, origin=_click_origin(body))
     except Exception:
         ack()
-        log.exception("undoing request #%s failed", raw_id)
-        _tell(respond, f":warning: Something went wrong; request #{raw_id} is safe and unchanged. Please click again.")
+        log.exception("undoing request #%s failed", request_id)
+        _tell(
+            respond, f":warning: Something went wrong; request #{request_id} is safe and unchanged. Please click again."
+        )
         return
     ack()
     undo = decision.request
@@ -146,6 +148,12 @@ def _is_own_home(body: dict[str, Any], view_id: str) -> bool:
     return bool(app_id) and view.get("app_id") == app_id
 
 
+def _clicked_request_id(body: dict[str, Any]) -> int | None:
+    """The request a button names in its value, or None when the value is not a request number."""
+    raw_id = str((body.get("actions") or [{}])[0].get("value", ""))
+    return int(raw_id) if _is_number(raw_id) and len(raw_id) <= 18 else None
+
+
 def _is_number(text: str) -> bool:
     """ASCII digits only: "²".isdigit() is true, but int("²") fails."""
     return text.isascii() and text.isdigit()
@@ -171,18 +179,20 @@ def _has_action(body: dict[str, Any]) -> bool:
 def _approve(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respond) -> None:
     """Record the approval, then acknowledge: a click Slack saw acknowledged is never lost to a crash."""
     user_id = _user_id(body)
-    raw_id = str((body.get("actions") or [{}])[0].get("value", ""))
-    if not _is_number(raw_id) or len(raw_id) > 18:
+    request_id = _clicked_request_id(body)
+    if request_id is None:
         ack()
         _tell(respond, ":x: This button does not belong to a grant request.")
         return
     origin = _click_origin(body)
     try:
-        decision = context.service.decide(int(raw_id), user_id, approve=True, origin=origin)  # one short transaction
+        decision = context.service.decide(request_id, user_id, approve=True, origin=origin)  # one short transaction
     except Exception:
         ack()
-        log.exception("recording a decision on request #%s failed", raw_id)
-        _tell(respond, f":warning: Something went wrong; request #{raw_id} is safe and unchanged. Please click again.")
+        log.exception("recording a decision on request #%s failed", request_id)
+        _tell(
+            respond, f":warning: Something went wrong; request #{request_id} is safe and unchanged. Please click again."
+        )
         return
     ack()
     if decision.result in (DecisionResult.APPROVED, DecisionResult.APPROVAL_ADDED, DecisionResult.WRONG_ENVIRONMENT):
@@ -195,40 +205,44 @@ def _approve(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Res
 def _ask_to_reject(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respond, client: WebClient) -> None:
     """Check the click as a rejection would be checked, acknowledge, then open the form for the reason."""
     user_id = _user_id(body)
-    raw_id = str((body.get("actions") or [{}])[0].get("value", ""))
-    if not _is_number(raw_id) or len(raw_id) > 18:
+    request_id = _clicked_request_id(body)
+    if request_id is None:
         ack()
         _tell(respond, ":x: This button does not belong to a grant request.")
         return
     origin = _click_origin(body)
     try:
-        refusal = context.service.rejection_refusal(int(raw_id), user_id, origin=origin)  # one short read
+        refusal = context.service.rejection_refusal(request_id, user_id, origin=origin)  # one short read
     except Exception:
         ack()
-        log.exception("checking a rejection of request #%s failed", raw_id)
-        _tell(respond, f":warning: Something went wrong; request #{raw_id} is safe and unchanged. Please click again.")
+        log.exception("checking a rejection of request #%s failed", request_id)
+        _tell(
+            respond, f":warning: Something went wrong; request #{request_id} is safe and unchanged. Please click again."
+        )
         return
     ack()
     if refusal is not None:
-        _tell(respond, decisions.decision_answer(refusal) or f"Request #{raw_id} is unchanged.")
+        _tell(respond, decisions.decision_answer(refusal) or f"Request #{request_id} is unchanged.")
         return
-    if problem := decisions.ask_for_reason(context, client, str(body.get("trigger_id") or ""), int(raw_id), origin):
+    if problem := decisions.ask_for_reason(context, client, str(body.get("trigger_id") or ""), request_id, origin):
         _tell(respond, problem)
 
 
 def _cancel(context: SlackContext, body: dict[str, Any], ack: Ack, respond: Respond) -> None:
     """Record the cancel, then acknowledge, as for a decision; only the requester's click counts."""
-    raw_id = str((body.get("actions") or [{}])[0].get("value", ""))
-    if not _is_number(raw_id) or len(raw_id) > 18:
+    request_id = _clicked_request_id(body)
+    if request_id is None:
         ack()
         _tell(respond, ":x: This button does not belong to a grant request.")
         return
     try:
-        decision = context.service.cancel(int(raw_id), _user_id(body), origin=_click_origin(body))
+        decision = context.service.cancel(request_id, _user_id(body), origin=_click_origin(body))
     except Exception:
         ack()
-        log.exception("cancelling request #%s failed", raw_id)
-        _tell(respond, f":warning: Something went wrong; request #{raw_id} is safe and unchanged. Please click again.")
+        log.exception("cancelling request #%s failed", request_id)
+        _tell(
+            respond, f":warning: Something went wrong; request #{request_id} is safe and unchanged. Please click again."
+        )
         return
     ack()
     if decision.result is DecisionResult.CANCELLED:

@@ -13,7 +13,7 @@ from slack_bolt import Ack, App, Respond
 from bot.requests import InvalidRequest
 from bot.service import Decision, DecisionResult
 from bot.slack import expiry_blocks
-from bot.slack.actions import _click_origin, _is_number, _tell, _user_id
+from bot.slack.actions import _click_origin, _clicked_request_id, _is_number, _tell, _user_id
 
 if TYPE_CHECKING:
     from bot.slack import SlackContext
@@ -29,18 +29,19 @@ def register(app: App, context: SlackContext) -> None:
     @app.action(expiry_blocks.REVOKE_NOW_ACTION)
     def revoke_now(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         """Store the expiry request (exactly once) before acknowledging; the executor revokes after."""
-        raw_id = _clicked_request(body)
-        if raw_id is None:
+        request_id = _clicked_request_id(body)
+        if request_id is None:
             ack()
             _tell(respond, ":x: This button does not belong to a grant request.")
             return
         try:
-            decision = expiry.revoke_now(int(raw_id), _user_id(body), origin=_click_origin(body))
+            decision = expiry.revoke_now(request_id, _user_id(body), origin=_click_origin(body))
         except Exception:
             ack()
-            log.exception("revoking request #%s now failed", raw_id)
+            log.exception("revoking request #%s now failed", request_id)
             _tell(
-                respond, f":warning: Something went wrong; request #{raw_id} is safe and unchanged. Please click again."
+                respond,
+                f":warning: Something went wrong; request #{request_id} is safe and unchanged. Please click again.",
             )
             return
         ack()
@@ -52,11 +53,11 @@ def register(app: App, context: SlackContext) -> None:
     def extend(ack: Ack, body: dict[str, Any], respond: Respond, client: Any) -> None:
         """Open the Extend modal for an approver clicking on the grant's own message."""
         ack()
-        raw_id = _clicked_request(body)
-        if raw_id is None:
+        request_id = _clicked_request_id(body)
+        if request_id is None:
             _tell(respond, ":x: This button does not belong to a grant request.")
             return
-        allowed = expiry.may_extend(int(raw_id), _user_id(body), origin=_click_origin(body))
+        allowed = expiry.may_extend(request_id, _user_id(body), origin=_click_origin(body))
         if isinstance(allowed, Decision):
             _tell(respond, f":no_entry: {allowed.message} Nothing changed.")
             return
@@ -80,8 +81,3 @@ def register(app: App, context: SlackContext) -> None:
             return
         ack()
         context.delivery.wake()  # the message's new date, and the thread's note
-
-
-def _clicked_request(body: dict[str, Any]) -> str | None:
-    raw_id = str((body.get("actions") or [{}])[0].get("value", ""))
-    return raw_id if _is_number(raw_id) and len(raw_id) <= 18 else None
