@@ -246,7 +246,13 @@ def test_soak_two_replicas_with_faults_and_a_crash(
     assert len(final_posts) == len(requests)
     assert not _posted_out_of_order(fake_slack, requests)
     for requester in (REQUESTER, APPROVER):  # an undo's requester is the approver who clicked Undo
-        dms = Counter(_about(dm).get("request_id") for dm in fake_slack.dms_to(requester))
+        # The outbox's DMs carry their event; a note the app sends when a click's response URL fails (Slack's
+        # injected 5xx) or a long preview's progress carries none, and is not a request's one DM.
+        sent = fake_slack.dms_to(requester)
+        notes = [dm.get("text", "")[:120] for dm in sent if not _about(dm)]
+        if notes:
+            print(f"soak: DMs to {requester} outside the outbox: {notes}")
+        dms = Counter(_about(dm).get("request_id") for dm in sent if _about(dm))
         assert dms == {r.id: 1 for r in requests if r.requester_id == requester}, "one DM per request to its requester"
 
 
