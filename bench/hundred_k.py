@@ -49,29 +49,31 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=20, help="MTURK_MAX_CONCURRENCY (default 20)")
+    parser.add_argument("--mturk-tps", type=float, default=THROTTLE_TPS, help="MTurk's simulated rate limit")
     args = parser.parse_args()
-    n, bound = args.workers, float(THROTTLE_TPS)
+    n, bound = args.workers, float(args.mturk_tps)
     ids = [f"A{i:013d}" for i in range(n)]
     content = batch_results_csv(ids)
     settings = {
         "MAX_WORKERS_PER_REQUEST": str(max(n, 1)),
         "MTURK_MAX_CONCURRENCY": str(args.concurrency),
-        "MTURK_MAX_TPS": str(THROTTLE_TPS * 2),  # above MTurk's limit: the limiter must find it
+        "MTURK_MAX_TPS": str(int(bound * 2)),  # above MTurk's limit: the limiter must find it
     }
     print(
         f"{n:,} workers, batch results CSV of {len(content) / 1e6:.1f} MB; MTurk {LATENCY * 1000:.0f} ms, "
-        f"throttling above {THROTTLE_TPS}/s; bound {n / bound:.0f} s",
+        f"throttling above {bound:.0f}/s; bound {n / bound:.0f} s",
         flush=True,
     )
     with running_stack("hundred-k", **settings) as stack:
         stack.mturk.latency = LATENCY
-        stack.mturk.throttle_above_tps = THROTTLE_TPS
+        stack.mturk.throttle_above_tps = bound
         idle_rss = stack.rss_mb()
         file = stack.slack.host_file("F0HUNDREDK", "Batch_1_batch_results.csv", content)
         metadata = json.dumps({"response_url": stack.slack.response_url("upload")})
         sent = time.monotonic()
         reply = stack.sender.submit_view(REQUESTER, modal_values(QUAL, files=[file]), private_metadata=metadata)
         modal_seconds = time.monotonic() - sent
+        peaks = {"the modal (download, parse, store)": stack.peak_rss_mb()}
         if reply.status != 200 or reply.body:
             print(f"the modal answered {reply.status}: {reply.body[:300]}")
             return 1
@@ -83,7 +85,9 @@ def main() -> int:
         assert request and request.message_ts
         posted_after = time.monotonic() - sent
         slack_quiet(stack.slack, quiet_for=1.0, timeout=120)  # the preview file comes after the message
+        peaks["the preview and its CSV"] = stack.peak_rss_mb()
         throttles_before = stack.mturk.injected_faults["ThrottlingException"]
+        app_cpu_before, fakes_cpu_before = stack.app_cpu_seconds(), time.process_time()
         clicked_at = time.time()
         stack.sender.click(APPROVER, "approve_request", str(request.id), message_ts=request.message_ts)
 
@@ -102,6 +106,8 @@ def main() -> int:
 
         posted = poll(summary, timeout=4 * n / bound + 300, interval=0.2, what="the result summary")
         seconds = float(posted["ts"]) - clicked_at
+        app_cpu, fakes_cpu = stack.app_cpu_seconds() - app_cpu_before, time.process_time() - fakes_cpu_before
+        peaks["the grant"] = stack.peak_rss_mb()
         with stack.mturk.lock:
             calls = sum(1 for name, _ in stack.mturk.requests if name == "AssociateQualificationWithWorker")
             granted = [g.worker_id for g in stack.mturk.grants if g.qualification_type_id == QUAL]
@@ -125,6 +131,11 @@ def main() -> int:
         f"({n / bound:.0f} s at {bound:.0f}/s)"
     )
     print(f"peak RSS of the app {peak:.0f} MB (idle before the upload {idle_rss:.0f} MB)")
+    print("  peak by the end of " + "; ".join(f"{phase}: {mb:.0f} MB" for phase, mb in peaks.items()))
+    print(
+        f"CPU during the grant: the app {app_cpu:.0f} s ({app_cpu / seconds:.0%} of a core, "
+        f"{app_cpu / max(calls, 1) * 1000:.2f} ms per call); the fakes {fakes_cpu:.0f} s ({fakes_cpu / seconds:.0%})"
+    )
     print(
         f"AssociateQualificationWithWorker calls {calls:,}; throttled {throttles:,} = {throttles / max(calls, 1):.1%}"
     )
