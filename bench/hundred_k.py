@@ -111,6 +111,7 @@ def main() -> int:
         with stack.mturk.lock:
             calls = sum(1 for name, _ in stack.mturk.requests if name == "AssociateQualificationWithWorker")
             granted = [g.worker_id for g in stack.mturk.grants if g.qualification_type_id == QUAL]
+            granted_at = sorted(g.granted_at for g in stack.mturk.grants if g.qualification_type_id == QUAL)
         throttles = stack.mturk.injected_faults["ThrottlingException"] - throttles_before
 
         def results() -> list[bytes]:
@@ -130,6 +131,13 @@ def main() -> int:
         f"grant: {seconds:.1f} s for {n:,} workers = {n / seconds:.0f}/s = {seconds / (n / bound):.3f}× the bound "
         f"({n / bound:.0f} s at {bound:.0f}/s)"
     )
+    if len(granted_at) >= 10:
+        tenth, ninth = granted_at[len(granted_at) // 10], granted_at[len(granted_at) * 9 // 10]
+        steady = len(granted_at) * 0.8 / max(ninth - tenth, 1e-9)
+        print(
+            f"  first grant {granted_at[0] - clicked_at:.1f} s after the click; steady rate (10%–90% of the grants) "
+            f"{steady:.0f}/s; summary {float(posted['ts']) - granted_at[-1]:.1f} s after the last grant"
+        )
     print(f"peak RSS of the app {peak:.0f} MB (idle before the upload {idle_rss:.0f} MB)")
     print("  peak by the end of " + "; ".join(f"{phase}: {mb:.0f} MB" for phase, mb in peaks.items()))
     print(
