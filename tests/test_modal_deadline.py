@@ -64,7 +64,7 @@ def reading_answer(reply: Any) -> dict[str, Any]:
     validate_view(view)
     assert "submit" not in view and view["close"]["text"] == "Close"
     text = message_text({"blocks": view["blocks"]})
-    assert "SANDBOX" in text and "Reading and checking your workers file" in text
+    assert "SANDBOX" in text and "Reading and checking your workers" in text
     return view
 
 

@@ -27,12 +27,13 @@ AGAIN = "Open the form again (`/grant-qual`, or the shortcut) and submit it with
 
 
 def reading_view(env: MTurkEnvironment) -> dict[str, Any]:
-    """What the form says while its file is still being read: nothing to submit, and a message will follow."""
+    """What the form says while its workers (usually a big file) are still being read: nothing to submit, and
+    a message will follow."""
     return _view(
         env,
-        ":hourglass_flowing_sand: *Reading and checking your workers file.* This takes a moment for a big file. "
-        "If all is well the request is saved and posted for approval; either way you will get a message "
-        "saying how it went. You can close this.",
+        ":hourglass_flowing_sand: *Reading and checking your workers.* A big file takes a moment. If all is "
+        "well the request is saved and posted for approval; either way you will get a message saying how it "
+        "went. You can close this.",
     )
 
 
