@@ -45,6 +45,10 @@ from bot.store import GrantStore, PendingWorker
 
 log = logging.getLogger(__name__)
 
+# Pending workers read per page. Each page is marked dispatched before its calls (after a crash, its workers
+# are read back before they are called again), so this bounds the read-backs a crash costs, and memory.
+PAGE_SIZE = 1000
+
 
 @dataclass(frozen=True)
 class GrantProgress:
@@ -81,7 +85,7 @@ class GrantExecutor:
         flush_interval: float = 1.0,
         flush_size: int = 500,
         head_start: int = 16,
-        page_size: int = 1000,
+        page_size: int | None = None,
     ) -> None:
         self.store = store
         self.gateway = gateway
@@ -93,7 +97,7 @@ class GrantExecutor:
         self._max_concurrency = max_concurrency
         # Pending workers read (and marked dispatched: in doubt after a crash) per page; the next page is read
         # when half of this one is handed out, so at most 1.5 pages are marked ahead of their calls.
-        self._page_size = page_size
+        self._page_size = page_size or PAGE_SIZE
         self._calls = ThreadPoolExecutor(max_concurrency, thread_name_prefix="mturk-call")
         # Starting and finishing a request (claim, drift check, last writes): not the unit of scheduling.
         self._phases = ThreadPoolExecutor(4, thread_name_prefix="grant-phase")
