@@ -314,8 +314,13 @@ class GrantExecutor:
         with self._state:
             run.loading = False
             self._scheduler.feed(run.request.id, targets, more_coming=not last)
+            # A page with little or nothing left to call (its workers drifted, or were done before): read on now,
+            # since no dispatch of this request may come to ask for the next page.
+            load = self._wants_next_page(run)
             finished = self._dispatch_over(run)
             self._state.notify_all()
+        if load:
+            self._load_next_page(run)
         if finished:
             self._spawn_finish(run)
 

@@ -242,3 +242,24 @@ def test_a_request_is_granted_a_page_at_a_time_with_one_drift_read_for_all_pages
     outcomes = {o.worker_id: o for o in store.outcomes(request.id)}
     assert outcomes[ids[37]].status is WorkerStatus.FAILED and outcomes[ids[37]].error_code == "ChangedSincePreview"
     assert fake_mturk.grant_counts() == {w: 1 for w in ids if w != ids[37]}
+
+
+def test_pages_whose_workers_all_drifted_do_not_stall_the_grant(
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(executor_module, "PAGE_SIZE", 5)
+    ids = worker_ids(25)
+    app = start_app(fake_slack, fake_mturk, database_url)
+    try:
+        app.request(f"{QUAL} {' '.join(ids)} value=5")
+        app.approval_message()
+        for worker_id in ids[:15]:  # the first three pages all change hands after the preview
+            fake_mturk.preset_grant(QUAL, worker_id, 7)
+        app.click(APPROVER, "approve_request")
+        request = app.wait_final()
+        outcomes = app.grant_qual.store.outcomes(request.id)
+    finally:
+        app.stop()
+    assert request.state is RequestState.FAILED  # some were left as they are: Retry failed would grant them
+    assert sum(o.error_code == "ChangedSincePreview" for o in outcomes) == 15
+    assert fake_mturk.grant_counts() == {w: 1 for w in ids[15:]}
