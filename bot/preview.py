@@ -14,6 +14,7 @@ case is about twice the cheaper read, the usual case the cheaper read itself.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -346,23 +347,35 @@ class PagedDriftCheck:
         return _read_each(self._reader, self._type, worker_ids, self._concurrency, lambda _: None).held
 
     def _list_holders(self) -> dict[str, Held] | None:
-        """This request's workers among the type's holders; None once the pages read reach the workers to check."""
-        held: dict[str, Held] = {}
-        shared: dict[tuple[HeldStatus, int], Held] = {}
-        calls = 0
+        """This request's workers among the type's holders; None once the pages read reach the workers to check.
+
+        The Granted and the Revoked holders are listed side by side: for a small request each is one page, and
+        reading them one after the other would hold up its first grant by a whole MTurk round trip.
+        """
+        calls = itertools.count(1)
+        enough = threading.Event()
+
+        def listed(status: HeldStatus) -> dict[str, Held] | None:
+            held: dict[str, Held] = {}
+            shared: dict[int, Held] = {}
+            for page in self._reader.holder_pages(self._type, status.value):
+                values = {score.worker_id: score.integer_value for score in page}
+                for worker_id in self._ours(list(values)):
+                    value = values[worker_id]
+                    held[worker_id] = shared.setdefault(value, Held(status, value))
+                if next(calls) >= self._checked or enough.is_set():
+                    enough.set()
+                    return None
+            return held
+
         try:
-            for status in (HeldStatus.GRANTED, HeldStatus.REVOKED):
-                for page in self._reader.holder_pages(self._type, status.value):
-                    calls += 1
-                    values = {score.worker_id: score.integer_value for score in page}
-                    for worker_id in self._ours(list(values)):
-                        state = (status, values[worker_id])
-                        held[worker_id] = shared.setdefault(state, Held(*state))
-                    if calls >= self._checked:
-                        return None
+            with ThreadPoolExecutor(2, thread_name_prefix="drift-listing") as pool:
+                granted, revoked = pool.map(listed, (HeldStatus.GRANTED, HeldStatus.REVOKED))
         except MTurkUnavailable:
             return None  # a page MTurk kept failing: each worker's own read may still answer
-        return held
+        if granted is None or revoked is None:
+            return None
+        return revoked | granted
 
 
 def _same(before: Held, after: Held) -> bool:
