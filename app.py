@@ -44,6 +44,7 @@ from bot.ratelimit import AdaptiveRateLimiter
 from bot.selfcheck import CheckResult, database_check, mturk_check, run_checks
 from bot.service import GrantService
 from bot.slack import SlackContext, register
+from bot.slack.deadline import AckDeadline
 from bot.slack.delivery import EventDelivery
 from bot.slack.http_gate import MAX_BODY_BYTES, SlackFormHandler, SlackHttpGate
 from bot.slack.messenger import SlackMessenger
@@ -76,6 +77,8 @@ class GrantQual:
     operations_server: OperationsServer | None = None  # /healthz and /metrics on METRICS_PORT, when set
     expiry: GrantExpiry | None = None  # grants that expire: the sweep, Extend and Revoke now
     budget: SharedBudget | None = None  # the MTurk rate learned, remembered and shared (bot/budget.py)
+    # The grant modal's file read and storing, waited for before the ack only so long (bot/slack/deadline.py).
+    ack_deadline: AckDeadline = field(default_factory=AckDeadline)
 
     def wsgi(self) -> OperationsRoutes:
         """/healthz and /metrics (no signature needed), then the Slack gate for everything else."""
@@ -105,6 +108,7 @@ class GrantQual:
     def shutdown(self) -> None:
         """Stop taking work, record calls in flight, then tell Slack what can still be told."""
         self.previews.stop()  # previews in flight end at their next worker; a lapsed lease hands them on
+        self.ack_deadline.shutdown()  # first: a late submission's outcome is handed to the after-ack pool
         self.after_ack.shutdown(wait=True)
         self.sweeper.stop()
         if self.expiry is not None:
@@ -164,6 +168,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
     delivery = EventDelivery(store, messenger)
     progress = executor.observer = SlackGrantObserver(messenger, delivery)
     after_ack = ThreadPoolExecutor(max_workers=8, thread_name_prefix="after-ack")
+    ack_deadline = AckDeadline()
     notice = timedelta(hours=settings.expiry_notice_hours) if settings.expiry_notice_hours else None
     expiry = GrantExpiry(store, executor, policy, notice_before=notice, clock=clock, on_change=delivery.wake)
     context = SlackContext(
@@ -174,6 +179,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
         after_ack,
         expiry,
         reject_reason_required=settings.reject_reason_required,
+        ack_deadline=ack_deadline,
     )
     register(bolt, context)
     user_groups.listen(bolt)
@@ -196,6 +202,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
         metrics,
         expiry=expiry,
         budget=budget,
+        ack_deadline=ack_deadline,
     )
 
 

@@ -182,7 +182,8 @@ def hundred_k_rows(options: Options) -> list[Row]:
     # One run even without --quick: at 250 calls/s, 100,000 workers take nearly 7 minutes.
     r = hundred_k.run_hundred_k(options.workers, mturk_tps=options.mturk_tps)
     print(
-        f"  hundred_k: {r.workers:,} workers in {r.seconds:.1f} s against {r.bound:.0f} s; peak RSS "
+        f"  hundred_k: {r.workers:,} workers in {r.seconds:.1f} s against {r.bound:.0f} s (first grant after "
+        f"{r.first_grant_after:.1f} s, steady {r.steady_rate or float('nan'):.0f}/s); peak RSS "
         f"{r.peak_rss_mb:.0f} MB (idle {r.idle_rss_mb:.0f}); app CPU {r.app_cpu / max(r.calls, 1) * 1000:.2f} ms "
         f"per call; {r.throttles:,} of {r.calls:,} calls throttled; duplicate grants {r.duplicates}",
         flush=True,

@@ -61,6 +61,9 @@ class HundredK:
     peaks: dict[str, float]  # the app's peak RSS by the end of each phase
     app_cpu: float  # seconds of CPU of the app during the grant
     fakes_cpu: float  # seconds of CPU of this process (the fakes) during the grant
+    first_grant_after: float  # seconds from the click to the first grant MTurk accepted
+    steady_rate: float | None  # grants per second from 10% to 90% of them (None under 10 grants)
+    summary_after_last_grant: float  # seconds
     calls: int  # AssociateQualificationWithWorker calls
     throttles: int
     counts: dict[WorkerStatus, int]
@@ -140,6 +143,7 @@ def run_hundred_k(n: int, concurrency: int = 20, mturk_tps: float = THROTTLE_TPS
         with stack.mturk.lock:
             calls = sum(1 for name, _ in stack.mturk.requests if name == "AssociateQualificationWithWorker")
             granted = [g.worker_id for g in stack.mturk.grants if g.qualification_type_id == QUAL]
+            granted_at = sorted(g.granted_at for g in stack.mturk.grants if g.qualification_type_id == QUAL)
         throttles = stack.mturk.injected_faults["ThrottlingException"] - throttles_before
 
         def results() -> list[bytes]:
@@ -165,12 +169,23 @@ def run_hundred_k(n: int, concurrency: int = 20, mturk_tps: float = THROTTLE_TPS
         peaks=peaks,
         app_cpu=app_cpu,
         fakes_cpu=fakes_cpu,
+        first_grant_after=granted_at[0] - clicked_at if granted_at else float("nan"),
+        steady_rate=steady_rate(granted_at),
+        summary_after_last_grant=float(posted["ts"]) - granted_at[-1] if granted_at else float("nan"),
         calls=calls,
         throttles=throttles,
         counts=counts,
         duplicates=len(granted) - len(set(granted)),
         results_rows=results_file.count(b"\n") - 1,
     )
+
+
+def steady_rate(granted_at: list[float]) -> float | None:
+    """Grants per second between the 10th and the 90th percentile of their (sorted) times: the pace, ramp apart."""
+    if len(granted_at) < 10:
+        return None
+    tenth, ninth = granted_at[len(granted_at) // 10], granted_at[len(granted_at) * 9 // 10]
+    return len(granted_at) * 0.8 / max(ninth - tenth, 1e-9)
 
 
 def main() -> int:
@@ -195,6 +210,11 @@ def main() -> int:
         f"grant: {r.seconds:.1f} s for {n:,} workers = {n / r.seconds:.0f}/s = {r.seconds / r.bound:.3f}× the bound "
         f"({r.bound:.0f} s at {bound:.0f}/s)"
     )
+    if r.steady_rate is not None:
+        print(
+            f"  first grant {r.first_grant_after:.1f} s after the click; steady rate (10%–90% of the grants) "
+            f"{r.steady_rate:.0f}/s; summary {r.summary_after_last_grant:.1f} s after the last grant"
+        )
     print(f"peak RSS of the app {r.peak_rss_mb:.0f} MB (idle before the upload {r.idle_rss_mb:.0f} MB)")
     print("  peak by the end of " + "; ".join(f"{phase}: {mb:.0f} MB" for phase, mb in r.peaks.items()))
     print(

@@ -2,12 +2,14 @@
 
 One executor per process, carrying out any number of requests at once. Which worker is called next is
 decided by the fair scheduler (bot/scheduling.py), not by threads: one dispatcher thread keeps up to
-`max_concurrency` calls in flight across all active requests, asking the scheduler each time. The phases
-around a request's calls (claim, reading its pending workers and the drift check at the start; the last
-writes and the final state at the end) run on a small pool of their own, so they never hold up another
-request's calls. Outcomes are buffered per request and written in batches by one recorder thread (about
-once a second, or sooner when a buffer fills), which also reports progress: the hot path makes no
-database round-trip per call.
+`max_concurrency` calls in flight across all active requests, asking the scheduler each time, and never
+waits for the database. The phases around a request's calls run on a small pool of their own, so they
+never hold up another request's calls: the claim at the start; each page of pending workers (read in
+order, `page_size` at a time, so a 100,000-worker request is never held whole: its drift check, then
+marked dispatched in one statement, then fed to the scheduler while the page before is still being
+called); the last writes and the final state at the end. Outcomes are buffered per request and written in
+batches by one recorder thread (about once a second, or sooner when a buffer fills), which also reports
+progress: the hot path makes no database round-trip per call.
 
 The claim is a lease in the database, held by this executor for as long as the request is in `_held`
 (from its claim until its final state is written or the lease is released) and renewed by the heartbeat
@@ -36,12 +38,16 @@ from typing import Protocol
 from bot.config import MTurkEnvironment
 from bot.logs import log_context
 from bot.mturk import MTurkAccessError, MTurkGateway
-from bot.preview import Held, HeldStatus, drifted
+from bot.preview import Held, HeldStatus, PagedDriftCheck
 from bot.requests import GrantRequest, Operation, RequestState, WorkerOutcome, WorkerStatus, WorkerTarget
 from bot.scheduling import FairScheduler
-from bot.store import GrantStore
+from bot.store import GrantStore, PendingWorker
 
 log = logging.getLogger(__name__)
+
+# Pending workers read per page. Each page is marked dispatched before its calls (after a crash, its workers
+# are read back before they are called again), so this bounds the read-backs a crash costs, and memory.
+PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ class GrantExecutor:
         flush_interval: float = 1.0,
         flush_size: int = 500,
         head_start: int = 16,
+        page_size: int | None = None,
     ) -> None:
         self.store = store
         self.gateway = gateway
@@ -88,7 +95,9 @@ class GrantExecutor:
         self._flush_interval = flush_interval
         self._flush_size = flush_size
         self._max_concurrency = max_concurrency
-        self._dispatch_chunk = max(100, 4 * max_concurrency)
+        # Pending workers read (and marked dispatched: in doubt after a crash) per page; the next page is read
+        # when half of this one is handed out, so at most 1.5 pages are marked ahead of their calls.
+        self._page_size = page_size or PAGE_SIZE
         self._calls = ThreadPoolExecutor(max_concurrency, thread_name_prefix="mturk-call")
         # Starting and finishing a request (claim, drift check, last writes): not the unit of scheduling.
         self._phases = ThreadPoolExecutor(4, thread_name_prefix="grant-phase")
@@ -225,11 +234,8 @@ class GrantExecutor:
         with self._held_lock:
             self._held[request_id] = lost
         try:
-            targets = self.store.pending_workers(request.id)
-            in_doubt = self.store.in_doubt_worker_ids(request.id)
-            if request.round == 1:  # a retry round grants what it is asked to, drift or not
-                targets = self._leave_drifted(request, targets, in_doubt)
             counts = self.store.status_counts(request.id)
+            drift = self._drift_check(request)
         except Exception:
             with self._held_lock:  # the lease lapses; the recovery loop resumes the request
                 del self._held[request_id]
@@ -237,10 +243,9 @@ class GrantExecutor:
         granted, failed = counts[WorkerStatus.GRANTED], counts[WorkerStatus.FAILED]
         return _Run(
             request,
-            targets,
-            in_doubt,
             lost,
             result,
+            drift,
             started=time.monotonic(),
             granted=granted,
             failed=failed,
@@ -248,14 +253,74 @@ class GrantExecutor:
             done_before=granted + failed,
         )
 
+    def _drift_check(self, request: GrantRequest) -> PagedDriftCheck | None:
+        """The first round's check of workers whose state moved since the preview (a retry round grants what it
+        is asked to, drift or not). Read for workers no call was dispatched to yet: an in-doubt worker's state
+        may have moved by our own call, and the gateway reads it back instead."""
+        if request.round != 1 or not (checked := self.store.drift_checkable_count(request.id)):
+            return None
+        return PagedDriftCheck(
+            self.gateway,
+            request.qualification_type_id,
+            checked,
+            lambda ids: self.store.pending_among(request.id, ids),
+            concurrency=self._max_concurrency,
+        )
+
     def _admit(self, run: _Run) -> None:
-        request_id = run.request.id
         with self._state:
-            self._runs[request_id] = run
-            self._scheduler.admit(request_id, [] if self._stopping.is_set() else run.targets)
-            run.targets = []  # the scheduler holds them now
+            self._runs[run.request.id] = run
+            self._scheduler.admit(run.request.id, more_coming=True)
+            run.loading = True
+        self._load_page(run)
+
+    # Pages: read, drift-checked, marked dispatched, then fed to the scheduler (on the phase pool).
+
+    def _load_next_page(self, run: _Run) -> None:
+        """Read the run's next page on the phase pool (the caller set run.loading under the state lock)."""
+        try:
+            self._phases.submit(self._load_page, run)
+        except RuntimeError:  # shutting down: nothing more is handed out
+            self._feed(run, [], last=True)
+
+    def _load_page(self, run: _Run) -> None:
+        targets: list[WorkerTarget] = []
+        last = True
+        try:
+            if not (self._stopping.is_set() or run.lost.is_set()):
+                page = self.store.pending_page(run.request.id, run.loaded_through, self._page_size)
+                last = len(page) < self._page_size
+                targets = self._prepare(run, page)
+        except Exception:
+            log.exception("request #%s: reading its next workers failed; they will be resumed", run.request.id)
+            run.lost.set()  # stop this request only; it is released, and resumed by the next claim
+            targets, last = [], True
+        self._feed(run, targets, last=last)
+
+    def _prepare(self, run: _Run, page: list[PendingWorker]) -> list[WorkerTarget]:
+        """The page's targets still to call, marked dispatched (the drifted ones recorded as left alone)."""
+        if not page:
+            return []
+        run.loaded_through = page[-1].position
+        run.in_doubt.update(p.target.worker_id for p in page if p.dispatched)
+        targets = [p.target for p in page]
+        if run.drift is not None:
+            recorded = {p.target.worker_id: p.previous for p in page if p.previous is not None and not p.dispatched}
+            targets = self._leave_drifted(run, recorded, targets)
+        self.store.mark_dispatched_through(run.request.id, page[0].position, page[-1].position)
+        return targets
+
+    def _feed(self, run: _Run, targets: list[WorkerTarget], *, last: bool) -> None:
+        with self._state:
+            run.loading = False
+            self._scheduler.feed(run.request.id, targets, more_coming=not last)
+            # A page with little or nothing left to call (its workers drifted, or were done before): read on now,
+            # since no dispatch of this request may come to ask for the next page.
+            load = self._wants_next_page(run)
             finished = self._dispatch_over(run)
             self._state.notify_all()
+        if load:
+            self._load_next_page(run)
         if finished:
             self._spawn_finish(run)
 
@@ -288,14 +353,26 @@ class GrantExecutor:
             if pick is not None:
                 request_id, target = pick
                 run = self._runs[request_id]
-                chunk = self._chunk_to_mark(run, target)
                 self._in_flight += 1
                 run.in_flight += 1
+                load = self._wants_next_page(run)
         for finished in ended:
             self._spawn_finish(finished)
         if pick is None:
             return not self._stopping.is_set()
-        self._start_call(run, target, chunk)
+        if load:
+            self._load_next_page(run)
+        self._start_call(run, target)
+        return True
+
+    def _wants_next_page(self, run: _Run) -> bool:
+        """Whether to read the run's next page now (under the state lock): half of this one is handed out."""
+        request_id = run.request.id
+        if run.loading or self._scheduler.remaining(request_id) <= self._scheduler.ready(request_id):
+            return False  # a page is being read, or none is left to read
+        if self._scheduler.ready(request_id) > self._page_size // 2:
+            return False
+        run.loading = True
         return True
 
     def _withdraw_stopped(self) -> list[_Run]:
@@ -308,20 +385,8 @@ class GrantExecutor:
                 ended.append(run)
         return ended
 
-    def _chunk_to_mark(self, run: _Run, target: WorkerTarget) -> list[str]:
-        """Mark a chunk ahead in one statement: after a crash, only these are in doubt."""
-        request_id = run.request.id
-        position = self._scheduler.dispatched(request_id) - 1
-        if position < run.dispatched_until:
-            return []
-        run.dispatched_until = position + self._dispatch_chunk
-        ahead = self._scheduler.upcoming(request_id, self._dispatch_chunk - 1)
-        return [target.worker_id, *(t.worker_id for t in ahead)]
-
-    def _start_call(self, run: _Run, target: WorkerTarget, chunk: list[str]) -> None:
+    def _start_call(self, run: _Run, target: WorkerTarget) -> None:
         try:
-            if chunk:
-                self.store.mark_dispatched(run.request.id, chunk)
             self._calls.submit(self._call, run, target)
         except Exception:
             log.exception("request #%s: could not start a call; its pending workers will be resumed", run.request.id)
@@ -354,8 +419,8 @@ class GrantExecutor:
             self._spawn_finish(run)
 
     def _dispatch_over(self, run: _Run) -> bool:
-        """True once, for the caller to finish the run: nothing left to hand out and no call in flight."""
-        if run.finishing or run.in_flight or self._scheduler.remaining(run.request.id):
+        """True once, for the caller to finish the run: nothing left to hand out or read, no call in flight."""
+        if run.finishing or run.in_flight or run.loading or self._scheduler.remaining(run.request.id):
             return False
         run.finishing = True
         return True
@@ -442,20 +507,16 @@ class GrantExecutor:
         self.observer.grant_finished(finished)
         return state
 
-    def _leave_drifted(
-        self, request: GrantRequest, targets: list[WorkerTarget], in_doubt: set[str]
-    ) -> list[WorkerTarget]:
-        """The targets still to grant once the workers whose state moved since the preview are recorded as left
-        as they are (bot/preview.py decides). Read once per round, for workers no call was dispatched to yet:
-        an in-doubt worker's state may have moved by our own call, and the gateway reads it back instead."""
-        recorded = self.store.previous_states(request.id)
-        fresh = [t for t in targets if t.worker_id not in in_doubt]
+    def _leave_drifted(self, run: _Run, recorded: dict[str, Held], targets: list[WorkerTarget]) -> list[WorkerTarget]:
+        """The page's targets still to grant once the workers whose state moved since the preview are recorded as
+        left as they are (bot/preview.py decides)."""
+        request = run.request
+        assert run.drift is not None
         try:
-            moved, now = drifted(
-                self.gateway, request.qualification_type_id, recorded, fresh, concurrency=self._max_concurrency
-            )
+            moved, now = run.drift.page(recorded, targets)
         except MTurkAccessError:
-            return targets  # nothing can be read; each grant call will record the same refusal
+            run.drift = None  # nothing can be read; each grant call will record the same refusal
+            return targets
         if not moved:
             return targets
         if request.expiry_of is not None:
@@ -510,19 +571,20 @@ class _Run:
     """One request being carried out: what its calls need, and its outcomes not written yet."""
 
     request: GrantRequest
-    targets: list[WorkerTarget]  # until admitted; then the scheduler holds them
-    in_doubt: set[str]
     lost: threading.Event
     result: Future[RequestState | None]
+    drift: PagedDriftCheck | None  # the first round's drift check, page by page
     started: float
     granted: int
     failed: int
     skipped: int
     done_before: int
+    in_doubt: set[str] = field(default_factory=set)  # dispatched by an executor that died before recording them
     access_error: list[str] = field(default_factory=list)
     buffer: list[WorkerOutcome] = field(default_factory=list)
     in_flight: int = 0
-    dispatched_until: int = 0  # targets below this position are marked dispatched
+    loaded_through: int = -1  # the position of the last worker read
+    loading: bool = False  # a page is being read
     finishing: bool = False
     write_lock: threading.Lock = field(default_factory=threading.Lock)
 

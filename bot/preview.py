@@ -266,16 +266,19 @@ def drifted(
     targets: Sequence[WorkerTarget],
     *,
     concurrency: int = 8,
+    read: Callable[[list[str]], dict[str, Held]] | None = None,
 ) -> tuple[list[WorkerOutcome], dict[str, Held]]:
     """The workers whose state moved since the preview, as FAILED outcomes that say so, with what they hold now.
 
     Only workers with a recorded state are read (a request without a preview grants as before); a worker
-    MTurk cannot read now is granted (the preview's state stands). Raises MTurkAccessError like any read.
+    MTurk cannot read now is granted (the preview's state stands). `read` reads the current states (by
+    default the cheaper read of read_current). Raises MTurkAccessError like any read.
     """
     checked = [t for t in targets if t.worker_id in recorded and recorded[t.worker_id].status is not HeldStatus.UNREAD]
     if not checked:
         return [], {}
-    now = read_current(reader, qualification_type_id, [t.worker_id for t in checked], concurrency=concurrency).held
+    ids = [t.worker_id for t in checked]
+    now = read(ids) if read else read_current(reader, qualification_type_id, ids, concurrency=concurrency).held
     moved: list[WorkerOutcome] = []
     current: dict[str, Held] = {}
     for target in checked:
@@ -299,6 +302,67 @@ def drifted(
             )
         )
     return moved, current
+
+
+class PagedDriftCheck:
+    """The drift check of a request granted a page at a time: which of each page's workers moved since the preview.
+
+    The cheaper read is chosen once for the whole request (`checked` workers in all), not per page: the type's
+    holders are listed once, keeping only this request's workers (`ours` says which of a page of holders
+    those are, so memory follows the request, not the type's holders), when that costs fewer calls than
+    reading each worker; otherwise each page's workers are read one by one when the page comes.
+    """
+
+    def __init__(
+        self,
+        reader: ScoreReader,
+        qualification_type_id: str,
+        checked: int,
+        ours: Callable[[list[str]], set[str]],
+        *,
+        concurrency: int = 8,
+    ) -> None:
+        self._reader = reader
+        self._type = qualification_type_id
+        self._checked = checked
+        self._ours = ours
+        self._concurrency = concurrency
+        self._listed: dict[str, Held] | None = None
+        self._chosen = False
+
+    def page(
+        self, recorded: dict[str, Held], targets: Sequence[WorkerTarget]
+    ) -> tuple[list[WorkerOutcome], dict[str, Held]]:
+        """drifted() for one page; raises MTurkAccessError like any read."""
+        if not self._chosen:
+            self._chosen = True
+            if self._checked > SMALL_REQUEST:
+                self._listed = self._list_holders()
+        return drifted(self._reader, self._type, recorded, targets, read=self._read)
+
+    def _read(self, worker_ids: list[str]) -> dict[str, Held]:
+        if self._listed is not None:
+            return {w: self._listed.get(w, NOT_HELD) for w in worker_ids}
+        return _read_each(self._reader, self._type, worker_ids, self._concurrency, lambda _: None).held
+
+    def _list_holders(self) -> dict[str, Held] | None:
+        """This request's workers among the type's holders; None once the pages read reach the workers to check."""
+        held: dict[str, Held] = {}
+        shared: dict[tuple[HeldStatus, int], Held] = {}
+        calls = 0
+        try:
+            for status in (HeldStatus.GRANTED, HeldStatus.REVOKED):
+                for page in self._reader.holder_pages(self._type, status.value):
+                    calls += 1
+                    values = {score.worker_id: score.integer_value for score in page}
+                    for worker_id in self._ours(list(values)):
+                        state = (status, values[worker_id])
+                        held[worker_id] = shared.setdefault(state, Held(*state))
+                    if calls >= self._checked:
+                        return None
+        except MTurkUnavailable:
+            return None  # a page MTurk kept failing: each worker's own read may still answer
+        return held
 
 
 def _same(before: Held, after: Held) -> bool:

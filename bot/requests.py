@@ -140,7 +140,7 @@ class Operation(StrEnum):
     REVOKE = "revoke"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkerTarget:
     """One worker to change: grant the score (None: MTurk's default of 1), or revoke (integer_value None)."""
 
@@ -225,7 +225,7 @@ class GrantRequest:
         return "REVOKE" if self.revoke_count >= self.worker_count else "GRANT AND REVOKE"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkerOutcome:
     """What happened to one worker of a request; error text is MTurk's own words."""
 

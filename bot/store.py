@@ -171,6 +171,8 @@ request_approvals = Table(
 Index("ix_grant_requests_state", grant_requests.c.state)
 Index("ix_grant_requests_expires_at", grant_requests.c.expires_at)
 Index("ix_worker_grants_request_status", worker_grants.c.request_id, worker_grants.c.status)
+# The executor reads a request's pending workers a page at a time, by position.
+Index("ix_worker_grants_request_position", worker_grants.c.request_id, worker_grants.c.position)
 
 # What happened to a request (the audit trail) and, per event, whether Slack has been told (the outbox):
 # an event is written in the same transaction as the state change it records, so none is ever lost.
@@ -942,6 +944,81 @@ class GrantStore:
                 WorkerTarget(row.worker_id, row.integer_value, Operation(row.operation)) for row in conn.execute(query)
             ]
 
+    def pending_page(self, request_id: int, after_position: int, limit: int) -> list[PendingWorker]:
+        """The next `limit` pending workers after `after_position`, in order, with what the executor needs of each
+        (a 100,000-worker request is granted a page at a time, never held whole)."""
+        c = worker_grants.c
+        query = (
+            select(
+                c.position,
+                c.worker_id,
+                c.integer_value,
+                c.operation,
+                c.previous_status,
+                c.previous_value,
+                c.dispatched_at.is_not(None).label("dispatched"),
+            )
+            .where(c.request_id == request_id, c.position > after_position, c.status == WorkerStatus.PENDING)
+            .order_by(c.position)
+            .limit(limit)
+        )
+        shared: dict[tuple[str, int | None], Held] = {}  # a handful of distinct states, not one Held per worker
+        with self.engine.connect() as conn:
+            return [
+                PendingWorker(
+                    row.position,
+                    WorkerTarget(row.worker_id, row.integer_value, Operation(row.operation)),
+                    None
+                    if row.previous_status is None
+                    else shared.setdefault(
+                        (row.previous_status, row.previous_value),
+                        Held(HeldStatus(row.previous_status), row.previous_value),
+                    ),
+                    bool(row.dispatched),
+                )
+                for row in conn.execute(query)
+            ]
+
+    def mark_dispatched_through(self, request_id: int, first_position: int, last_position: int) -> None:
+        """Note that calls are about to be made for the pending workers in this range of positions (one page)."""
+        c = worker_grants.c
+        with self._write() as conn:
+            conn.execute(
+                update(worker_grants)
+                .where(
+                    c.request_id == request_id,
+                    c.position.between(first_position, last_position),
+                    c.status == WorkerStatus.PENDING,
+                )
+                .values(dispatched_at=now())
+            )
+
+    def pending_among(self, request_id: int, worker_ids: Sequence[str]) -> set[str]:
+        """Which of these workers are pending in the request (a page of the type's holders, say)."""
+        c = worker_grants.c
+        query = select(c.worker_id).where(
+            c.request_id == request_id, c.worker_id.in_(list(worker_ids)), c.status == WorkerStatus.PENDING
+        )
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    def drift_checkable_count(self, request_id: int) -> int:
+        """Pending workers with a state read at the preview and no call dispatched yet: those the drift check reads."""
+        c = worker_grants.c
+        query = (
+            select(func.count())
+            .select_from(worker_grants)
+            .where(
+                c.request_id == request_id,
+                c.status == WorkerStatus.PENDING,
+                c.previous_status.is_not(None),
+                c.previous_status != HeldStatus.UNREAD.value,
+                c.dispatched_at.is_(None),
+            )
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def record_outcomes(self, request_id: int, outcomes: Sequence[WorkerOutcome], round: int = 1) -> None:
         """Write a batch of finished workers in one transaction; a worker already final is left as it is."""
         if not outcomes:
@@ -1465,6 +1542,16 @@ def _to_request(row: Any) -> GrantRequest:
         expiry_notice_at=row["expiry_notice_at"],
         expiry_of=row["expiry_of"],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWorker:
+    """A pending worker as the executor reads it, a page at a time."""
+
+    position: int
+    target: WorkerTarget
+    previous: Held | None  # what the preview read (None: no preview)
+    dispatched: bool  # a call was dispatched and never recorded: in doubt (a process died)
 
 
 @dataclass(frozen=True)

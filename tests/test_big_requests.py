@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from bot import executor as executor_module
 from bot import store as store_module
 from bot.preview import NOT_HELD, ChangeKind, Held, HeldStatus, WorkerChange
 from bot.reports import write_results_csv
@@ -206,3 +207,59 @@ def test_the_file_size_cap_grows_with_the_workers_a_request_may_hold(
                 assert app.grant_qual.store.requests() == []
         finally:
             app.stop()
+
+
+def test_a_request_is_granted_a_page_at_a_time_with_one_drift_read_for_all_pages(
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(executor_module, "PAGE_SIZE", 10)
+    ids = worker_ids(45)
+    for worker_id in ids[:30]:  # holders: the drift check lists them rather than reading 45 workers one by one
+        fake_mturk.preset_grant(QUAL, worker_id, 2)
+    app = start_app(fake_slack, fake_mturk, database_url)
+    try:
+        app.request(f"{QUAL} {' '.join(ids)} value=5")
+        app.approval_message()
+        fake_mturk.preset_grant(QUAL, ids[37], 9)  # someone changes a worker of the fourth page meanwhile
+        pages: list[int] = []
+        store = app.grant_qual.store
+        read_page = store.pending_page
+
+        def counted_page(request_id: int, after_position: int, limit: int) -> Any:
+            page = read_page(request_id, after_position, limit)
+            pages.append(len(page))
+            return page
+
+        monkeypatch.setattr(store, "pending_page", counted_page)
+        listings_before = sum(1 for name, _ in fake_mturk.requests if name == "ListWorkersWithQualificationType")
+        app.click(APPROVER, "approve_request")
+        request = app.wait_final()
+    finally:
+        app.stop()
+    assert pages[:5] == [10, 10, 10, 10, 5] and max(pages) <= 10  # never more than a page read at once
+    listings = sum(1 for name, _ in fake_mturk.requests if name == "ListWorkersWithQualificationType")
+    assert listings - listings_before == 2  # the holders (Granted, then Revoked) once for all pages, not per page
+    outcomes = {o.worker_id: o for o in store.outcomes(request.id)}
+    assert outcomes[ids[37]].status is WorkerStatus.FAILED and outcomes[ids[37]].error_code == "ChangedSincePreview"
+    assert fake_mturk.grant_counts() == {w: 1 for w in ids if w != ids[37]}
+
+
+def test_pages_whose_workers_all_drifted_do_not_stall_the_grant(
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(executor_module, "PAGE_SIZE", 5)
+    ids = worker_ids(25)
+    app = start_app(fake_slack, fake_mturk, database_url)
+    try:
+        app.request(f"{QUAL} {' '.join(ids)} value=5")
+        app.approval_message()
+        for worker_id in ids[:15]:  # the first three pages all change hands after the preview
+            fake_mturk.preset_grant(QUAL, worker_id, 7)
+        app.click(APPROVER, "approve_request")
+        request = app.wait_final()
+        outcomes = app.grant_qual.store.outcomes(request.id)
+    finally:
+        app.stop()
+    assert request.state is RequestState.FAILED  # some were left as they are: Retry failed would grant them
+    assert sum(o.error_code == "ChangedSincePreview" for o in outcomes) == 15
+    assert fake_mturk.grant_counts() == {w: 1 for w in ids[15:]}

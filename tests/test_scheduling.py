@@ -76,13 +76,36 @@ def test_a_withdrawn_request_gets_no_more_turns_and_the_others_go_on() -> None:
     assert scheduler.next_call() is None
 
 
-def test_upcoming_targets_are_the_next_ones_to_be_handed_out() -> None:
+def test_a_request_fed_page_by_page_is_not_done_until_its_last_page() -> None:
     scheduler: FairScheduler[str] = FairScheduler()
-    scheduler.admit(1, targets(1, 10))
-    dispatch(scheduler, 3)
-    assert scheduler.dispatched(1) == 3
-    assert list(scheduler.upcoming(1, 4)) == ["r1-w3", "r1-w4", "r1-w5", "r1-w6"]
-    assert list(scheduler.upcoming(1, 100)) == targets(1, 10)[3:]
+    scheduler.admit(1, targets(1, 3), more_coming=True)
+    assert [scheduler.next_call() for _ in range(3)] == [(1, "r1-w0"), (1, "r1-w1"), (1, "r1-w2")]
+    assert scheduler.next_call() is None  # waiting for its next page: nothing to hand out, but not done
+    assert scheduler.ready(1) == 0 and scheduler.remaining(1) == 1
+    scheduler.feed(1, ["r1-w3", "r1-w4"], more_coming=False)
+    assert scheduler.ready(1) == 2
+    assert dispatch(scheduler, 2) == [1, 1]
+    assert scheduler.dispatched(1) == 5
+    assert scheduler.remaining(1) == 0 and scheduler.next_call() is None
+
+
+def test_a_request_that_sat_out_waiting_for_a_page_rejoins_even_not_ahead() -> None:
+    scheduler: FairScheduler[str] = FairScheduler(head_start=0)
+    scheduler.admit(1, targets(1, 1000))
+    scheduler.admit(2, targets(2, 10), more_coming=True)
+    dispatch(scheduler, 20)  # request 2 runs dry after 10 turns
+    assert set(dispatch(scheduler, 50)) == {1}  # meanwhile request 1 goes on alone
+    scheduler.feed(2, [f"r2-w{i}" for i in range(10, 110)], more_coming=False)
+    order = dispatch(scheduler, 40)
+    assert Counter(order) == {1: 20, 2: 20}  # even turns from here: the 50 it sat out are not made up in a burst
+
+
+def test_a_withdrawn_request_takes_no_more_pages() -> None:
+    scheduler: FairScheduler[str] = FairScheduler()
+    scheduler.admit(1, targets(1, 2), more_coming=True)
+    scheduler.withdraw(1)
+    scheduler.feed(1, targets(1, 5), more_coming=False)
+    assert scheduler.remaining(1) == 0 and scheduler.next_call() is None
 
 
 def test_a_request_is_admitted_once_at_a_time() -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from slack_bolt import App
 
 from bot.expiry import GrantExpiry
 from bot.service import GrantService
+from bot.slack.deadline import AckDeadline
 from bot.slack.delivery import EventDelivery
 from bot.slack.messenger import SlackMessenger
 
@@ -25,6 +26,8 @@ class SlackContext:
     after_ack: Executor
     expiry: GrantExpiry | None = None  # Extend and Revoke now on an expiring grant's message
     reject_reason_required: bool = False  # REJECT_REASON_REQUIRED: Reject's modal insists on a reason
+    # Work a listener must do before its ack (the grant modal's file and storing), waited for within Slack's window.
+    ack_deadline: AckDeadline = field(default_factory=AckDeadline)
 
 
 def register(app: App, context: SlackContext) -> None:

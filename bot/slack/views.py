@@ -1,4 +1,9 @@
-"""The grant modal's submission: validate inline (response_action: errors), then post the request."""
+"""The grant modal's submission: validate inline (response_action: errors), then post the request.
+
+Reading a big worker file and storing its workers can outlast Slack's 3 seconds, so that work runs under a
+deadline (bot/slack/deadline.py); past it, the modal says the file is being read and gets the outcome later
+(bot/slack/late_submission.py).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import json
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App
@@ -13,6 +19,7 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.requests import (
     Field,
+    GrantRequest,
     InvalidRequest,
     WorkerTarget,
     build_grant_spec,
@@ -23,9 +30,10 @@ from bot.requests import (
     with_revokes,
 )
 from bot.service import CannotSubmit, NotAllowed
-from bot.slack import blocks
+from bot.slack import blocks, submission_blocks
 from bot.slack.after_ack import Requester, run_after_ack
 from bot.slack.files import FileDownloadError, fetch_uploaded_file, max_file_bytes
+from bot.slack.late_submission import Outcome, answer_late
 from bot.slack.preview_progress import preview_request
 from bot.slack.shortcut_blocks import file_metadata
 from bot.slack.submission import announce_request
@@ -51,45 +59,57 @@ FIELD_BLOCKS = {
 
 
 def register(app: App, context: SlackContext) -> None:
-    service, max_workers = context.service, context.max_workers
-
     @app.view(blocks.MODAL_CALLBACK)
     def grant_modal_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         user_id = str(body.get("user", {}).get("id", ""))
-        values = view.get("state", {}).get("values", {})
-        try:
-            file_workers, file_current = _workers_from_file(context, values, user_id, view)
-            spec = build_grant_spec(
-                qualification_type_id=_picked(values, blocks.TYPE_PICKER_BLOCK),
-                worker_ids=split_worker_ids(_text(values, "workers")),
-                integer_value=_text(values, "value"),
-                send_notification=_checked(values, "notify"),
-                reason=_text(values, "reason"),
-                max_workers=max_workers,
-                file_workers=file_workers,
-            )
-            spec = replace(spec, regrant=_checked(values, blocks.REGRANT_BLOCK), file_current=file_current)
-            spec = with_revokes(
-                spec,
-                revoke_all=_chosen(values, blocks.OPERATION_BLOCK) == "revoke",
-                worker_message=_text(values, blocks.WORKER_MESSAGE_BLOCK),
-            )
-            spec = with_expiry(spec, _text(values, blocks.EXPIRES_BLOCK), datetime.now(UTC))
-            request = service.submit(user_id, spec)
-        except InvalidRequest as invalid:
-            ack(response_action="errors", errors=_inline_errors(invalid))
+        requester = Requester(user_id, _reply_to(view, context, user_id))
+        submitting = context.ack_deadline.start(lambda: _submit(context, user_id, view))
+        if not context.ack_deadline.in_time(submitting):
+            # A big file: answer within Slack's window, and say the outcome in the modal when it is known.
+            ack(response_action="update", view=submission_blocks.reading_view(context.service.gateway.environment))
+            go_on = partial(_preview_and_announce, context, requester)
+            answer_late(context, requester, str(view.get("id") or ""), submitting, go_on)
             return
-        except (NotAllowed, CannotSubmit) as error:
-            ack(response_action="errors", errors={"qualification_type": str(error)})
+        outcome = submitting.result()
+        if not isinstance(outcome, GrantRequest):
+            ack(response_action="errors", errors=outcome)
             return
         ack()
-        requester = Requester(user_id, _reply_to(view, context, user_id), request)
+        requester.request = outcome
+        run_after_ack(context, requester, partial(_preview_and_announce, context, requester, outcome))
 
-        def preview_and_announce() -> None:
-            requester.request = preview_request(context, request)
-            announce_request(context, requester.request, requester.reply)
 
-        run_after_ack(context, requester, preview_and_announce)
+def _submit(context: SlackContext, user_id: str, view: dict[str, Any]) -> Outcome:
+    """Read the form (and its file) and store the request; what is wrong comes back by the form's block IDs."""
+    values = view.get("state", {}).get("values", {})
+    try:
+        file_workers, file_current = _workers_from_file(context, values, user_id, view)
+        spec = build_grant_spec(
+            qualification_type_id=_picked(values, blocks.TYPE_PICKER_BLOCK),
+            worker_ids=split_worker_ids(_text(values, "workers")),
+            integer_value=_text(values, "value"),
+            send_notification=_checked(values, "notify"),
+            reason=_text(values, "reason"),
+            max_workers=context.max_workers,
+            file_workers=file_workers,
+        )
+        spec = replace(spec, regrant=_checked(values, blocks.REGRANT_BLOCK), file_current=file_current)
+        spec = with_revokes(
+            spec,
+            revoke_all=_chosen(values, blocks.OPERATION_BLOCK) == "revoke",
+            worker_message=_text(values, blocks.WORKER_MESSAGE_BLOCK),
+        )
+        spec = with_expiry(spec, _text(values, blocks.EXPIRES_BLOCK), datetime.now(UTC))
+        return context.service.submit(user_id, spec)
+    except InvalidRequest as invalid:
+        return _inline_errors(invalid)
+    except (NotAllowed, CannotSubmit) as error:
+        return {"qualification_type": str(error)}
+
+
+def _preview_and_announce(context: SlackContext, requester: Requester, request: GrantRequest) -> None:
+    requester.request = preview_request(context, request)
+    announce_request(context, requester.request, requester.reply)
 
 
 def _workers_from_file(
