@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,28 @@ def granted_at_mturk(stack: Stack) -> int:
         return sum(1 for g in stack.mturk.grants if g.qualification_type_id == QUAL)
 
 
-def main() -> None:
+@dataclass
+class Fairness:
+    """What one fairness run measured."""
+
+    small_latency: float  # seconds from the small request's Approve click to its result summary
+    still_granting: int  # big requests still granting when the small one's summary was posted
+    granted_then: int  # big requests' workers granted by then
+    total: float  # seconds from the first big Approve click to the last big summary
+    bound: float  # seconds all the calls take at MTurk's limit
+    updates: int  # chat.update calls during the run
+    progress: int  # of which live progress
+    throttles: int
+    duplicates: int
+    granted: int
+
+    @property
+    def total_over_bound(self) -> float:
+        return self.total / self.bound
+
+
+def run_fairness() -> Fairness:
+    """One run of the scenario: five big requests approved, then the small one while they run."""
     bound = (BIG * BIG_WORKERS + SMALL_WORKERS) / THROTTLE_TPS
     with running_stack("fairness", MTURK_MAX_CONCURRENCY="20") as stack:
         threads = {
@@ -113,29 +135,43 @@ def main() -> None:
         ]
         total = max(float(p["ts"]) for p in posts) - started
         update_calls = stack.slack.calls_to("chat.update")[updates_before:]
-        updates = len(update_calls)
         # Live progress shows the rate ("… 97/s"); the final counts and status lines do not.
         progress = sum(1 for c in update_calls if str(c.args.get("text") or "").endswith("/s"))
         throttles = stack.mturk.injected_faults["ThrottlingException"]
         with stack.mturk.lock:
             granted_ids = [g.worker_id for g in stack.mturk.grants if g.qualification_type_id == QUAL]
-        duplicates = len(granted_ids) - len(set(granted_ids))
+    return Fairness(
+        small_latency=small_latency,
+        still_granting=still_granting,
+        granted_then=granted_then,
+        total=total,
+        bound=bound,
+        updates=len(update_calls),
+        progress=progress,
+        throttles=throttles,
+        duplicates=len(granted_ids) - len(set(granted_ids)),
+        granted=len(set(granted_ids)),
+    )
 
+
+def main() -> None:
+    r = run_fairness()
     print(f"Fairness: {BIG} × {BIG_WORKERS}-worker grants, then a {SMALL_WORKERS}-worker one approved while they run")
     print(f"  fake MTurk: {LATENCY * 1000:.0f} ms a call, throttles above {THROTTLE_TPS} calls/s; app not told")
     print(
-        f"  small request: result posted {small_latency:.2f} s after its Approve click; "
-        f"{still_granting} of {BIG} big requests still granting then ({granted_then} of {BIG * BIG_WORKERS} granted)"
+        f"  small request: result posted {r.small_latency:.2f} s after its Approve click; "
+        f"{r.still_granting} of {BIG} big requests still granting then ({r.granted_then} of {BIG * BIG_WORKERS} "
+        "granted)"
     )
     print(
-        f"  big requests: all {BIG} results posted {total:.1f} s after the first click; bound {bound:.2f} s "
-        f"({BIG * BIG_WORKERS + SMALL_WORKERS} calls / {THROTTLE_TPS} per s) = {bound / total:.2f} of bound"
+        f"  big requests: all {BIG} results posted {r.total:.1f} s after the first click; bound {r.bound:.2f} s "
+        f"({BIG * BIG_WORKERS + SMALL_WORKERS} calls / {THROTTLE_TPS} per s) = {r.bound / r.total:.2f} of bound"
     )
     print(
-        f"  chat.update: {updates} calls in {total:.0f} s, {progress} of them progress ({progress / total * 60:.0f} a "
-        f"minute), the rest the six requests' status lines and last words"
+        f"  chat.update: {r.updates} calls in {r.total:.0f} s, {r.progress} of them progress "
+        f"({r.progress / r.total * 60:.0f} a minute), the rest the six requests' status lines and last words"
     )
-    print(f"  throttles injected {throttles}; duplicate grants {duplicates}; granted {len(set(granted_ids))}")
+    print(f"  throttles injected {r.throttles}; duplicate grants {r.duplicates}; granted {r.granted}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,25 +46,57 @@ def batch_results_csv(worker_ids: list[str]) -> bytes:
     return (header + "".join(rows)).encode()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=100_000)
-    parser.add_argument("--concurrency", type=int, default=20, help="MTURK_MAX_CONCURRENCY (default 20)")
-    parser.add_argument("--mturk-tps", type=float, default=THROTTLE_TPS, help="MTurk's simulated rate limit")
-    args = parser.parse_args()
-    n, bound = args.workers, float(args.mturk_tps)
-    ids = [f"A{i:013d}" for i in range(n)]
-    content = batch_results_csv(ids)
+@dataclass
+class HundredK:
+    """What one run measured: the grant against MTurk's bound, the app's memory and CPU, MTurk's answers."""
+
+    workers: int
+    mturk_tps: float
+    csv_mb: float  # the uploaded batch results CSV
+    modal_seconds: float  # the modal's answer (download, parse, store)
+    posted_after: float  # seconds from the upload to the approval message
+    seconds: float  # from the Approve click to the result summary
+    idle_rss_mb: float  # the app before the upload
+    peak_rss_mb: float  # the app's peak by the end
+    peaks: dict[str, float]  # the app's peak RSS by the end of each phase
+    app_cpu: float  # seconds of CPU of the app during the grant
+    fakes_cpu: float  # seconds of CPU of this process (the fakes) during the grant
+    first_grant_after: float  # seconds from the click to the first grant MTurk accepted
+    steady_rate: float | None  # grants per second from 10% to 90% of them (None under 10 grants)
+    summary_after_last_grant: float  # seconds
+    calls: int  # AssociateQualificationWithWorker calls
+    throttles: int
+    counts: dict[WorkerStatus, int]
+    duplicates: int
+    results_rows: int
+
+    @property
+    def bound(self) -> float:
+        """Seconds the workers take at MTurk's limit."""
+        return self.workers / self.mturk_tps
+
+    @property
+    def throttled_share(self) -> float:
+        return self.throttles / max(self.calls, 1)
+
+
+def batch_size_mb(workers: int) -> float:
+    return len(batch_results_csv(worker_ids(workers))) / 1e6
+
+
+def worker_ids(n: int) -> list[str]:
+    return [f"A{i:013d}" for i in range(n)]
+
+
+def run_hundred_k(n: int, concurrency: int = 20, mturk_tps: float = THROTTLE_TPS) -> HundredK:
+    """One request of `n` workers: uploaded, previewed, approved, granted; raises if the modal refuses it."""
+    content = batch_results_csv(worker_ids(n))
+    bound = float(mturk_tps)
     settings = {
         "MAX_WORKERS_PER_REQUEST": str(max(n, 1)),
-        "MTURK_MAX_CONCURRENCY": str(args.concurrency),
+        "MTURK_MAX_CONCURRENCY": str(concurrency),
         "MTURK_MAX_TPS": str(int(bound * 2)),  # above MTurk's limit: the limiter must find it
     }
-    print(
-        f"{n:,} workers, batch results CSV of {len(content) / 1e6:.1f} MB; MTurk {LATENCY * 1000:.0f} ms, "
-        f"throttling above {bound:.0f}/s; bound {n / bound:.0f} s",
-        flush=True,
-    )
     with running_stack("hundred-k", **settings) as stack:
         stack.mturk.latency = LATENCY
         stack.mturk.throttle_above_tps = bound
@@ -75,8 +108,7 @@ def main() -> int:
         modal_seconds = time.monotonic() - sent
         peaks = {"the modal (download, parse, store)": stack.peak_rss_mb()}
         if reply.status != 200 or reply.body:
-            print(f"the modal answered {reply.status}: {reply.body[:300]}")
-            return 1
+            raise RuntimeError(f"the modal answered {reply.status}: {reply.body[:300]}")
         request = poll(
             lambda: (r := stack.store.get(1)) is not None and r.message_ts is not None and r,
             timeout=600,
@@ -125,32 +157,75 @@ def main() -> int:
         slack_quiet(stack.slack, quiet_for=1.0, timeout=120)
         peak = stack.peak_rss_mb()
         counts = stack.store.status_counts(request.id)
-    rows = results_file.count(b"\n") - 1
-    print(f"modal answered in {modal_seconds:.2f} s; approval message posted {posted_after:.1f} s after the upload")
-    print(
-        f"grant: {seconds:.1f} s for {n:,} workers = {n / seconds:.0f}/s = {seconds / (n / bound):.3f}× the bound "
-        f"({n / bound:.0f} s at {bound:.0f}/s)"
+    return HundredK(
+        workers=n,
+        mturk_tps=bound,
+        csv_mb=len(content) / 1e6,
+        modal_seconds=modal_seconds,
+        posted_after=posted_after,
+        seconds=seconds,
+        idle_rss_mb=idle_rss,
+        peak_rss_mb=peak,
+        peaks=peaks,
+        app_cpu=app_cpu,
+        fakes_cpu=fakes_cpu,
+        first_grant_after=granted_at[0] - clicked_at if granted_at else float("nan"),
+        steady_rate=steady_rate(granted_at),
+        summary_after_last_grant=float(posted["ts"]) - granted_at[-1] if granted_at else float("nan"),
+        calls=calls,
+        throttles=throttles,
+        counts=counts,
+        duplicates=len(granted) - len(set(granted)),
+        results_rows=results_file.count(b"\n") - 1,
     )
-    if len(granted_at) >= 10:
-        tenth, ninth = granted_at[len(granted_at) // 10], granted_at[len(granted_at) * 9 // 10]
-        steady = len(granted_at) * 0.8 / max(ninth - tenth, 1e-9)
+
+
+def steady_rate(granted_at: list[float]) -> float | None:
+    """Grants per second between the 10th and the 90th percentile of their (sorted) times: the pace, ramp apart."""
+    if len(granted_at) < 10:
+        return None
+    tenth, ninth = granted_at[len(granted_at) // 10], granted_at[len(granted_at) * 9 // 10]
+    return len(granted_at) * 0.8 / max(ninth - tenth, 1e-9)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=100_000)
+    parser.add_argument("--concurrency", type=int, default=20, help="MTURK_MAX_CONCURRENCY (default 20)")
+    parser.add_argument("--mturk-tps", type=float, default=THROTTLE_TPS, help="MTurk's simulated rate limit")
+    args = parser.parse_args()
+    n, bound = args.workers, float(args.mturk_tps)
+    print(
+        f"{n:,} workers, batch results CSV of {batch_size_mb(n):.1f} MB; MTurk {LATENCY * 1000:.0f} ms, "
+        f"throttling above {bound:.0f}/s; bound {n / bound:.0f} s",
+        flush=True,
+    )
+    try:
+        r = run_hundred_k(n, args.concurrency, bound)
+    except RuntimeError as error:
+        print(error)
+        return 1
+    print(f"modal answered in {r.modal_seconds:.2f} s; approval message posted {r.posted_after:.1f} s after the upload")
+    print(
+        f"grant: {r.seconds:.1f} s for {n:,} workers = {n / r.seconds:.0f}/s = {r.seconds / r.bound:.3f}× the bound "
+        f"({r.bound:.0f} s at {bound:.0f}/s)"
+    )
+    if r.steady_rate is not None:
         print(
-            f"  first grant {granted_at[0] - clicked_at:.1f} s after the click; steady rate (10%–90% of the grants) "
-            f"{steady:.0f}/s; summary {float(posted['ts']) - granted_at[-1]:.1f} s after the last grant"
+            f"  first grant {r.first_grant_after:.1f} s after the click; steady rate (10%–90% of the grants) "
+            f"{r.steady_rate:.0f}/s; summary {r.summary_after_last_grant:.1f} s after the last grant"
         )
-    print(f"peak RSS of the app {peak:.0f} MB (idle before the upload {idle_rss:.0f} MB)")
-    print("  peak by the end of " + "; ".join(f"{phase}: {mb:.0f} MB" for phase, mb in peaks.items()))
+    print(f"peak RSS of the app {r.peak_rss_mb:.0f} MB (idle before the upload {r.idle_rss_mb:.0f} MB)")
+    print("  peak by the end of " + "; ".join(f"{phase}: {mb:.0f} MB" for phase, mb in r.peaks.items()))
     print(
-        f"CPU during the grant: the app {app_cpu:.0f} s ({app_cpu / seconds:.0%} of a core, "
-        f"{app_cpu / max(calls, 1) * 1000:.2f} ms per call); the fakes {fakes_cpu:.0f} s ({fakes_cpu / seconds:.0%})"
+        f"CPU during the grant: the app {r.app_cpu:.0f} s ({r.app_cpu / r.seconds:.0%} of a core, "
+        f"{r.app_cpu / max(r.calls, 1) * 1000:.2f} ms per call); the fakes {r.fakes_cpu:.0f} s "
+        f"({r.fakes_cpu / r.seconds:.0%})"
     )
+    print(f"AssociateQualificationWithWorker calls {r.calls:,}; throttled {r.throttles:,} = {r.throttled_share:.1%}")
     print(
-        f"AssociateQualificationWithWorker calls {calls:,}; throttled {throttles:,} = {throttles / max(calls, 1):.1%}"
-    )
-    print(
-        f"granted {counts[WorkerStatus.GRANTED]:,}, failed {counts[WorkerStatus.FAILED]:,}, pending "
-        f"{counts[WorkerStatus.PENDING]:,}; duplicate grants {len(granted) - len(set(granted))}; "
-        f"results CSV rows {rows:,}"
+        f"granted {r.counts[WorkerStatus.GRANTED]:,}, failed {r.counts[WorkerStatus.FAILED]:,}, pending "
+        f"{r.counts[WorkerStatus.PENDING]:,}; duplicate grants {r.duplicates}; results CSV rows {r.results_rows:,}"
     )
     return 0
 
