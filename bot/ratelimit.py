@@ -6,7 +6,10 @@ clumps) and adapts like TCP CUBIC: on throttling it cuts the rate just below wha
 and remembers that as the ceiling; then the rate follows a cubic curve in the time since the cut: back
 to the ceiling quickly, flat near it, then probing above it ever faster. The last part matters as much
 as the cut: a throttle that says little about the rate (a sporadic one, or one while demand was low)
-sets a ceiling that is too low, and the probe must leave it behind within seconds, not minutes. While the
+sets a ceiling that is too low, and the probe must leave it behind within seconds, not minutes. The cut is
+shallow (to 0.97 of the accepted rate): a per-second limit is measured exactly by the calls MTurk accepted
+in the trailing second, and a deep cut (TCP's 0.7, or 0.9) only gives calls away while the curve climbs
+back (measured against the per-second limit of the fake: 0.988 of the limit at 0.97, 0.964 at 0.9). While the
 rate is below a ceiling just found, throttles do not cut it again: they are stragglers or noise, and
 cutting on each one would ratchet the rate down to nothing under sporadic throttling. After a cut, the
 calls already sent in the trailing second count against the new rate (else the second after a burst is
@@ -31,7 +34,8 @@ from bot.turns import TurnQueue
 
 WINDOW = 1.0  # seconds of accepted calls that measure the rate MTurk accepted
 MAX_NAP = 0.05  # a waiting call looks at the rate again at least this often
-REMEMBERED_HEADROOM = 0.95  # a remembered ceiling is started just below: the limit may have moved since
+REMEMBERED_HEADROOM = 0.98  # a remembered ceiling is started just below: the limit may have moved since
+CUT_FACTOR = 0.97  # at a throttle, the rate goes to this share of what MTurk accepted (see above)
 IDLE_AFTER = 1.0  # seconds without a call after which the next call counts as the start of new work
 
 
@@ -41,7 +45,7 @@ class AdaptiveRateLimiter:
         max_rate: float,
         *,
         min_rate: float = 1.0,
-        cut_factor: float = 0.9,
+        cut_factor: float = CUT_FACTOR,
         cooldown: float = 1.0,
         probe_scale: float = 0.4,
         clock: Callable[[], float] = time.monotonic,

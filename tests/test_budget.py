@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.budget import STALE_AFTER, LearnedCeiling, SharedBudget, SqlBudgetStore
-from bot.ratelimit import AdaptiveRateLimiter
+from bot.ratelimit import CUT_FACTOR, REMEMBERED_HEADROOM, AdaptiveRateLimiter
 from bot.requests import RequestState
 from bot.store import GrantStore, create_database_engine
 from tests.conftest import APPROVER, QUAL, start_app
@@ -60,7 +60,7 @@ def test_a_remembered_ceiling_starts_just_below_it_then_probes_above() -> None:
     time = SharedTime()
     limiter = limiter_at(time)
     limiter.start_from(50)
-    assert limiter.rate == pytest.approx(47.5)
+    assert limiter.rate == pytest.approx(REMEMBERED_HEADROOM * 50)
     accepted_at, throttles = drive(limiter, time, limit=50, seconds=3)
     assert len([t for t in accepted_at if 1 <= t < 2]) >= 47  # at the limit from the first second on
     assert len(throttles) <= 3  # against hundreds when starting at max_rate (the next test)
@@ -95,7 +95,7 @@ def test_a_remembered_ceiling_too_high_is_cut_at_the_first_throttle() -> None:
     limiter.start_from(100)
     throttled_at(limiter, time, accepted=40)
     assert limiter.ceiling == pytest.approx(40)
-    assert limiter.rate == pytest.approx(36)
+    assert limiter.rate == pytest.approx(CUT_FACTOR * 40)
 
 
 def test_a_stale_memory_is_probed_above_sooner() -> None:
@@ -118,7 +118,7 @@ def test_the_next_request_in_the_same_process_starts_at_the_ceiling_too() -> Non
     ceiling = limiter.ceiling
     time.now += 600  # idle: the curve alone would be at max_rate by now
     limiter.acquire()
-    assert limiter.rate == pytest.approx(0.95 * ceiling)
+    assert limiter.rate == pytest.approx(REMEMBERED_HEADROOM * ceiling)
     _, throttles = drive(limiter, time, limit=50, seconds=time.now + 3)
     assert len(throttles) <= 3
 
@@ -149,7 +149,7 @@ def test_a_new_ceiling_is_remembered_and_the_next_process_starts_at_it(budget_st
     time.now += 3600
     second = replica(time, budget_store, "second", shared=False)
     second.start_from_memory()
-    assert second.limiter.rate == pytest.approx(47.5)
+    assert second.limiter.rate == pytest.approx(REMEMBERED_HEADROOM * 50)
     assert budget_store.learned("production") is None  # one budget per environment
 
 
@@ -173,10 +173,10 @@ def test_a_day_old_memory_is_started_at_but_probed_above_at_once(budget_store: S
     budget_store.remember(ENV, LearnedCeiling(50, time.wall() - STALE_AFTER - timedelta(hours=1), "long-gone"))
     budget = replica(time, budget_store, "now")
     budget.start_from_memory()
-    assert budget.limiter.rate == pytest.approx(47.5)
+    assert budget.limiter.rate == pytest.approx(REMEMBERED_HEADROOM * 50)
     time.now += 1.0
     budget.limiter.on_success()
-    assert budget.limiter.rate > 47.5
+    assert budget.limiter.rate > REMEMBERED_HEADROOM * 50
 
 
 def test_replicas_granting_at_once_each_take_a_share(budget_store: SqlBudgetStore) -> None:
@@ -216,9 +216,9 @@ def test_a_throttle_seen_by_one_replica_lowers_the_other(budget_store: SqlBudget
     second.tick()
     first.tick()
     assert first.limiter.ceiling == pytest.approx(50)
-    assert first.limiter.rate == pytest.approx(45)
+    assert first.limiter.rate == pytest.approx(CUT_FACTOR * 50)
     first.tick()
-    assert first.limiter.rate == pytest.approx(45)  # taken once, not again at every tick
+    assert first.limiter.rate == pytest.approx(CUT_FACTOR * 50)  # taken once, not again at every tick
 
 
 def test_replicas_that_cut_for_the_same_overshoot_do_not_cut_twice(budget_store: SqlBudgetStore) -> None:
@@ -233,7 +233,7 @@ def test_replicas_that_cut_for_the_same_overshoot_do_not_cut_twice(budget_store:
     second.tick()
     time.now += 0.1
     first.tick()  # within its cooldown: the other's ceiling is not a second cut
-    assert first.limiter.ceiling == pytest.approx(50) and first.limiter.rate == pytest.approx(45)
+    assert first.limiter.ceiling == pytest.approx(50) and first.limiter.rate == pytest.approx(CUT_FACTOR * 50)
     time.now += 2.0
     first.tick()  # seen once, and older than its own cut now: still not taken
     assert first.limiter.ceiling == pytest.approx(50)

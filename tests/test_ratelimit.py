@@ -8,7 +8,7 @@ from itertools import pairwise
 
 import pytest
 
-from bot.ratelimit import AdaptiveRateLimiter
+from bot.ratelimit import CUT_FACTOR, AdaptiveRateLimiter
 
 
 class SimulatedTime:
@@ -90,7 +90,7 @@ def test_a_burst_of_throttles_cuts_once() -> None:
         limiter.on_throttle()
     # MTurk accepted 50 calls in the trailing second: that is the ceiling, and the rate goes just under it.
     assert limiter.ceiling == 50
-    assert limiter.rate == pytest.approx(45)
+    assert limiter.rate == pytest.approx(CUT_FACTOR * 50)
     assert limiter.throttles == 10
 
 
