@@ -12,8 +12,10 @@ runs and how it is timed):
               TEST_DATABASE_URL; skipped without.
   remembered  bench/budget.py: 150 workers with nothing known (cold), then 150 more after a restart, starting
               from the stored ceiling (remembered). Goals: remembered within 5% of the bound (3 s), cold within
-              10%, and at most 10% of either's grant calls throttled. The time is shown twice: click to result,
-              and first to last grant (about 0.4 s of the former, 13% of this bound, is not granting).
+              10%, and at most 10% of either's grant calls throttled. The time is shown twice: first to last
+              grant against the bound, and click to result against the bound plus two round trips (the
+              approval's re-read of the holders before the first grant, and the last grant's answer: 3.18 s,
+              6% over the bound, before any pacing), since from the click the bound itself is out of reach.
   hundred_k   bench/hundred_k.py: one request of 100,000 workers from an uploaded batch results CSV. Goals:
               within 5% of the bound (workers / MTurk's limit), the app's peak RSS at most 150 MB; the
               throttled share is shown, with no goal set.
@@ -168,11 +170,15 @@ def remembered_rows(options: Options) -> list[Row]:
         ("remembered limit (restarted app)", remembereds, REMEMBERED_ALLOWANCE),
         ("cold limit (nothing known)", colds, COLD_ALLOWANCE),
     ):
-        seconds = median([r.seconds for r in results])
-        rows.append(against(f"{name}, {label}, click to result", seconds, bound, allowance))
-        # About 0.4 s of the above is not granting (claim, progress message, summary): 13% of this bound alone.
         granting = median([r.granting_seconds for r in results])
         rows.append(against(f"{name}, {label}, first to last grant", granting, bound, allowance))
+        # From the click, no pacing can beat the bound plus two round trips: the approval's re-read of the
+        # holders (bot/preview.py's drift check) before the first grant, and the last grant's answer.
+        seconds = median([r.seconds for r in results])
+        floor = bound - 1 / budget.LIMIT + 2 * budget.LATENCY
+        rows.append(
+            against(f"{name}, {label}, click to result", seconds, floor, allowance, what="bound + 2 round trips")
+        )
         throttles, calls = median([r.throttles for r in results]), median([r.calls for r in results])
         rows.append(share_row(f"{name}, {label}, throttled", throttles, calls, THROTTLED_SHARE_GOAL))
     return rows
