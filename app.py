@@ -34,6 +34,7 @@ from bot.config import Settings, SettingsError, load_settings
 from bot.executor import GrantExecutor
 from bot.expiry import GrantExpiry
 from bot.logs import configure_logging
+from bot.memory import limit_malloc_arenas
 from bot.metrics import AppMetrics
 from bot.mturk import MTurkGateway, create_mturk_client
 from bot.operations import OperationsRoutes, OperationsServer
@@ -253,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="app.py", description="grant-qual: grant MTurk qualifications from Slack.")
     parser.add_argument("--check", action="store_true", help="check settings, Slack, MTurk and the database; exit")
     check_only = parser.parse_args(argv).check
+    limit_malloc_arenas()  # before any thread: see bot/memory.py
     # The README's promise: a .env in the working directory is read; what the environment already holds wins.
     dotenv = Path.cwd() / ".env"
     load_dotenv(dotenv)
