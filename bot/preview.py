@@ -261,25 +261,19 @@ def _read_each(
 
 
 def drifted(
-    reader: ScoreReader,
-    qualification_type_id: str,
     recorded: dict[str, Held],
     targets: Sequence[WorkerTarget],
-    *,
-    concurrency: int = 8,
-    read: Callable[[list[str]], dict[str, Held]] | None = None,
+    read: Callable[[list[str]], dict[str, Held]],
 ) -> tuple[list[WorkerOutcome], dict[str, Held]]:
     """The workers whose state moved since the preview, as FAILED outcomes that say so, with what they hold now.
 
-    Only workers with a recorded state are read (a request without a preview grants as before); a worker
-    MTurk cannot read now is granted (the preview's state stands). `read` reads the current states (by
-    default the cheaper read of read_current). Raises MTurkAccessError like any read.
+    Only workers with a recorded state are read (a request without a preview grants as before), by `read`; a
+    worker MTurk cannot read now is granted (the preview's state stands). `read`'s MTurkAccessError propagates.
     """
     checked = [t for t in targets if t.worker_id in recorded and recorded[t.worker_id].status is not HeldStatus.UNREAD]
     if not checked:
         return [], {}
-    ids = [t.worker_id for t in checked]
-    now = read(ids) if read else read_current(reader, qualification_type_id, ids, concurrency=concurrency).held
+    now = read([t.worker_id for t in checked])
     moved: list[WorkerOutcome] = []
     current: dict[str, Held] = {}
     for target in checked:
@@ -339,7 +333,7 @@ class PagedDriftCheck:
             self._chosen = True
             if self._checked > SMALL_REQUEST:
                 self._listed = self._list_holders()
-        return drifted(self._reader, self._type, recorded, targets, read=self._read)
+        return drifted(recorded, targets, self._read)
 
     def _read(self, worker_ids: list[str]) -> dict[str, Held]:
         if self._listed is not None:

@@ -518,22 +518,6 @@ class GrantStore:
             ]
         return PreviewSummary({kind: counts.get(kind, 0) for kind in ChangeKind}, shown, stale, stale_examples)
 
-    def previous_states(self, request_id: int) -> dict[str, Held]:
-        """What the preview recorded for each pending worker (none for a request stored without a preview)."""
-        c = worker_grants.c
-        query = select(c.worker_id, c.previous_value, c.previous_status).where(
-            c.request_id == request_id, c.status == WorkerStatus.PENDING, c.previous_status.is_not(None)
-        )
-        # One Held per distinct state, shared: a 100,000-worker request has a handful of states, not 100,000.
-        shared: dict[tuple[str, int | None], Held] = {}
-        with self.engine.connect() as conn:
-            return {
-                row.worker_id: shared.setdefault(
-                    (row.previous_status, row.previous_value), Held(HeldStatus(row.previous_status), row.previous_value)
-                )
-                for row in conn.execute(query)
-            }
-
     def record_drift(
         self, request_id: int, outcomes: Sequence[WorkerOutcome], current: dict[str, Held], round: int
     ) -> None:
@@ -569,15 +553,9 @@ class GrantStore:
             )
             .order_by(c.position)
         )
-        # One Held per distinct state, shared: a 100,000-worker request has a handful of states, not 100,000.
-        shared: dict[tuple[str, int | None], Held] = {}
+        held = _SharedHeld()
         with self.engine.connect() as conn:
-            return {
-                row.worker_id: shared.setdefault(
-                    (row.previous_status, row.previous_value), Held(HeldStatus(row.previous_status), row.previous_value)
-                )
-                for row in conn.execute(query)
-            }
+            return {row.worker_id: held(row.previous_status, row.previous_value) for row in conn.execute(query)}
 
     def create_undo(
         self,
@@ -932,18 +910,6 @@ class GrantStore:
         c = grant_requests.c
         self._swap(request_id, (c.state == RequestState.GRANTING, c.lease_owner == owner), lease_expires_at=now())
 
-    def pending_workers(self, request_id: int) -> list[WorkerTarget]:
-        c = worker_grants.c
-        query = (
-            select(c.worker_id, c.integer_value, c.operation)
-            .where(c.request_id == request_id, c.status == WorkerStatus.PENDING)
-            .order_by(c.position)
-        )
-        with self.engine.connect() as conn:
-            return [
-                WorkerTarget(row.worker_id, row.integer_value, Operation(row.operation)) for row in conn.execute(query)
-            ]
-
     def pending_page(self, request_id: int, after_position: int, limit: int) -> list[PendingWorker]:
         """The next `limit` pending workers after `after_position`, in order, with what the executor needs of each
         (a 100,000-worker request is granted a page at a time, never held whole)."""
@@ -962,18 +928,13 @@ class GrantStore:
             .order_by(c.position)
             .limit(limit)
         )
-        shared: dict[tuple[str, int | None], Held] = {}  # a handful of distinct states, not one Held per worker
+        held = _SharedHeld()
         with self.engine.connect() as conn:
             return [
                 PendingWorker(
                     row.position,
                     WorkerTarget(row.worker_id, row.integer_value, Operation(row.operation)),
-                    None
-                    if row.previous_status is None
-                    else shared.setdefault(
-                        (row.previous_status, row.previous_value),
-                        Held(HeldStatus(row.previous_status), row.previous_value),
-                    ),
+                    None if row.previous_status is None else held(row.previous_status, row.previous_value),
                     bool(row.dispatched),
                 )
                 for row in conn.execute(query)
@@ -1243,25 +1204,6 @@ class GrantStore:
     def _swap(self, request_id: int, conditions: tuple[Any, ...], **values: Any) -> bool:
         with self._write() as conn:
             return _swap(conn, request_id, conditions, **values)
-
-    def mark_dispatched(self, request_id: int, worker_ids: Sequence[str]) -> None:
-        """Note that calls are about to be made, in one statement for the whole batch."""
-        c = worker_grants.c
-        with self._write() as conn:
-            conn.execute(
-                update(worker_grants)
-                .where(c.request_id == request_id, c.worker_id.in_(list(worker_ids)), c.status == WorkerStatus.PENDING)
-                .values(dispatched_at=now())
-            )
-
-    def in_doubt_worker_ids(self, request_id: int) -> set[str]:
-        """Pending workers whose call was dispatched by an executor that died before recording the outcome."""
-        c = worker_grants.c
-        query = select(c.worker_id).where(
-            c.request_id == request_id, c.status == WorkerStatus.PENDING, c.dispatched_at.is_not(None)
-        )
-        with self.engine.connect() as conn:
-            return set(conn.execute(query).scalars())
 
     def take_delivery(self, key: str, kind: str) -> bool:
         """Take a delivery by its key: True for the first caller only, on any replica; False for any copy.
@@ -1542,6 +1484,19 @@ def _to_request(row: Any) -> GrantRequest:
         expiry_notice_at=row["expiry_notice_at"],
         expiry_of=row["expiry_of"],
     )
+
+
+class _SharedHeld:
+    """Held states read from the database, one object per distinct state: a 100,000-worker request has a
+    handful of states, not 100,000."""
+
+    def __init__(self) -> None:
+        self._shared: dict[tuple[str, int | None], Held] = {}
+
+    def __call__(self, status: str, value: int | None) -> Held:
+        if (held := self._shared.get((status, value))) is None:
+            held = self._shared[(status, value)] = Held(HeldStatus(status), value)
+        return held
 
 
 @dataclass(frozen=True, slots=True)

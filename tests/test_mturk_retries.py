@@ -158,12 +158,13 @@ def test_when_mturk_never_says_the_worker_fails_as_unknown_and_retry_failed_read
     request = store.create_request(spec, requester_id=REQUESTER, mturk_env="sandbox", qualification_name=None)
     assert store.decide(request.id, user_id=APPROVER, approve=True)
     assert store.claim(request.id, owner="x", lease=timedelta(seconds=30), mturk_env="sandbox")
-    store.mark_dispatched(request.id, [WORKER, WORKERS[1]])
+    store.mark_dispatched_through(request.id, 0, 1)  # both workers' calls went out
     plain_failure = replace(outcome, worker_id=WORKERS[1], error_code="AWS.MechanicalTurk.ServiceFault")
     store.record_outcomes(request.id, [outcome, plain_failure])
     assert store.finish(request.id, owner="x") is RequestState.FAILED
     assert store.retry_failed(request.id, round=1, user_id=APPROVER)
-    assert store.in_doubt_worker_ids(request.id) == {WORKER}
+    in_doubt = {p.target.worker_id for p in store.pending_page(request.id, -1, 10) if p.dispatched}
+    assert in_doubt == {WORKER}
     store.engine.dispose()
 
 

@@ -118,7 +118,7 @@ def test_drift_flags_moved_workers_and_leaves_the_others() -> None:
     }
     reader = Reader({"AW000000": (60, "Granted")}, unknown={"AW000002"})
     targets = [WorkerTarget(w, 80) for w in ids(4)]  # AW000003: no preview recorded, so not read
-    moved, now = drifted(reader, TYPE, recorded, targets)
+    moved, now = drifted(recorded, targets, lambda worker_ids: read_current(reader, TYPE, worker_ids).held)
     assert [o.worker_id for o in moved] == ["AW000000"]
     assert moved[0].status is WorkerStatus.FAILED and moved[0].error_code == CHANGED_SINCE_PREVIEW
     assert moved[0].error_message == "was 50 at the preview, is 60 now; left as it is"
@@ -135,7 +135,7 @@ def test_a_request_stored_without_a_preview_has_no_change_and_no_recorded_states
     assert request.state is RequestState.PENDING and not request.regrant
     assert [e.kind for e in store.events(request.id)] == [EventKind.SUBMITTED]
     assert store.preview_summary(request.id) is None
-    assert store.previous_states(request.id) == {}
+    assert [p.previous for p in store.pending_page(request.id, -1, 10)] == [None]
     assert [c.change for c in store.changes(request.id)] == [None]
 
 

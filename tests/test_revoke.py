@@ -312,7 +312,7 @@ def test_after_a_crash_in_doubt_revokes_are_read_back_and_only_those_that_did_no
     # An executor approved and claimed it, dispatched both calls and died; only HOLDER's call reached MTurk.
     assert store.decide(1, user_id=APPROVER, approve=True)
     assert store.claim(1, owner="died", lease=timedelta(seconds=-1), mturk_env="sandbox")
-    store.mark_dispatched(1, [HOLDER, HOLDER_2])
+    store.mark_dispatched_through(1, 0, 1)  # HOLDER and HOLDER_2, at positions 0 and 1
     app.mturk.revoke(QUAL, HOLDER)
     assert app.grant_qual.executor.resume_unfinished() == [1]
     assert app.wait_final().state is RequestState.DONE
