@@ -33,7 +33,6 @@ class _Lane(Generic[Target]):
     ready: deque[Target]  # fed, not handed out yet
     more_coming: bool  # further pages will be fed
     turns: int = 0
-    handed_out: int = 0
     withdrawn: bool = False
     queued: bool = False  # has an entry in the queue
 
@@ -83,15 +82,10 @@ class FairScheduler(Generic[Target]):
             if lane.withdrawn or not lane.ready:
                 continue
             target = lane.ready.popleft()
-            lane.handed_out += 1
             lane.turns += 1
             self._enqueue(entry.request_id, lane)
             return entry.request_id, target
         return None
-
-    def dispatched(self, request_id: int) -> int:
-        """How many of the request's targets were handed out so far."""
-        return self._lanes[request_id].handed_out
 
     def ready(self, request_id: int) -> int:
         """Targets fed and not handed out yet (0 once withdrawn or unknown)."""
@@ -116,9 +110,6 @@ class FairScheduler(Generic[Target]):
         lane = self._lanes.pop(request_id, None)
         if lane is not None:
             lane.withdrawn = True
-
-    def active(self) -> list[int]:
-        return list(self._lanes)
 
     def _lowest_turns(self) -> int:
         running = [lane.turns for lane in self._lanes.values() if lane.queued]
