@@ -1,7 +1,9 @@
 """MTurk budget benchmark: a remembered against a cold rate limit, and two replicas against one.
 
 What runs: `python app.py` processes in HTTP mode against the wire-level FakeSlack and FakeMTurk (in this
-process). Fake MTurk answers each grant after 100 ms and throttles above 50 calls in any trailing second;
+process). Fake MTurk answers each grant after 100 ms and throttles above 50 calls in any trailing second,
+the approval's reads of the type's holders included (MTurk's limit is the account's, and the app paces
+its reads with its grants; `--grants-only-limit` counts grants alone, as before issue 12's last stop);
 the app is not told the limit. The clock runs from the Approve click(s) to the last result summary in
 the thread(s) (fake Slack's timestamps, same clock).
 
@@ -71,6 +73,7 @@ class Result:
     granting_seconds: float  # from the first grant MTurk accepted to the last
     first_grant_after: float  # seconds from the click(s) to the first grant MTurk accepted
     ceiling: float | None  # the ceiling in the database afterwards
+    throttled_at: list[float]  # seconds after the click(s) of each throttled call
 
     @property
     def throttled_share(self) -> float:
@@ -80,7 +83,8 @@ class Result:
         ceiling = f"{self.ceiling:.0f}/s" if self.ceiling is not None else "none"
         return (
             f"{self.seconds:.2f} s click to summary (first grant after {self.first_grant_after:.2f} s, grants over "
-            f"{self.granting_seconds:.2f} s), {self.throttles} of {self.calls} calls throttled; stored {ceiling}"
+            f"{self.granting_seconds:.2f} s), {self.throttles} of {self.calls} calls throttled "
+            f"(at {', '.join(f'{t:.2f}' for t in self.throttled_at)} s); stored {ceiling}"
         )
 
 
@@ -135,6 +139,7 @@ class Bench:
         slack_quiet(self.slack)
         time.sleep(1.1)  # the fake's one-second window forgets the previews' reads
         throttles_before = self.mturk.injected_faults["ThrottlingException"]
+        throttled_before = len(self.mturk.throttled_at)
         calls_before = len(self.mturk.calls("AssociateQualificationWithWorker"))
         grants_before = len(self.mturk.grants)
         clicked_at = time.time()
@@ -157,6 +162,7 @@ class Bench:
         assert finished
         with self.mturk.lock:
             granted_at = [g.granted_at for g in self.mturk.grants[grants_before:]]
+            throttled_at = [t - clicked_at for t in self.mturk.throttled_at[throttled_before:]]
         learned = SqlBudgetStore(self.store.engine).learned("sandbox")
         return Result(
             seconds=max(finished) - clicked_at,
@@ -165,11 +171,12 @@ class Bench:
             granting_seconds=max(granted_at) - min(granted_at),
             first_grant_after=min(granted_at) - clicked_at,
             ceiling=learned.rate if learned else None,
+            throttled_at=throttled_at,
         )
 
 
 @contextmanager
-def bench_on(database_url: str | None, name: str) -> Iterator[Bench]:
+def bench_on(database_url: str | None, name: str, *, grants_only_limit: bool = False) -> Iterator[Bench]:
     """Fresh fakes and a fresh database (SQLite in a scratch directory, or a fresh PostgreSQL schema)."""
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"grant-qual-bench-{name}-")))
@@ -179,6 +186,7 @@ def bench_on(database_url: str | None, name: str) -> Iterator[Bench]:
         mturk.add_type(QUAL, QUAL_NAME)
         mturk.latency = LATENCY
         mturk.throttle_above_tps = LIMIT
+        mturk.throttle_reads = not grants_only_limit
         sqlite = f"sqlite:///{workdir / 'grant-qual.db'}"
         url = sqlite if database_url is None else stack.enter_context(schema(database_url))
         bench = Bench(slack, mturk, url, workdir)
@@ -203,8 +211,8 @@ def schema(base: str) -> Iterator[str]:
         engine.dispose()
 
 
-def cold_then_remembered() -> tuple[Result, Result]:
-    with bench_on(None, "remembered") as bench:
+def cold_then_remembered(*, grants_only_limit: bool = False) -> tuple[Result, Result]:
+    with bench_on(None, "remembered", grants_only_limit=grants_only_limit) as bench:
         replica = bench.start_replica()
         request_id, ts = bench.submit(replica, "A1")
         cold = bench.approve_together([(replica, request_id, ts)])
@@ -216,8 +224,8 @@ def cold_then_remembered() -> tuple[Result, Result]:
     return cold, remembered
 
 
-def two_replicas_or_one(database_url: str, replicas: int) -> Result:
-    with bench_on(database_url, f"replicas{replicas}") as bench:
+def two_replicas_or_one(database_url: str, replicas: int, *, grants_only_limit: bool = False) -> Result:
+    with bench_on(database_url, f"replicas{replicas}", grants_only_limit=grants_only_limit) as bench:
         started = [bench.start_replica() for _ in range(replicas)]
         first = bench.submit(started[0], "A1")
         second = bench.submit(started[-1], "A2")
@@ -240,11 +248,14 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scenarios", default="remembered,replicas")
     parser.add_argument("--postgres", default=os.environ.get("TEST_DATABASE_URL"), help="PostgreSQL URL (replicas)")
+    parser.add_argument("--grants-only-limit", action="store_true", help="fake MTurk's limit counts grants alone")
     args = parser.parse_args()
+    only = {"grants_only_limit": args.grants_only_limit}
     scenarios = {s.strip() for s in args.scenarios.split(",")}
     print(
         f"grant-qual MTurk budget benchmark — {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f} at "
-        f"start; fake MTurk: {LATENCY * 1000:.0f} ms per grant, throttling above {LIMIT} calls/s; "
+        f"start; fake MTurk: {LATENCY * 1000:.0f} ms per grant, throttling above {LIMIT} calls/s "
+        f"({'grants alone' if args.grants_only_limit else 'grants and reads'}); "
         f"{WORKERS} workers per request, MTURK_MAX_CONCURRENCY={SETTINGS['MTURK_MAX_CONCURRENCY']}\n",
         flush=True,
     )
@@ -252,7 +263,7 @@ def main() -> int:
     if "remembered" in scenarios:
         colds, remembereds = [], []
         for run in range(args.runs):
-            cold, remembered = cold_then_remembered()
+            cold, remembered = cold_then_remembered(**only)
             colds.append(cold)
             remembereds.append(remembered)
             print(f"  run {run + 1}: cold {cold}; remembered {remembered}", flush=True)
@@ -265,8 +276,8 @@ def main() -> int:
         else:
             ones, twos = [], []
             for run in range(args.runs):
-                one = two_replicas_or_one(args.postgres, 1)
-                two = two_replicas_or_one(args.postgres, 2)
+                one = two_replicas_or_one(args.postgres, 1, **only)
+                two = two_replicas_or_one(args.postgres, 2, **only)
                 ones.append(one)
                 twos.append(two)
                 print(f"  run {run + 1}: one replica {one}; two replicas {two}", flush=True)

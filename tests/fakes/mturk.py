@@ -113,6 +113,7 @@ class FakeMTurk(FakeHttpServer):
         self.random_faults: dict[str, float] = {}
         self.random = random.Random(seed)
         self.injected_faults: collections.Counter[str] = collections.Counter()
+        self.throttled_at: list[float] = []  # time.time() of each ThrottlingException the rate rule answered
         self._scripted: list[list[Any]] = []  # [error, remaining, worker_id or None]
         self._accepted_at: collections.deque[float] = collections.deque()
         self._type_details: dict[str, dict[str, Any]] = {}
@@ -503,6 +504,7 @@ class FakeMTurk(FakeHttpServer):
             # At most throttle_above_tps calls are accepted in any trailing second.
             if len(self._accepted_at) >= self.throttle_above_tps:
                 self.injected_faults["ThrottlingException"] += 1
+                self.throttled_at.append(time.time())
                 raise _Rejected(self._fault("ThrottlingException"))
             self._accepted_at.append(now)
 
