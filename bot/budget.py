@@ -51,6 +51,8 @@ LIVE_FOR = timedelta(seconds=3)  # a replica not seen for longer has stopped (or
 FORGET_REPLICAS_AFTER = timedelta(hours=1)
 STALE_AFTER = timedelta(days=1)
 WRITE_EVERY = timedelta(seconds=2)  # a higher limit learned without a throttle is written at most this often
+# Cuts of two replicas written this close together describe the same overshoot (a cut is written within a TICK).
+SAME_OVERSHOOT_WITHIN = timedelta(seconds=1)
 
 mturk_budget = Table(
     "mturk_budget",
@@ -83,6 +85,10 @@ class BudgetStore(Protocol):
 
     def remember(self, mturk_env: str, ceiling: LearnedCeiling) -> None: ...
 
+    def remember_cut(self, mturk_env: str, ceiling: LearnedCeiling) -> float:
+        """Record a ceiling found at a throttle; return the account's ceiling for that overshoot."""
+        ...
+
     def check_in(self, replica_id: str, mturk_env: str, *, active: bool, moment: datetime) -> int:
         """Record this replica's heartbeat; return how many replicas of `mturk_env` are active now."""
         ...
@@ -108,6 +114,27 @@ class SqlBudgetStore:
         statement = self._insert(mturk_budget).values(mturk_env=mturk_env, **values)
         with self.engine.begin() as conn:
             conn.execute(statement.on_conflict_do_update(index_elements=["mturk_env"], set_=values))
+
+    def remember_cut(self, mturk_env: str, ceiling: LearnedCeiling) -> float:
+        """Record a ceiling found at a throttle; return the account's ceiling for that overshoot.
+
+        Replicas granting at once are throttled at the same overshoot and each estimates the account's rate
+        from its own count, one high and one low. The lower of them would pace the pair below the limit; the
+        mean of the two is the account's count. So a cut written within SAME_OVERSHOOT_WITHIN of another
+        replica's is recorded as the mean of the two (under a row lock, so no estimate is lost).
+        """
+        c = mturk_budget.c
+        values = {"ceiling_rate": ceiling.rate, "learned_at": ceiling.learned_at, "learned_by": ceiling.learned_by}
+        with self.engine.begin() as conn:
+            first = self._insert(mturk_budget).values(mturk_env=mturk_env, **values).on_conflict_do_nothing()
+            if conn.execute(first).rowcount == 1:
+                return ceiling.rate
+            row = conn.execute(select(mturk_budget).where(c.mturk_env == mturk_env).with_for_update()).one()
+            same_overshoot = abs(row.learned_at - ceiling.learned_at) <= SAME_OVERSHOOT_WITHIN
+            if row.learned_by != ceiling.learned_by and same_overshoot:
+                values["ceiling_rate"] = (row.ceiling_rate + ceiling.rate) / 2
+            conn.execute(mturk_budget.update().where(c.mturk_env == mturk_env).values(**values))
+        return float(values["ceiling_rate"])
 
     def check_in(self, replica_id: str, mturk_env: str, *, active: bool, moment: datetime) -> int:
         c = mturk_replicas.c
@@ -146,6 +173,7 @@ class SharedBudget:
         self._written_cuts = limiter.cuts
         self._written: LearnedCeiling | None = None
         self._seen_at: datetime | None = None  # learned_at of the newest ceiling taken or written
+        self._cut_written_at: datetime | None = None  # when this replica last wrote a ceiling it cut at
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -170,8 +198,10 @@ class SharedBudget:
         moment = self._clock()
         limiter = self.limiter
         learned_rate = limiter.learned_rate
-        if learned_rate is not None and (limiter.cuts != self._written_cuts or self._has_risen(learned_rate, moment)):
+        if learned_rate is not None and limiter.cuts != self._written_cuts:
             self._written_cuts = limiter.cuts
+            self._write_cut(LearnedCeiling(learned_rate, moment, self.replica_id))
+        elif learned_rate is not None and self._has_risen(learned_rate, moment):
             self._written = LearnedCeiling(learned_rate, moment, self.replica_id)
             self.store.remember(self.mturk_env, self._written)
             self._seen_at = moment
@@ -179,10 +209,31 @@ class SharedBudget:
             learned = self.store.learned(self.mturk_env)
             if learned and learned.learned_by != self.replica_id and self._is_news(learned):
                 self._seen_at = learned.learned_at
-                limiter.adopt(learned.rate)
+                if self._describes_my_last_cut(learned):
+                    limiter.agree(learned.rate)
+                else:
+                    limiter.adopt(learned.rate)
         if self.shared:
             active = limiter.busy(ACTIVE_FOR)
             limiter.share = max(1, self.store.check_in(self.replica_id, self.mturk_env, active=active, moment=moment))
+
+    def _write_cut(self, found: LearnedCeiling) -> None:
+        """Write down a ceiling this replica found; take the account's if another replica cut for the same
+        overshoot (in place of its own estimate, not as a second cut)."""
+        if not self.shared:
+            self.store.remember(self.mturk_env, found)
+            agreed = found.rate
+        else:
+            agreed = self.store.remember_cut(self.mturk_env, found)
+        self._written = LearnedCeiling(agreed, found.learned_at, found.learned_by)
+        self._seen_at = self._cut_written_at = found.learned_at
+        if agreed != found.rate:
+            self.limiter.agree(agreed)
+
+    def _describes_my_last_cut(self, learned: LearnedCeiling) -> bool:
+        """Another replica's cut, written so close to this one's that it was merged with it (remember_cut)."""
+        mine = self._cut_written_at
+        return mine is not None and abs(learned.learned_at - mine) <= SAME_OVERSHOOT_WITHIN
 
     def _has_risen(self, learned_rate: float, moment: datetime) -> bool:
         """MTurk accepted clearly more than last written (the first cut of a run undercounts): worth writing."""

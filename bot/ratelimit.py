@@ -164,7 +164,8 @@ class AdaptiveRateLimiter:
         """Take a limit another replica learned: below this limiter's rate, as if it had cut there itself.
 
         Ignored within the cooldown of a cut of its own: both saw the same overshoot, and a second cut would
-        halve the rate for nothing. A higher one only raises the ceiling the next work starts from.
+        halve the rate for nothing (`agree` takes the replicas' common estimate of it instead). A higher one
+        only raises the ceiling the next work starts from.
         """
         with self._lock:
             now = self._clock()
@@ -175,6 +176,15 @@ class AdaptiveRateLimiter:
                 self._cut_to(ceiling, now)
             else:
                 self.ceiling = max(self.ceiling or 0.0, ceiling)
+
+    def agree(self, ceiling: float) -> None:
+        """Replace the ceiling of this limiter's last cut by the replicas' common estimate of the same
+        overshoot, as if it had cut there at the same moment: not a second cut."""
+        with self._lock:
+            if self.cuts == 0:
+                return  # no cut of its own to replace
+            self._cut_to(max(self.min_rate, min(self.max_rate, ceiling)), self._last_cut)
+            self.rate = self._rate_at(self._clock())
 
     def on_success(self) -> None:
         with self._lock:
@@ -219,7 +229,8 @@ class AdaptiveRateLimiter:
 
     def _accepted_rate(self) -> float:
         """Calls MTurk accepted in the trailing second, times the replicas sharing the account: under a
-        per-second limit, that count is the limit.
+        per-second limit, that count is the limit. (Replicas cutting for the same overshoot agree on the
+        mean of their estimates, which is the account's count: bot/budget.py.)
 
         Calls sent and not answered yet count as accepted: a throttle comes back at once while the calls
         sent just before it (accepted) are still being served, and the first throttle of a run would

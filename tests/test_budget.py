@@ -221,22 +221,87 @@ def test_a_throttle_seen_by_one_replica_lowers_the_other(budget_store: SqlBudget
     assert first.limiter.rate == pytest.approx(CUT_FACTOR * 50)  # taken once, not again at every tick
 
 
-def test_replicas_that_cut_for_the_same_overshoot_do_not_cut_twice(budget_store: SqlBudgetStore) -> None:
+def sharing(time: SharedTime, store: SqlBudgetStore) -> tuple[SharedBudget, SharedBudget]:
+    """Two replicas granting at once: each paces at half the account's rate."""
+    first, second = replica(time, store, "first"), replica(time, store, "second")
+    for budget in (first, second, first):
+        budget.limiter.acquire()
+        budget.tick()
+    assert first.limiter.share == second.limiter.share == 2
+    time.now += 1.1  # those check-in calls leave the counting window
+    return first, second
+
+
+def test_replicas_that_cut_for_the_same_overshoot_agree_on_the_mean(budget_store: SqlBudgetStore) -> None:
+    """Each counts its own calls times two, one high and one low (26 and 24 of 50): the lower of them would
+    pace the pair under the limit, the mean is the account's count. Neither cuts a second time for it."""
     time = SharedTime()
-    first, second = replica(time, budget_store, "first"), replica(time, budget_store, "second")
-    throttled_at(first.limiter, time, accepted=50)
-    first.tick()
-    time.now += 0.1
-    for _ in range(48):
+    first, second = sharing(time, budget_store)
+    throttled_at(first.limiter, time, accepted=26)
+    for _ in range(24):
         second.limiter.on_success()
     second.limiter.on_throttle()  # its own cut, for the same overshoot
-    second.tick()
+    assert (first.limiter.ceiling, second.limiter.ceiling) == (pytest.approx(52), pytest.approx(48))
+    first.tick()
     time.now += 0.1
-    first.tick()  # within its cooldown: the other's ceiling is not a second cut
-    assert first.limiter.ceiling == pytest.approx(50) and first.limiter.rate == pytest.approx(CUT_FACTOR * 50)
-    time.now += 2.0
-    first.tick()  # seen once, and older than its own cut now: still not taken
+    second.tick()  # written within a tick of the first's: the same overshoot
+    assert budget_store.learned(ENV).rate == pytest.approx(50)  # type: ignore[union-attr]
+    assert second.limiter.ceiling == pytest.approx(50)
+    time.now += 0.1
+    first.tick()
     assert first.limiter.ceiling == pytest.approx(50)
+    for budget in (first, second):  # as if each had cut there, and climbing back: not a second cut below it
+        assert CUT_FACTOR * 50 <= budget.limiter.rate <= 50
+        assert budget.limiter.cuts == 1
+    time.now += 2.0
+    first.tick()  # seen once: not taken again
+    assert first.limiter.ceiling == pytest.approx(50)
+
+
+def test_cuts_for_different_overshoots_are_not_averaged(budget_store: SqlBudgetStore) -> None:
+    time = SharedTime()
+    first, second = sharing(time, budget_store)
+    throttled_at(first.limiter, time, accepted=26)
+    first.tick()
+    time.now += 3.0
+    throttled_at(second.limiter, time, accepted=20)  # a later overshoot: the account's limit has dropped
+    second.tick()
+    assert budget_store.learned(ENV).rate == pytest.approx(40)  # type: ignore[union-attr]
+    first.tick()
+    assert first.limiter.ceiling == pytest.approx(40)  # taken as a cut of its own
+
+
+def test_a_replica_alone_writes_its_own_cut(budget_store: SqlBudgetStore) -> None:
+    """Unshared (SQLite, one process): nothing to agree with, even right after another process's cut."""
+    time = SharedTime()
+    budget_store.remember(ENV, LearnedCeiling(60, time.wall(), "an earlier process"))
+    alone = replica(time, budget_store, "alone", shared=False)
+    throttled_at(alone.limiter, time, accepted=50)
+    alone.tick()
+    assert budget_store.learned(ENV).rate == pytest.approx(50)  # type: ignore[union-attr]
+    assert alone.limiter.ceiling == pytest.approx(50)
+
+
+def test_concurrent_cuts_for_the_same_overshoot_lose_no_estimate(budget_store: SqlBudgetStore) -> None:
+    """Cuts written at the same moment by many replicas: each is merged under the row lock, none overwritten."""
+    moment = SharedTime().wall()
+    rates = [40.0 + 2**i for i in range(8)]  # no average of some of them is another
+    agreed: dict[int, float] = {}
+    barrier = threading.Barrier(len(rates))
+
+    def write(i: int) -> None:
+        barrier.wait()
+        agreed[i] = budget_store.remember_cut(ENV, LearnedCeiling(rates[i], moment, f"replica-{i}"))
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(len(rates))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # The first write is kept as it is; every later one is averaged with what it found.
+    assert sum(agreed[i] == rates[i] for i in agreed) == 1
+    stored = budget_store.learned(ENV)
+    assert stored is not None and stored.rate in agreed.values() and min(rates) < stored.rate < max(rates)
 
 
 # ------------------------------------------------------------------ end to end: a grant teaches the next process
