@@ -226,7 +226,7 @@ class MTurkGateway:
         last: WorkerOutcome | None = None
         for attempt in range(GRANT_ATTEMPTS):
             if attempt:
-                self._back_off(attempt)
+                self._back_off(attempt, after=last)
             if in_doubt:
                 held = self._read_back(target, qualification_type_id)
                 if held:
@@ -259,7 +259,7 @@ class MTurkGateway:
         last: WorkerOutcome | None = None
         for attempt in range(GRANT_ATTEMPTS):
             if attempt:
-                self._back_off(attempt)
+                self._back_off(attempt, after=last)
             if in_doubt:
                 gone = self._revoked_back(target, qualification_type_id)
                 if gone:
@@ -303,7 +303,17 @@ class MTurkGateway:
         message = last.error_message if last else "MTurk did not answer whether an earlier call landed."
         return WorkerOutcome(target.worker_id, target.integer_value, WorkerStatus.FAILED, code, message, hint)
 
-    def _back_off(self, attempt: int) -> None:
+    def _back_off(self, attempt: int, *, after: WorkerOutcome | None = None) -> None:
+        """Sleep before another attempt: longer each time, with jitter.
+
+        Not after a first throttle while calls are paced: the pacer has just slowed every call down, and it
+        gives the retry its slot. A sleep on top only delays that worker, and a throttle near the end of a
+        batch (the limiter probing above the limit) kept the batch's result waiting up to 0.75 s for it. A
+        throttle again backs off as any failure does, so persistent throttling still spreads the attempts.
+        """
+        throttled = after is not None and after.error_code in THROTTLE_CODES
+        if attempt == 1 and throttled and not isinstance(self.pacer, UnpacedCalls):
+            return
         time.sleep(self._backoff_base * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5))
 
     def _grant_once(self, target: WorkerTarget, params: dict[str, Any]) -> tuple[WorkerOutcome, bool]:

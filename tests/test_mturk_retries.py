@@ -6,12 +6,15 @@ drop the connection or answer only after the client's read timeout.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 
+import bot.mturk as mturk_module
 from bot.config import MTurkEnvironment, load_settings
 from bot.mturk import GRANT_ATTEMPTS, MTurkGateway, create_mturk_client
 from bot.requests import OUTCOME_UNKNOWN, GrantSpec, RequestState, WorkerStatus, WorkerTarget
@@ -80,6 +83,34 @@ def test_the_limiter_learns_from_every_attempt(
     fake_mturk.fail_next("ThrottlingException", times=2)
     assert grant(gateway) is WorkerStatus.GRANTED
     assert (pacer.acquired, pacer.throttles, pacer.successes) == (3, 2, 1)
+
+
+def test_a_throttled_call_goes_again_at_the_pacers_next_slot_without_sleeping_first(
+    gateway: MTurkGateway, fake_mturk: FakeMTurk, pacer: CountingPacer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pacer slows every call at a throttle; a sleep on top only held the batch's last results back.
+    A second throttle in a row backs off as any failure does."""
+    sleeps: list[float] = []
+    monkeypatch.setattr(mturk_module, "time", SimpleNamespace(sleep=sleeps.append, monotonic=time.monotonic))
+    fake_mturk.fail_next("ThrottlingException", times=1)
+    assert grant(gateway) is WorkerStatus.GRANTED
+    assert sleeps == [] and pacer.acquired == 2
+    fake_mturk.fail_next("ThrottlingException", times=2)
+    assert grant(gateway, WORKERS[1]) is WorkerStatus.GRANTED
+    assert len(sleeps) == 1 and pacer.acquired == 5
+
+
+def test_unpaced_calls_back_off_after_a_throttle(
+    fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sleeps: list[float] = []
+    monkeypatch.setattr(mturk_module, "time", SimpleNamespace(sleep=sleeps.append, monotonic=time.monotonic))
+    client = create_mturk_client(load_settings(app_environment(fake_slack, fake_mturk, database_url)))
+    unpaced = MTurkGateway(client, MTurkEnvironment.SANDBOX)
+    fake_mturk.fail_next("ThrottlingException", times=1)
+    assert grant(unpaced) is WorkerStatus.GRANTED
+    assert len(sleeps) == 1
+    client.close()
 
 
 def test_a_dropped_answer_is_read_back_not_granted_again(gateway: MTurkGateway, fake_mturk: FakeMTurk) -> None:
