@@ -15,8 +15,10 @@ module keeps what it learns in the database, in two tables of its own:
   within LIVE_FOR; each paces its own calls at the account's rate / that count (`limiter.share`), so
   replicas granting at once stay within the account's limit together, and an idle, stopped or dead replica
   takes no share. A replica starting work checks in at its first call, not at the next tick. A limit
-  written by one replica is taken by the others at their next tick (unless they cut for the same overshoot
-  themselves), so a throttle seen by one lowers the rate of all. Heartbeats carry each replica's own
+  written by one replica is taken by the others at their next tick, so a throttle seen by one lowers the
+  rate of all. Replicas throttled at the same overshoot each estimate the account's rate as their own count
+  times the share, one high and one low; their cuts are recorded as the mean of the two (the account's
+  count), which all of them then take in place of their own. Heartbeats carry each replica's own
   clock: the replicas' clocks must agree within about a second (NTP).
 
 The budget is keyed by the MTurk environment alone: a deployment's database serves one MTurk account. The
