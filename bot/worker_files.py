@@ -9,10 +9,12 @@ It is pure: no Slack, no network, no database. Validation of the worker IDs and 
 
 from __future__ import annotations
 
+import codecs
 import csv
+import itertools
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from bot.requests import INT32_MAX, INT32_MIN, WORKER_ID_PATTERN, Operation, WorkerTarget
@@ -23,6 +25,11 @@ _INTEGER = re.compile(r"[+-]?\d{1,10}")
 # Physical lines: only CR, LF and CRLF end a line, as in the csv module and in editors; str.splitlines would
 # also split on form feeds and U+2028, and then the line numbers in errors would not match what people see.
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+# The same lines in the bytes of a UTF-8 or cp1252 file: in both, CR and LF are bytes of their own, never part of
+# another character, so each line can be decoded by itself and the text of the whole file is never held.
+_LINE_BYTES = re.compile(_LINE.pattern.encode())
+_LINE_ENCODINGS = ("utf-8", "cp1252")
+_DECODE_CHUNK = 1 << 16  # bytes decoded at a time to check an encoding, so the check holds no copy of the file
 _PLAIN_SEPARATORS = re.compile(r"[\s,;]+")
 # Excel writes this first line when told which delimiter to use ("sep=;"); it is not the header.
 _EXCEL_SEP_LINE = re.compile(r'"?sep=([,;\t|])"?', re.IGNORECASE)
@@ -107,10 +114,10 @@ def parse_worker_file(
     for `qualification_name` is used (a file with UPDATE- columns but not that one is refused); `filename` only
     sharpens the message for a file that is not text.
     """
-    lines = _physical_lines(_decode(content, filename))
+    lines = _Lines(_decoded_lines(content, filename))
     forced: str | None = None
     seen_text = False
-    for index, line in enumerate(lines):
+    for line in lines.each():
         stripped = line.strip()
         if not stripped:
             continue
@@ -123,11 +130,10 @@ def parse_worker_file(
         # A comment is sniffed as a header only if it could name the column, so a file of a million comment
         # lines is not parsed three million times ("#" can start a CSV column name, e.g. a row-number column).
         if (not comment or "workerid" in _normalized(stripped)) and (
-            delimiter := _header_delimiter(lines, index, forced)
+            delimiter := _header_delimiter(lines, line, forced)
         ) is not None:
             return _parse_csv(
                 lines,
-                index,
                 delimiter,
                 default_value=default_value,
                 qualification_name=qualification_name,
@@ -136,11 +142,13 @@ def parse_worker_file(
         if comment:
             continue  # a comment above a plain list
         _reject_header_without_worker_column(line, forced)
-        return _parse_plain(lines, index, default_value=default_value, max_workers=max_workers)
+        return _parse_plain(lines, default_value=default_value, max_workers=max_workers)
     raise WorkerFileError(["the file has no worker IDs" if seen_text else "the file is empty"])
 
 
-def _decode(content: bytes, filename: str) -> str:
+def _decoded_lines(content: bytes, filename: str) -> Iterator[str]:
+    """The file's physical lines as text, one at a time, once it is known to be text; endings are kept (the csv
+    module needs them to join quoted fields that span lines)."""
     if not content:
         raise WorkerFileError(["the file is empty"])
     for signature, message in _BINARY_SIGNATURES:
@@ -152,23 +160,41 @@ def _decode(content: bytes, filename: str) -> str:
             text = content.decode("utf-16")
         except UnicodeDecodeError:
             raise WorkerFileError([_not_text(filename)]) from None
-    elif b"\x00" in content:
+        if "\x00" in text:
+            raise WorkerFileError([_not_text(filename)])
+        _refuse_control_characters(text[:_CONTROL_SAMPLE], filename)
+        return map(re.Match.group, _LINE.finditer(text))
+    if b"\x00" in content:
         raise WorkerFileError([_not_text(filename)])
-    else:
-        try:
-            text = content.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            # Excel on Windows saves "CSV (Comma delimited)" in the ANSI code page, which is cp1252 in the
-            # places our users are; the bytes it leaves undefined mean the file is not that either.
-            try:
-                text = content.removeprefix(_UTF8_BOM).decode("cp1252")
-            except UnicodeDecodeError:
-                raise WorkerFileError([_not_text(filename)]) from None
-    sample = text[:_CONTROL_SAMPLE]
+    start = len(_UTF8_BOM) if content.startswith(_UTF8_BOM) else 0
+    # Excel on Windows saves "CSV (Comma delimited)" in the ANSI code page, which is cp1252 in the places our
+    # users are; the bytes it leaves undefined mean the file is not that either.
+    encoding = next((e for e in _LINE_ENCODINGS if _decodes(content, start, e)), None)
+    if encoding is None:
+        raise WorkerFileError([_not_text(filename)])
+    # A character takes at most 4 bytes, so these bytes hold at least the sample's characters.
+    sample = content[start : start + 4 * _CONTROL_SAMPLE]
+    _refuse_control_characters(codecs.getincrementaldecoder(encoding)().decode(sample)[:_CONTROL_SAMPLE], filename)
+    return (match.group().decode(encoding) for match in _LINE_BYTES.finditer(content, start))
+
+
+def _decodes(content: bytes, start: int, encoding: str) -> bool:
+    """Whether the bytes from `start` on are text in this encoding."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    view = memoryview(content)
+    try:
+        for offset in range(start, len(content), _DECODE_CHUNK):
+            decoder.decode(view[offset : offset + _DECODE_CHUNK])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _refuse_control_characters(sample: str, filename: str) -> None:
     controls = sum(1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in _ALLOWED_CONTROLS)
-    if "\x00" in text or controls > max(1, len(sample) * _MAX_CONTROL_FRACTION):
+    if controls > max(1, len(sample) * _MAX_CONTROL_FRACTION):
         raise WorkerFileError([_not_text(filename)])
-    return text
 
 
 def _not_text(filename: str) -> str:
@@ -177,25 +203,57 @@ def _not_text(filename: str) -> str:
     return _NOT_TEXT
 
 
-def _physical_lines(text: str) -> list[str]:
-    """Lines with their endings kept (the csv module needs them to join quoted fields that span lines)."""
-    return _LINE.findall(text)
+class _Lines:
+    """A file's physical lines, read in order as the parser needs them, never all held at once.
+
+    The parser stands on one line at a time. The header search reads the record that starts there, which may
+    span lines, once for each delimiter it tries: `ahead()` keeps the lines it reads until the parser moves past
+    them, so only that record's lines are ever held. Starting to read ahead costs the same on any line, so
+    looking for a header on each of a million comment lines stays linear.
+    """
+
+    def __init__(self, source: Iterator[str]) -> None:
+        self._source = source
+        self._held: list[str] = []  # lines read from the source but not yet moved past (from _passed on)
+        self._passed = 0
+        self.number = 1  # of the line stood on, counting from 1 as the errors do
+
+    def each(self) -> Iterator[str]:
+        """Each line in turn, standing on it until the next is asked for; stop early and `rest()` starts there."""
+        while (line := next(self.ahead(), None)) is not None:
+            yield line
+            self._passed += 1
+            self.number += 1
+            if self._passed == len(self._held):
+                self._held.clear()
+                self._passed = 0
+
+    def ahead(self) -> Iterator[str]:
+        """The lines from the one stood on, without moving past them."""
+        index = self._passed
+        while True:
+            if index == len(self._held):
+                line = next(self._source, None)
+                if line is None:
+                    return
+                self._held.append(line)
+            yield self._held[index]
+            index += 1
+
+    def rest(self) -> Iterator[str]:
+        """The lines from the one stood on to the end of the file, each read once (this uses the lines up)."""
+        held, self._held = self._held[self._passed :], []
+        return itertools.chain(held, self._source)
 
 
-def _lines_from(lines: list[str], start: int) -> Iterator[str]:
-    # Neither a slice (copies the file) nor islice (walks to `start`): the header search calls this for every
-    # comment line above the header, and a file of nothing but comments must not take quadratic time.
-    return map(lines.__getitem__, range(start, len(lines)))
-
-
-def _header_delimiter(lines: list[str], index: int, forced: str | None) -> str | None:
-    """The delimiter under which the record starting at this line names a worker ID column, if any.
+def _header_delimiter(lines: _Lines, line: str, forced: str | None) -> str | None:
+    """The delimiter under which the record starting at this line (the one stood on) names a worker ID column.
 
     Each delimiter is tried in turn, rather than guessed from which characters occur, so that a quoted
     column name containing a comma does not hide a semicolon-separated header.
     """
     for delimiter in (forced,) if forced else _DELIMITERS:
-        if _worker_column(_split_header(lines, index, delimiter)) is not None:
+        if _worker_column(_split_header(lines.ahead(), line, delimiter)) is not None:
             return delimiter
     return None
 
@@ -208,7 +266,7 @@ def _reject_header_without_worker_column(line: str, forced: str | None) -> None:
     first = _PLAIN_SEPARATORS.split(line.strip(), maxsplit=1)[0].strip(_QUOTES)
     if _WORKER_ID_ANY_CASE.fullmatch(first):
         return  # IDs separated by commas or tabs, with no header: a plain list
-    cells = _split_header([line], 0, present[0])
+    cells = _split_header([line], line, present[0])
     shown = ", ".join(_cleaned(c.strip(), 30) for c in cells[:_SHOWN_COLUMNS])
     if len(cells) > _SHOWN_COLUMNS:
         shown += f", … ({len(cells) - _SHOWN_COLUMNS} more)"
@@ -217,13 +275,14 @@ def _reject_header_without_worker_column(line: str, forced: str | None) -> None:
     )
 
 
-def _split_header(lines: list[str], index: int, delimiter: str) -> list[str]:
-    """The cells of the record starting at lines[index]; a header cell may span lines, as Excel allows."""
+def _split_header(lines: Iterable[str], first: str, delimiter: str) -> list[str]:
+    """The cells of the record starting at `first`, the first of `lines`; a header cell may span lines, as Excel
+    allows."""
     # Lenient here: this only looks for the column; the strict reading of the whole file reports bad quoting.
     try:
-        return next(csv.reader(_lines_from(lines, index), delimiter=delimiter, skipinitialspace=True), [])
+        return next(csv.reader(lines, delimiter=delimiter, skipinitialspace=True), [])
     except csv.Error:  # a header cell beyond csv.field_size_limit is no column name
-        return [lines[index][:_SHOWN_VALUE_CHARS]]
+        return [first[:_SHOWN_VALUE_CHARS]]
 
 
 def _worker_column(header: list[str]) -> int | None:
@@ -364,8 +423,7 @@ class _Collector:
 
 
 def _parse_csv(
-    lines: list[str],
-    header_index: int,
+    lines: _Lines,
     delimiter: str,
     *,
     default_value: int | None,
@@ -373,8 +431,9 @@ def _parse_csv(
     max_workers: int,
 ) -> WorkerFile:
     collector = _Collector(max_workers)
-    records = _records(lines, header_index, delimiter, collector.errors)
-    header_line, header = next(records, (header_index + 1, []))
+    header_number = lines.number
+    records = _records(lines, delimiter, collector.errors)
+    header_line, header = next(records, (header_number, []))
     worker_column = _worker_column(header)
     if worker_column is None:  # only when the strict reading disagrees with the lenient sniff of the header
         raise collector.errors.error(None if collector.errors else f"line {header_line}: no WorkerId column")
@@ -432,13 +491,14 @@ def _current_column(header: list[str], qualification_name: str | None) -> int | 
     return None
 
 
-def _records(lines: list[str], start: int, delimiter: str, errors: _Problems) -> Iterator[tuple[int, list[str]]]:
-    """CSV records with the physical line each starts on (1-based), from the header on.
+def _records(lines: _Lines, delimiter: str, errors: _Problems) -> Iterator[tuple[int, list[str]]]:
+    """CSV records with the physical line each starts on (1-based), from the line stood on (the header) on.
 
     Strict quoting: a quote left open would otherwise swallow every later row into one field, silently
     dropping those workers. After a quoting error nothing further can be trusted, so reading stops there.
     """
-    reader = csv.reader(_lines_from(lines, start), delimiter=delimiter, skipinitialspace=True, strict=True)
+    start = lines.number - 1  # lines before the header
+    reader = csv.reader(lines.rest(), delimiter=delimiter, skipinitialspace=True, strict=True)
     while True:
         first_line = start + reader.line_num + 1
         try:
@@ -472,18 +532,18 @@ def _parse_score(raw: str, column: str, line: int, errors: _Problems) -> int | O
     return int(raw)
 
 
-def _parse_plain(lines: list[str], start: int, *, default_value: int | None, max_workers: int) -> WorkerFile:
+def _parse_plain(lines: _Lines, *, default_value: int | None, max_workers: int) -> WorkerFile:
     collector = _Collector(max_workers)
-    for index in range(start, len(lines)):
-        text = lines[index].strip()
+    for number, line in enumerate(lines.rest(), start=lines.number):
+        text = line.strip()
         if not text or text.startswith("#"):
             continue
         for token in _PLAIN_SEPARATORS.split(text):
             raw = token.strip(_QUOTES)
             if not raw:
                 continue
-            if (worker_id := collector.check_worker_id(raw, index + 1)) is not None:
-                collector.add(worker_id, default_value, index + 1)
+            if (worker_id := collector.check_worker_id(raw, number)) is not None:
+                collector.add(worker_id, default_value, number)
     return collector.result(
         per_worker_values=False, skipped_rows=0, source="one ID per line", empty="the file has no worker IDs"
     )
