@@ -14,6 +14,7 @@ import csv
 import itertools
 import re
 import unicodedata
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
@@ -25,11 +26,10 @@ _INTEGER = re.compile(r"[+-]?\d{1,10}")
 # Physical lines: only CR, LF and CRLF end a line, as in the csv module and in editors; str.splitlines would
 # also split on form feeds and U+2028, and then the line numbers in errors would not match what people see.
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
-# The same lines in the bytes of a UTF-8 or cp1252 file: in both, CR and LF are bytes of their own, never part of
-# another character, so each line can be decoded by itself and the text of the whole file is never held.
-_LINE_BYTES = re.compile(_LINE.pattern.encode())
-_LINE_ENCODINGS = ("utf-8", "cp1252")
-_DECODE_CHUNK = 1 << 16  # bytes decoded at a time to check an encoding, so the check holds no copy of the file
+# In these, a line feed byte is never part of another character, so a file can be decoded a block at a time, each
+# block ending at a line feed, and the text of the whole file is never held beside its bytes.
+_BLOCK_ENCODINGS = ("utf-8", "cp1252")
+_DECODE_BLOCK = 1 << 16  # bytes
 _PLAIN_SEPARATORS = re.compile(r"[\s,;]+")
 # Excel writes this first line when told which delimiter to use ("sep=;"); it is not the header.
 _EXCEL_SEP_LINE = re.compile(r'"?sep=([,;\t|])"?', re.IGNORECASE)
@@ -169,13 +169,13 @@ def _decoded_lines(content: bytes, filename: str) -> Iterator[str]:
     start = len(_UTF8_BOM) if content.startswith(_UTF8_BOM) else 0
     # Excel on Windows saves "CSV (Comma delimited)" in the ANSI code page, which is cp1252 in the places our
     # users are; the bytes it leaves undefined mean the file is not that either.
-    encoding = next((e for e in _LINE_ENCODINGS if _decodes(content, start, e)), None)
+    encoding = next((e for e in _BLOCK_ENCODINGS if _decodes(content, start, e)), None)
     if encoding is None:
         raise WorkerFileError([_not_text(filename)])
     # A character takes at most 4 bytes, so these bytes hold at least the sample's characters.
     sample = content[start : start + 4 * _CONTROL_SAMPLE]
     _refuse_control_characters(codecs.getincrementaldecoder(encoding)().decode(sample)[:_CONTROL_SAMPLE], filename)
-    return (match.group().decode(encoding) for match in _LINE_BYTES.finditer(content, start))
+    return _lines_by_block(content, start, encoding)
 
 
 def _decodes(content: bytes, start: int, encoding: str) -> bool:
@@ -183,12 +183,21 @@ def _decodes(content: bytes, start: int, encoding: str) -> bool:
     decoder = codecs.getincrementaldecoder(encoding)()
     view = memoryview(content)
     try:
-        for offset in range(start, len(content), _DECODE_CHUNK):
-            decoder.decode(view[offset : offset + _DECODE_CHUNK])
+        for offset in range(start, len(content), _DECODE_BLOCK):
+            decoder.decode(view[offset : offset + _DECODE_BLOCK])
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _lines_by_block(content: bytes, start: int, encoding: str) -> Iterator[str]:
+    """The lines of the bytes from `start` on, decoded a block at a time; the lines are those of the whole text,
+    since each block ends just after a line feed, which always ends a line (a CR before it goes with it)."""
+    while start < len(content):
+        end = content.find(b"\n", start + _DECODE_BLOCK) + 1 or len(content)
+        yield from _LINE.findall(content[start:end].decode(encoding))
+        start = end
 
 
 def _refuse_control_characters(sample: str, filename: str) -> None:
@@ -371,20 +380,34 @@ class _Collector:
     def __init__(self, max_workers: int) -> None:
         self.max_workers = max_workers
         self.errors = _Problems()
-        # worker ID → (score, or Operation.REVOKE for a `Revoke` cell; line it was first seen on)
-        self.workers: dict[str, tuple[int | Operation | None, int]] = {}
+        # The result itself, built as the file is read, and beside it the line each worker was first seen on, in
+        # an array: a (score, line) tuple per worker, turned into the result at the end, took twice the memory.
+        self.workers: dict[str, WorkerTarget] = {}
+        self._first_lines = array("q")  # in the order of `workers`
+        self._places: dict[str, int] | None = None  # worker ID → index in `workers`, made at the first contradiction
 
     def add(self, worker_id: str, value: int | Operation | None, line: int) -> None:
         first = self.workers.get(worker_id)
         if first is None:
-            self.workers[worker_id] = (value, line)
-        elif first[0] != value:
+            if self._places is not None:
+                self._places[worker_id] = len(self.workers)
+            self.workers[worker_id] = _target(worker_id, value)
+            self._first_lines.append(line)
+        elif _value(first) != value:
             # A batch results CSV lists a worker once per assignment: the same score again is no news, but a
             # different one means the file contradicts itself, and guessing which is meant would grant wrongly.
+            if self.errors.full:
+                self.errors.unlisted += 1
+                return
             self.errors.append(
                 f"line {line}: {worker_id} appears again with value {_value_text(value)} "
-                f"(line {first[1]} gave {_value_text(first[0])})"
+                f"(line {self._first_line(worker_id)} gave {_value_text(_value(first))})"
             )
+
+    def _first_line(self, worker_id: str) -> int:
+        if self._places is None:  # only a file that contradicts itself needs this, and it will be refused
+            self._places = {seen: index for index, seen in enumerate(self.workers)}
+        return self._first_lines[self._places[worker_id]]
 
     def check_worker_id(self, raw: str, line: int) -> str | None:
         if WORKER_ID_PATTERN.fullmatch(raw):
@@ -413,13 +436,18 @@ class _Collector:
         description = f"{source}, {count:,} {_plural(count, 'worker')}"
         if skipped_rows:
             description += f" ({skipped_rows:,} {_plural(skipped_rows, 'row')} with a blank score skipped)"
-        workers = tuple(
-            WorkerTarget(worker_id, None, Operation.REVOKE)
-            if value is Operation.REVOKE
-            else WorkerTarget(worker_id, value if isinstance(value, int) else None)
-            for worker_id, (value, _) in self.workers.items()
-        )
-        return WorkerFile(workers, per_worker_values, skipped_rows, description)
+        return WorkerFile(tuple(self.workers.values()), per_worker_values, skipped_rows, description)
+
+
+def _target(worker_id: str, value: int | Operation | None) -> WorkerTarget:
+    if value is Operation.REVOKE:
+        return WorkerTarget(worker_id, None, Operation.REVOKE)
+    return WorkerTarget(worker_id, value if isinstance(value, int) else None)
+
+
+def _value(target: WorkerTarget) -> int | Operation | None:
+    """What the file said for this worker: the score, or Operation.REVOKE (the inverse of _target)."""
+    return Operation.REVOKE if target.operation is Operation.REVOKE else target.integer_value
 
 
 def _parse_csv(
