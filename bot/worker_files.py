@@ -155,48 +155,55 @@ def _decoded_lines(content: bytes, filename: str) -> Iterator[str]:
         if content.startswith(signature):
             raise WorkerFileError([message])
     if content.startswith(_UTF16_BOMS):
-        # Excel's "Unicode Text" is UTF-16 with a BOM: text, though full of NUL bytes.
-        try:
-            text = content.decode("utf-16")
-        except UnicodeDecodeError:
-            raise WorkerFileError([_not_text(filename)]) from None
-        if "\x00" in text:
-            raise WorkerFileError([_not_text(filename)])
-        _refuse_control_characters(text[:_CONTROL_SAMPLE], filename)
-        return map(re.Match.group, _LINE.finditer(text))
+        return _utf16_lines(content, filename)
     if b"\x00" in content:
         raise WorkerFileError([_not_text(filename)])
     start = len(_UTF8_BOM) if content.startswith(_UTF8_BOM) else 0
     # Excel on Windows saves "CSV (Comma delimited)" in the ANSI code page, which is cp1252 in the places our
     # users are; the bytes it leaves undefined mean the file is not that either.
-    encoding = next((e for e in _BLOCK_ENCODINGS if _decodes(content, start, e)), None)
-    if encoding is None:
+    for encoding in _BLOCK_ENCODINGS:
+        if (sample := _sample_if_decodes(content, start, encoding)) is not None:
+            _refuse_control_characters(sample, filename)
+            return _lines_by_block(content, start, encoding)
+    raise WorkerFileError([_not_text(filename)])
+
+
+def _utf16_lines(content: bytes, filename: str) -> Iterator[str]:
+    # Excel's "Unicode Text" is UTF-16 with a BOM: text, though full of NUL bytes. Such files are rare, so they
+    # are decoded whole (the text takes half the bytes' size for the ASCII of worker IDs).
+    try:
+        text = content.decode("utf-16")
+    except UnicodeDecodeError:
+        raise WorkerFileError([_not_text(filename)]) from None
+    if "\x00" in text:
         raise WorkerFileError([_not_text(filename)])
-    # A character takes at most 4 bytes, so these bytes hold at least the sample's characters.
-    sample = content[start : start + 4 * _CONTROL_SAMPLE]
-    _refuse_control_characters(codecs.getincrementaldecoder(encoding)().decode(sample)[:_CONTROL_SAMPLE], filename)
-    return _lines_by_block(content, start, encoding)
+    _refuse_control_characters(text[:_CONTROL_SAMPLE], filename)
+    return map(re.Match.group, _LINE.finditer(text))
 
 
-def _decodes(content: bytes, start: int, encoding: str) -> bool:
-    """Whether the bytes from `start` on are text in this encoding."""
+def _sample_if_decodes(content: bytes, start: int, encoding: str) -> str | None:
+    """The text's first _CONTROL_SAMPLE characters, if the bytes from `start` on are text in this encoding."""
     decoder = codecs.getincrementaldecoder(encoding)()
     view = memoryview(content)
+    sample = ""
     try:
         for offset in range(start, len(content), _DECODE_BLOCK):
-            decoder.decode(view[offset : offset + _DECODE_BLOCK])
+            text = decoder.decode(view[offset : offset + _DECODE_BLOCK])
+            if len(sample) < _CONTROL_SAMPLE:
+                sample += text[: _CONTROL_SAMPLE - len(sample)]
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
-        return False
-    return True
+        return None
+    return sample
 
 
 def _lines_by_block(content: bytes, start: int, encoding: str) -> Iterator[str]:
     """The lines of the bytes from `start` on, decoded a block at a time; the lines are those of the whole text,
     since each block ends just after a line feed, which always ends a line (a CR before it goes with it)."""
+    view = memoryview(content)
     while start < len(content):
         end = content.find(b"\n", start + _DECODE_BLOCK) + 1 or len(content)
-        yield from _LINE.findall(content[start:end].decode(encoding))
+        yield from _LINE.findall(str(view[start:end], encoding))
         start = end
 
 
