@@ -230,35 +230,44 @@ class _Lines:
 
     def __init__(self, source: Iterator[str]) -> None:
         self._source = source
-        self._held: list[str] = []  # lines read from the source but not yet moved past (from _passed on)
-        self._passed = 0
+        self.line = next(source, None)  # the one stood on; None past the end
         self.number = 1  # of the line stood on, counting from 1 as the errors do
+        self._after: list[str] = []  # lines after it that ahead() has read (those from _next on)
+        self._next = 0
 
     def each(self) -> Iterator[str]:
         """Each line in turn, standing on it until the next is asked for; stop early and `rest()` starts there."""
-        while (line := next(self.ahead(), None)) is not None:
+        while (line := self.line) is not None:
             yield line
-            self._passed += 1
             self.number += 1
-            if self._passed == len(self._held):
-                self._held.clear()
-                self._passed = 0
+            if self._next < len(self._after):
+                self.line = self._after[self._next]
+                self._next += 1
+                if self._next == len(self._after):
+                    self._after.clear()
+                    self._next = 0
+            else:
+                self.line = next(self._source, None)
 
     def ahead(self) -> Iterator[str]:
         """The lines from the one stood on, without moving past them."""
-        index = self._passed
+        if self.line is None:
+            return
+        yield self.line
+        index = self._next
         while True:
-            if index == len(self._held):
+            if index == len(self._after):
                 line = next(self._source, None)
                 if line is None:
                     return
-                self._held.append(line)
-            yield self._held[index]
+                self._after.append(line)
+            yield self._after[index]
             index += 1
 
     def rest(self) -> Iterator[str]:
         """The lines from the one stood on to the end of the file, each read once (this uses the lines up)."""
-        held, self._held = self._held[self._passed :], []
+        held = ([] if self.line is None else [self.line]) + self._after[self._next :]
+        self.line, self._after = None, []
         return itertools.chain(held, self._source)
 
 
