@@ -75,6 +75,7 @@ class Result:
     first_grant_after: float  # seconds from the click(s) to the first grant MTurk accepted
     ceiling: float | None  # the ceiling in the database afterwards
     throttled_at: list[float]  # seconds after the click(s) of each throttled call
+    holder_pages: int  # pages of the type's holders the approval read before its first grant (one after another)
 
     @property
     def throttled_share(self) -> float:
@@ -142,6 +143,7 @@ class Bench:
         throttles_before = self.mturk.injected_faults["ThrottlingException"]
         throttled_before = len(self.mturk.throttled_at)
         calls_before = len(self.mturk.calls("AssociateQualificationWithWorker"))
+        listings_before = len(self.mturk.calls("ListWorkersWithQualificationType"))
         grants_before = len(self.mturk.grants)
         clicked_at = time.time()
         for replica, request_id, message_ts in approvals:
@@ -173,6 +175,11 @@ class Bench:
             first_grant_after=min(granted_at) - clicked_at,
             ceiling=learned.rate if learned else None,
             throttled_at=throttled_at,
+            holder_pages=sum(
+                params.get("Status") == "Granted"
+                for params in self.mturk.calls("ListWorkersWithQualificationType")[listings_before:]
+            )
+            // len(approvals),
         )
 
 
