@@ -55,6 +55,10 @@ _MAX_CONTROL_FRACTION = 0.01
 _ALLOWED_CONTROLS = frozenset("\t\n\r\f\v")
 
 _SHOWN_VALUE_CHARS = 40
+# A header record may span lines (a quoted column name with line breaks, as Excel allows), but not many: the
+# search reads at most this many lines from each line it tries, or a file of comment lines that each open a
+# quote would be read to its end from every one of them (a 120 KB file took 30 s, a 5 MB one hours).
+_HEADER_MAX_LINES = 10
 _SHOWN_COLUMNS = 8
 _MAX_ERROR_CHARS = 300
 _SUMMARY_BUDGET = 1400  # Slack shows inline modal errors in full; a wall of text there helps no one
@@ -278,7 +282,8 @@ def _header_delimiter(lines: _Lines, line: str, forced: str | None) -> str | Non
     column name containing a comma does not hide a semicolon-separated header.
     """
     for delimiter in (forced,) if forced else _DELIMITERS:
-        if _worker_column(_split_header(lines.ahead(), line, delimiter)) is not None:
+        header = itertools.islice(lines.ahead(), _HEADER_MAX_LINES)
+        if _worker_column(_split_header(header, line, delimiter)) is not None:
             return delimiter
     return None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
 import tracemalloc
 
 import pytest
@@ -606,3 +607,23 @@ def test_plain_round_trip(case: tuple[bytes, list[str]], default: int | None) ->
     result = parse_worker_file(content, default_value=default, qualification_name=None, max_workers=len(expected))
     assert result.workers == tuple(WorkerTarget(w, default) for w in expected)
     assert not result.per_worker_values
+
+
+def test_a_header_search_reads_only_a_few_lines_from_each_line_it_tries() -> None:
+    """Comment lines that each name a worker column and open a quote: read from each of them to the end of the
+    file, 20,000 of them took minutes (quadratic). Run on a thread with a generous limit, so the test ends
+    either way; read a few lines ahead, it takes well under a second."""
+    content = '#workerid x,"\n' + '#workerid x","\n' * 20_000
+    outcome: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            parse(content, default_value=1)
+        except WorkerFileError as error:
+            outcome.append(error)
+
+    reader = threading.Thread(target=attempt, daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    assert not reader.is_alive(), "the header search read the file again from every line"
+    assert [str(error) for error in outcome] == ["the file has no worker IDs"]
