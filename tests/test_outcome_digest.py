@@ -1,6 +1,6 @@
 """The outcome digest the messages are built from: read in SQL (SQLite and PostgreSQL), it is the digest of every
 stored outcome, whatever mix of grants, revokes, statuses, scores and failure reasons the request has; its size
-does not grow with the request's."""
+does not grow with the request's; and a round is told in Slack without reading every worker's outcome."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from bot.outcome_digest import (
 )
 from bot.outcome_digest_store import OutcomeDigestStore
 from bot.preview import ChangeKind, Held, HeldStatus, WorkerChange
-from bot.requests import GrantSpec, Operation, WorkerOutcome, WorkerStatus, WorkerTarget
+from bot.requests import GrantSpec, Operation, RequestState, WorkerOutcome, WorkerStatus, WorkerTarget
 from bot.store import GrantStore, create_database_engine
-from tests.conftest import APPROVER, QUAL, REQUESTER, WORKERS
+from tests.conftest import APPROVER, QUAL, REQUESTER, WORKERS, RunningApp
+from tests.slack_sender import message_text
 
 OWNER = "digest-test"
 HOUR = timedelta(hours=1)
@@ -166,3 +167,24 @@ def test_the_digest_stays_small_whatever_the_request() -> None:
     assert digest.failure_reasons == 500 and len(digest.failures) == FAILURE_GROUPS_KEPT
     assert all(g.count == 40 and len(g.worker_ids) == IDS_KEPT_PER_FAILURE for g in digest.failures)
     assert digest.scores == Scores(20_000, 0, 19_999)  # no values kept: only how many and their range
+
+
+def test_a_round_is_told_without_reading_every_workers_outcome(
+    app: RunningApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def every_outcome(request_id: int) -> list[WorkerOutcome]:
+        raise AssertionError("the messages read every worker's outcome")
+
+    monkeypatch.setattr(app.grant_qual.store, "outcomes", every_outcome)
+    held, unknown, new = WORKERS
+    app.mturk.preset_grant(QUAL, held, 7)
+    app.mturk.unknown_workers.add(unknown)
+    app.request(f"{QUAL} {' '.join(WORKERS)} value=7")
+    shown = message_text(app.approval_message())
+    assert f"*Workers (3)*\n`{held}`, `{unknown}`, `{new}`" in shown and "*Value*\n7" in shown
+    app.click(APPROVER, "approve_request")
+    assert app.wait_final().state is RequestState.FAILED
+    summary = message_text(app.summary()).replace("&quot;", '"')
+    assert "to 1 of 2 worker(s); 1 failed" in summary and "1 already held 7 and were not called." in summary
+    assert '1 × The value "…" is not valid for the parameter WorkerId.' in summary and f"`{unknown}`" in summary
+    assert f"*Granted*\n`{new}`" in summary
