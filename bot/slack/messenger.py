@@ -190,7 +190,7 @@ class SlackMessenger:
     def _result_message(self, request: GrantRequest, event: RequestEvent) -> tuple[str, list[dict[str, Any]]]:
         """A round's summary; an expiry request's says it is one, a grant that expires says when."""
         outcomes = self.digests.digest(request.id)
-        undo = request.undone_by is None and bool(self.store.changed_workers(request.id))
+        undo = request.undone_by is None and self.store.changed_anyone(request.id)
         elapsed = self._round_seconds(event)
         text, message_blocks = blocks.result_message(request, outcomes, elapsed, undo=undo)
         if request.expiry_of is not None:
