@@ -145,6 +145,8 @@ def test_the_digest_read_in_sql_is_the_digest_of_every_stored_outcome(store: Gra
     request_id = SHAPES[shape](store)
     digest = OutcomeDigestStore(store.engine).digest(request_id)
     assert digest == OutcomeDigest.of(store.outcomes(request_id))
+    # The summary's Undo button: whether the request changed anyone, asked without reading who.
+    assert store.changed_anyone(request_id) is bool(store.changed_workers(request_id)) is (shape != "not-previewed")
     if shape == "mixed":  # what the comparison covers
         assert digest.failure_reasons == 9 > len(digest.failures) == FAILURE_GROUPS_KEPT
         assert {"Unknown", "AccessDenied"} <= {g.code for g in digest.failures}
