@@ -9,9 +9,10 @@ the thread(s) (fake Slack's timestamps, same clock).
 
   remembered  One app on SQLite grants 150 workers with nothing known (cold); it is restarted and grants 150
               others, starting from the ceiling the first grant stored. The bound is 150 / 50/s = 3 s.
-  replicas    Two 150-worker requests approved at once, on PostgreSQL (a fresh schema per run, nothing
-              known): granted by two replicas (each takes one click) against one replica taking both. The
-              bound is 300 / 50/s = 6 s. Needs --postgres URL or TEST_DATABASE_URL.
+  replicas    Two 150-worker requests approved at once, on PostgreSQL (a fresh schema per run): granted by
+              two replicas (each takes one click) against one replica taking both. The bound is 300 / 50/s =
+              6 s. Twice: with nothing known, and after a first (untimed) request has taught the limit.
+              Needs --postgres URL or TEST_DATABASE_URL.
 
 Run from the repository root:
 
@@ -74,6 +75,7 @@ class Result:
     first_grant_after: float  # seconds from the click(s) to the first grant MTurk accepted
     ceiling: float | None  # the ceiling in the database afterwards
     throttled_at: list[float]  # seconds after the click(s) of each throttled call
+    holder_pages: int  # pages of the type's holders the approval read before its first grant (one after another)
 
     @property
     def throttled_share(self) -> float:
@@ -141,6 +143,7 @@ class Bench:
         throttles_before = self.mturk.injected_faults["ThrottlingException"]
         throttled_before = len(self.mturk.throttled_at)
         calls_before = len(self.mturk.calls("AssociateQualificationWithWorker"))
+        listings_before = len(self.mturk.calls("ListWorkersWithQualificationType"))
         grants_before = len(self.mturk.grants)
         clicked_at = time.time()
         for replica, request_id, message_ts in approvals:
@@ -172,6 +175,11 @@ class Bench:
             first_grant_after=min(granted_at) - clicked_at,
             ceiling=learned.rate if learned else None,
             throttled_at=throttled_at,
+            holder_pages=sum(
+                params.get("Status") == "Granted"
+                for params in self.mturk.calls("ListWorkersWithQualificationType")[listings_before:]
+            )
+            // len(approvals),
         )
 
 
@@ -224,9 +232,16 @@ def cold_then_remembered(*, grants_only_limit: bool = False) -> tuple[Result, Re
     return cold, remembered
 
 
-def two_replicas_or_one(database_url: str, replicas: int, *, grants_only_limit: bool = False) -> Result:
+def two_replicas_or_one(
+    database_url: str, replicas: int, *, grants_only_limit: bool = False, learned: bool = False
+) -> Result:
+    """Two requests approved at once, on `replicas` replicas; `learned`: after a first request (granted by
+    the first replica, untimed) has taught the account's limit, as in a deployment that has granted before."""
     with bench_on(database_url, f"replicas{replicas}", grants_only_limit=grants_only_limit) as bench:
         started = [bench.start_replica() for _ in range(replicas)]
+        if learned:
+            bench.approve_together([(started[0], *bench.submit(started[0], "A0"))])
+            slack_quiet(bench.slack, quiet_for=1.0)
         first = bench.submit(started[0], "A1")
         second = bench.submit(started[-1], "A2")
         return bench.approve_together([(started[0], *first), (started[-1], *second)])
@@ -274,16 +289,17 @@ def main() -> int:
         if not args.postgres:
             print("  replicas: skipped (no --postgres and no TEST_DATABASE_URL)")
         else:
-            ones, twos = [], []
-            for run in range(args.runs):
-                one = two_replicas_or_one(args.postgres, 1, **only)
-                two = two_replicas_or_one(args.postgres, 2, **only)
-                ones.append(one)
-                twos.append(two)
-                print(f"  run {run + 1}: one replica {one}; two replicas {two}", flush=True)
             bound = 2 * WORKERS / LIMIT
-            rows.append(describe("2 × 150 workers, one replica with both", ones, bound))
-            rows.append(describe("2 × 150 workers, two replicas at once", twos, bound))
+            for learned, known in ((False, "nothing known"), (True, "limit learned before")):
+                ones, twos = [], []
+                for run in range(args.runs):
+                    one = two_replicas_or_one(args.postgres, 1, learned=learned, **only)
+                    two = two_replicas_or_one(args.postgres, 2, learned=learned, **only)
+                    ones.append(one)
+                    twos.append(two)
+                    print(f"  run {run + 1} ({known}): one replica {one}; two replicas {two}", flush=True)
+                rows.append(describe(f"2 × 150 workers, one replica with both ({known})", ones, bound))
+                rows.append(describe(f"2 × 150 workers, two replicas at once ({known})", twos, bound))
     print(
         f"\nMedians of {args.runs} run(s); in brackets, the bound (requests × {WORKERS} / {LIMIT} calls/s) over "
         "the time, and the throttled share of grant calls.\n"

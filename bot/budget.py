@@ -76,6 +76,14 @@ mturk_replicas = Table(
 
 
 @dataclass(frozen=True)
+class GrantingReplicas:
+    """The replicas granting for one MTurk environment at a check-in."""
+
+    count: int
+    prober: str | None  # the one that probes above the limit for all of them (the smallest replica ID)
+
+
+@dataclass(frozen=True)
 class LearnedCeiling:
     rate: float
     learned_at: datetime
@@ -91,8 +99,8 @@ class BudgetStore(Protocol):
         """Record a ceiling found at a throttle; return the account's ceiling for that overshoot."""
         ...
 
-    def check_in(self, replica_id: str, mturk_env: str, *, active: bool, moment: datetime) -> int:
-        """Record this replica's heartbeat; return how many replicas of `mturk_env` are active now."""
+    def check_in(self, replica_id: str, mturk_env: str, *, active: bool, moment: datetime) -> GrantingReplicas:
+        """Record this replica's heartbeat; return the replicas of `mturk_env` active now."""
         ...
 
     def check_out(self, replica_id: str) -> None: ...
@@ -138,7 +146,7 @@ class SqlBudgetStore:
             conn.execute(mturk_budget.update().where(c.mturk_env == mturk_env).values(**values))
         return float(values["ceiling_rate"])
 
-    def check_in(self, replica_id: str, mturk_env: str, *, active: bool, moment: datetime) -> int:
+    def check_in(self, replica_id: str, mturk_env: str, *, active: bool, moment: datetime) -> GrantingReplicas:
         c = mturk_replicas.c
         values = {"mturk_env": mturk_env, "last_seen": moment, "active": active}
         statement = self._insert(mturk_replicas).values(replica_id=replica_id, **values)
@@ -146,7 +154,8 @@ class SqlBudgetStore:
             conn.execute(statement.on_conflict_do_update(index_elements=["replica_id"], set_=values))
             conn.execute(delete(mturk_replicas).where(c.last_seen < moment - FORGET_REPLICAS_AFTER))
             active_now = (c.mturk_env == mturk_env, c.active, c.last_seen >= moment - LIVE_FOR)
-            return int(conn.execute(select(func.count()).where(*active_now)).scalar_one())
+            count, prober = conn.execute(select(func.count(), func.min(c.replica_id)).where(*active_now)).one()
+            return GrantingReplicas(int(count), prober)
 
     def check_out(self, replica_id: str) -> None:
         with self.engine.begin() as conn:
@@ -217,7 +226,9 @@ class SharedBudget:
                     limiter.adopt(learned.rate)
         if self.shared:
             active = limiter.busy(ACTIVE_FOR)
-            limiter.share = max(1, self.store.check_in(self.replica_id, self.mturk_env, active=active, moment=moment))
+            granting = self.store.check_in(self.replica_id, self.mturk_env, active=active, moment=moment)
+            limiter.share = max(1, granting.count)
+            limiter.probes = granting.count <= 1 or granting.prober == self.replica_id
 
     def _write_cut(self, found: LearnedCeiling) -> None:
         """Write down a ceiling this replica found; take the account's if another replica cut for the same

@@ -58,6 +58,9 @@ class AdaptiveRateLimiter:
         self.throttles = 0
         self.cuts = 0  # ceilings found here by throttling (bot/budget.py writes each one down)
         self.share = 1  # replicas granting for this MTurk account at once: this one paces at rate / share
+        # Whether the rate may rise above the ceiling. Of replicas granting at once, one probes for all: each
+        # probing on its own would be throttled in turn, once per curve, where one replica is throttled once.
+        self.probes = True
         self.last_call_at = -1e9
         # Called (outside the lock) when a call comes after IDLE_AFTER without one: work begins.
         self.on_busy: Callable[[], None] | None = None
@@ -245,6 +248,8 @@ class AdaptiveRateLimiter:
             return self.max_rate  # never throttled: go as fast as allowed until MTurk says otherwise
         since_cut = now - self._curve_from
         curve = self._curve_base + self._probe_scale * (since_cut - self._plateau_at) ** 3
+        if not self.probes:
+            curve = min(curve, self.ceiling)
         return min(self.max_rate, max(self.min_rate, curve))
 
     def _forget_before(self, moment: float) -> None:

@@ -232,6 +232,29 @@ def sharing(time: SharedTime, store: SqlBudgetStore) -> tuple[SharedBudget, Shar
     return first, second
 
 
+def test_of_replicas_granting_at_once_one_probes_above_the_limit(budget_store: SqlBudgetStore) -> None:
+    """Each probing on its own, replicas are throttled in turn, one curve each; one probes for all of them.
+    Who probes passes on when it stops granting."""
+    time = SharedTime()
+    first, second = sharing(time, budget_store)
+    for budget in (first, second):
+        budget.limiter.start_from(50)
+    time.now += 10.0  # long past the plateau: a prober's curve is far above the ceiling
+    for budget in (first, second):
+        budget.limiter.on_success()
+    assert first.limiter.probes and first.limiter.rate > 55
+    assert not second.limiter.probes and second.limiter.rate == pytest.approx(50)
+
+    time.now += 2.5  # the first stops granting
+    second.limiter.acquire()
+    first.tick()
+    second.tick()
+    assert second.limiter.probes and second.limiter.share == 1
+    time.now += 5.0  # its curve, restarted by the pause, is past its plateau again
+    second.limiter.on_success()
+    assert second.limiter.rate > 50
+
+
 def test_replicas_that_cut_for_the_same_overshoot_agree_on_the_mean(budget_store: SqlBudgetStore) -> None:
     """Each counts its own calls times two, one high and one low (26 and 24 of 50): the lower of them would
     pace the pair under the limit, the mean is the account's count. Neither cuts a second time for it."""
