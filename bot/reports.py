@@ -1,13 +1,11 @@
-"""What a finished grant reports: failures grouped by reason, and the per-worker files people download
-(a grant's workers and results, a qualification's holders)."""
+"""The per-worker files people download: a grant's workers, its preview and results, a qualification's holders
+(the messages' failures grouped by reason are in bot/outcome_digest.py)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import UTC
 from typing import TextIO
 
@@ -15,37 +13,6 @@ from bot.mturk import QualificationScore
 from bot.preview import ChangeKind, HeldStatus
 from bot.requests import Operation, WorkerOutcome, WorkerStatus
 from bot.store import RecordedChange
-
-# MTurk appends a request id in parentheses ("... (1631094715163)") and quotes the worker ID in some
-# messages; neither belongs in a reason shared by many workers.
-_REQUEST_ID_SUFFIX = re.compile(r"\s*\(\d{10,}\)\s*$")
-_QUOTED_WORKER = re.compile(r'"A[A-Z0-9]+"')
-
-
-@dataclass(frozen=True)
-class FailureGroup:
-    """Workers that failed for the same reason."""
-
-    code: str
-    message: str
-    hint: str | None
-    worker_ids: tuple[str, ...]
-
-
-def failure_reason(outcome: WorkerOutcome) -> tuple[str, str, str | None]:
-    message = _REQUEST_ID_SUFFIX.sub("", outcome.error_message or "")
-    message = _QUOTED_WORKER.sub('"…"', message)
-    return outcome.error_code or "Unknown", message or outcome.error_code or "unknown error", outcome.hint
-
-
-def group_failures(outcomes: Iterable[WorkerOutcome]) -> list[FailureGroup]:
-    """Failed workers grouped by reason, the largest group first."""
-    groups: dict[tuple[str, str, str | None], list[str]] = {}
-    for outcome in outcomes:
-        if outcome.status is WorkerStatus.FAILED:
-            groups.setdefault(failure_reason(outcome), []).append(outcome.worker_id)
-    ordered = sorted(groups.items(), key=lambda item: -len(item[1]))
-    return [FailureGroup(code, message, hint, tuple(ids)) for (code, message, hint), ids in ordered]
 
 
 def write_results_csv(outcomes: Iterable[WorkerOutcome], out: TextIO) -> None:
@@ -58,7 +25,7 @@ def write_results_csv(outcomes: Iterable[WorkerOutcome], out: TextIO) -> None:
         writer.writerow([o.worker_id, value, status, o.error_code or "", o.error_message or "", o.hint or ""])
 
 
-def workers_csv(outcomes: Sequence[WorkerOutcome]) -> str:
+def workers_csv(outcomes: Iterable[WorkerOutcome]) -> str:
     """The full list of who a request would grant, and with what score, for the approver to check."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

@@ -545,17 +545,17 @@ class GrantStore:
         c = worker_grants.c
         query = (
             select(c.worker_id, c.previous_value, c.previous_status)
-            .where(
-                c.request_id == request_id,
-                c.status == WorkerStatus.GRANTED,
-                c.error_code.is_(None),
-                c.previous_status.is_not(None),
-            )
+            .where(*_changed_by(request_id))
             .order_by(c.position)
         )
         held = _SharedHeld()
         with self.engine.connect() as conn:
             return {row.worker_id: held(row.previous_status, row.previous_value) for row in conn.execute(query)}
+
+    def changed_anyone(self, request_id: int) -> bool:
+        """Whether changed_workers would name anyone (the summary's Undo button), found without reading them."""
+        with self.engine.connect() as conn:
+            return bool(conn.execute(select(exists().where(*_changed_by(request_id)))).scalar())
 
     def create_undo(
         self,
@@ -1356,6 +1356,17 @@ def _insert_request(
     if not preview_owner:
         _add_event(conn, request_id, EventKind.SUBMITTED, requester_id, 1)
     return int(request_id)
+
+
+def _changed_by(request_id: int) -> tuple[Any, ...]:
+    """The workers a request changed, with the state recorded before it ran (see changed_workers)."""
+    c = worker_grants.c
+    return (
+        c.request_id == request_id,
+        c.status == WorkerStatus.GRANTED,
+        c.error_code.is_(None),
+        c.previous_status.is_not(None),
+    )
 
 
 def _finished_grant() -> Any:

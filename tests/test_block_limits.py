@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bot.config import MTurkEnvironment
+from bot.outcome_digest import OutcomeDigest, Scores
 from bot.preview import ChangeKind, Held, HeldStatus
 from bot.requests import GrantRequest, RequestState, WorkerOutcome, WorkerStatus
 from bot.slack import blocks
@@ -137,9 +138,9 @@ def test_cutting_escaped_text_never_splits_an_entity_or_an_own_sequence(limit: i
 
 
 def test_value_list_is_summarised_when_long() -> None:
-    assert blocks.value_text({80, 95}) == "per worker (80, 95)"
-    assert blocks.value_text(set(range(420))) == "per worker: 420 distinct scores, 0–419; see the CSV"
-    assert blocks.value_text({None}) == "1 (MTurk's default)"
+    assert blocks.value_text(Scores.of({80, 95})) == "per worker (80, 95)"
+    assert blocks.value_text(Scores.of(range(420))) == "per worker: 420 distinct scores, 0–419; see the CSV"
+    assert blocks.value_text(Scores.of({None})) == "1 (MTurk's default)"
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -148,7 +149,7 @@ def test_request_message_within_limits_at_the_extremes(scenario: str, decided: b
     workers = SCENARIOS[scenario]()
     request = grant_request(len(workers), RequestState.GRANTING if decided else RequestState.PENDING)
     status = blocks.decided_status(request, " — granting: 3 granted · 0 failed · 9997 remaining") if decided else None
-    text, message_blocks = blocks.request_message(request, workers, status)
+    text, message_blocks = blocks.request_message(request, OutcomeDigest.of(workers), status)
     assert_within_limits(text, message_blocks)
     shown = message_text({"text": text, "blocks": message_blocks})
     assert f"Workers ({MANY})" in shown
@@ -166,7 +167,7 @@ def test_result_message_keeps_the_counts_and_the_outcome_first(scenario: str) ->
     outcomes = SCENARIOS[scenario]()
     failed = sum(o.status is WorkerStatus.FAILED for o in outcomes)
     request = grant_request(len(outcomes), RequestState.FAILED if failed else RequestState.DONE)
-    text, message_blocks = blocks.result_message(request, outcomes, 103.4)
+    text, message_blocks = blocks.result_message(request, OutcomeDigest.of(outcomes), 103.4)
     assert_within_limits(text, message_blocks)
     first = section_texts(message_blocks)[0]
     counts = f"all {MANY} worker(s)" if not failed else f"to {MANY - failed} of {MANY} worker(s); {failed} failed"
@@ -213,7 +214,7 @@ def test_usage_and_modal_within_limits() -> None:
 
 def test_section_text_stays_within_its_limit_whatever_the_builder_is_given() -> None:
     status = "x" * 5000 + "&amp;" * 500  # an oversized status is cut, not refused by Slack
-    text, message_blocks = blocks.request_message(grant_request(1), granted(1), status)
+    text, message_blocks = blocks.request_message(grant_request(1), OutcomeDigest.of(granted(1)), status)
     assert_within_limits(text, message_blocks)
     assert all(len(t) <= SECTION_TEXT_LIMIT for t in section_texts(message_blocks))
 
@@ -268,7 +269,7 @@ def test_the_change_line_stays_within_limits_at_the_extremes() -> None:
     summary = PreviewSummary(dict.fromkeys(ChangeKind, MANY), examples, MANY, examples[ChangeKind.CHANGED])
     request = grant_request(MANY * len(ChangeKind))
     line = change_text(request, summary)
-    text, message_blocks = blocks.request_message(request, granted(MANY), change=line)
+    text, message_blocks = blocks.request_message(request, OutcomeDigest.of(granted(MANY)), change=line)
     assert_within_limits(text, message_blocks)
     shown = message_text({"text": text, "blocks": message_blocks})
     assert f"*Change*: {MANY} new (no score yet)" in shown and "CURRENT- score differs" in shown

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from bot.mturk import QualificationTypeInfo
+from bot.outcome_digest import OutcomeDigest
 from bot.qualification_types import resolve_type
 from bot.requests import (
     INT32_MAX,
@@ -282,7 +283,7 @@ def test_request_message_is_valid_block_kit_for_any_request(
     if request.state is not RequestState.PENDING:
         detail = " — granting: 3 granted, 0 failed, 9 remaining (12/s)" if with_progress else ""
         status = blocks.decided_status(request, detail)
-    text, message_blocks = blocks.request_message(request, outcomes, status)
+    text, message_blocks = blocks.request_message(request, OutcomeDigest.of(outcomes), status)
     validate_blocks(message_blocks, where="request_message")
     assert text and len(text) <= 40_000
     assert_only_own_sequences(message_blocks, text)
@@ -301,7 +302,7 @@ def test_result_message_is_valid_block_kit_for_any_outcome(
     drawn: tuple[GrantRequest, list[WorkerOutcome]], elapsed: float | None
 ) -> None:
     request, outcomes = drawn
-    text, message_blocks = blocks.result_message(request, outcomes, elapsed)
+    text, message_blocks = blocks.result_message(request, OutcomeDigest.of(outcomes), elapsed)
     validate_blocks(message_blocks, where="result_message")
     retired = blocks.retired_summary(message_blocks, "U0RETRIER", request.round + 1)
     validate_blocks(retired, where="retired_summary")

@@ -12,6 +12,7 @@ import pytest
 
 from bot.config import MTurkEnvironment, load_settings
 from bot.mturk import GRANT_ATTEMPTS, NOT_HELD, MTurkGateway, create_mturk_client
+from bot.outcome_digest import OutcomeDigest
 from bot.preview import Held, HeldStatus
 from bot.requests import OUTCOME_UNKNOWN, Operation, RequestState, WorkerOutcome, WorkerStatus, WorkerTarget
 from bot.slack import blocks
@@ -252,10 +253,12 @@ def test_revoke_messages_stay_within_block_kit_limits(mixed: bool, decided: bool
         for i in range(MANY)
     ]
     status = blocks.decided_status(request, " — " + blocks.outcome_line(9000, request)) if decided else None
-    text, message_blocks = blocks.request_message(request, outcomes, status, undo_link=" (<https://x.test/p1|see it>)")
+    text, message_blocks = blocks.request_message(
+        request, OutcomeDigest.of(outcomes), status, undo_link=" (<https://x.test/p1|see it>)"
+    )
     assert_within_limits(text, message_blocks)
     assert "REVOKE" in text
-    text, message_blocks = blocks.result_message(request, outcomes, 103.4, undo=True)
+    text, message_blocks = blocks.result_message(request, OutcomeDigest.of(outcomes), 103.4, undo=True)
     assert_within_limits(text, message_blocks)
     assert message_blocks[0]["text"]["text"].startswith(":warning: [PRODUCTION] ")
 

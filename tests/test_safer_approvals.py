@@ -16,6 +16,7 @@ from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
 
 from bot.config import MTurkEnvironment, SettingsError, load_settings
+from bot.outcome_digest import OutcomeDigest
 from bot.policy import AccessPolicy
 from bot.requests import EventKind, GrantRequest, GrantSpec, RequestState, WorkerTarget
 from bot.slack import blocks
@@ -564,7 +565,7 @@ def test_the_reject_form_and_the_approvals_line_stay_within_block_kit_limits() -
     )
     validate_view(blocks.reject_modal(request, json.dumps({"request_id": request.id}), reason_required=True))
     approvers = [f"U{i:010d}" for i in range(19)]
-    _, message_blocks = blocks.request_message(request, [], approvers=approvers)
+    _, message_blocks = blocks.request_message(request, OutcomeDigest(), approvers=approvers)
     validate_blocks(message_blocks)
     assert "(19 of 20) — waiting for one more approver" in message_text({"blocks": message_blocks})
 

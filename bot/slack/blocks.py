@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from bot.config import MTurkEnvironment
-from bot.reports import FailureGroup, group_failures
-from bot.requests import CANCEL_USAGE, REVOKE_USAGE, USAGE, GrantRequest, Operation, WorkerOutcome, WorkerStatus
+from bot.outcome_digest import (
+    FAILURE_GROUPS_KEPT,
+    IDS_KEPT_PER_FAILURE,
+    SCORES_KEPT,
+    WORKERS_KEPT,
+    FailureGroup,
+    OutcomeDigest,
+    Scores,
+)
+from bot.requests import CANCEL_USAGE, REVOKE_USAGE, USAGE, GrantRequest, Operation, WorkerStatus
 
 APPROVE_ACTION = "approve_request"
 RETRY_ACTION = "retry_failed"
@@ -44,15 +52,16 @@ CONFIRM_TEXT_LIMIT = 300
 # A message's top-level text is its notification and the fallback where blocks cannot show. Slack truncates
 # it past 40,000 characters and recommends staying under 4,000; everything it must say is in its first line.
 MESSAGE_TEXT_LIMIT = 4000
-SHOWN_WORKERS = 40
+# The messages show what a request's OutcomeDigest keeps (bot/outcome_digest.py).
+SHOWN_WORKERS = WORKERS_KEPT
 # Room for the first SHOWN_WORKERS IDs even at MTurk's longest (64 characters), with the heading and a count.
 WORKER_LIST_BUDGET = 2800
-SHOWN_VALUES = 10
-SHOWN_FAILURE_GROUPS = 8
+SHOWN_VALUES = SCORES_KEPT
+SHOWN_FAILURE_GROUPS = FAILURE_GROUPS_KEPT
 NAME_LIMIT = 200  # a qualification name, escaped
 FAILURE_MESSAGE_LIMIT = 300  # MTurk's words for one failure, escaped
 HINT_LIMIT = 300
-FAILED_IDS_SHOWN = 5
+FAILED_IDS_SHOWN = IDS_KEPT_PER_FAILURE
 FAILED_IDS_BUDGET = 400
 ELLIPSIS = "…"
 # What a cut can leave of an entity escape() writes: "&", "&a", "&am", "&amp", "&l", "&lt", "&g", "&gt".
@@ -115,14 +124,18 @@ def environment_tag(env: MTurkEnvironment | str) -> str:
     return f"[{MTurkEnvironment(env).label}]"
 
 
-def worker_list(worker_ids: Sequence[str], shown: int = SHOWN_WORKERS, budget: int = WORKER_LIST_BUDGET) -> str:
+def worker_list(
+    worker_ids: Sequence[str], shown: int = SHOWN_WORKERS, budget: int = WORKER_LIST_BUDGET, *, total: int | None = None
+) -> str:
     """The one place that formats a list of worker IDs: all of them, or the first ones (at most `shown`, in
-    at most `budget` characters) and a count of the rest."""
-    if len(worker_ids) <= shown:
+    at most `budget` characters) and a count of the rest. Given `total`, `worker_ids` are the first (at least
+    `shown`) of that many."""
+    total = len(worker_ids) if total is None else total
+    if total <= shown:
         everyone = ", ".join(f"`{w}`" for w in worker_ids)
         if len(everyone) <= budget:
             return everyone
-    room = budget - len(f" … and {len(worker_ids)} more")
+    room = budget - len(f" … and {total} more")
     listed: list[str] = []
     used = 0
     for worker_id in worker_ids[:shown]:
@@ -131,24 +144,23 @@ def worker_list(worker_ids: Sequence[str], shown: int = SHOWN_WORKERS, budget: i
             break
         listed.append(f"`{worker_id}`")
         used += cost
-    return f"{', '.join(listed)} … and {len(worker_ids) - len(listed)} more".lstrip()
+    return f"{', '.join(listed)} … and {total - len(listed)} more".lstrip()
 
 
-def value_text(values: Collection[int | None]) -> str:
+def value_text(scores: Scores) -> str:
     """The score a request gives: one, a short list, or how many distinct ones and their range (the thread's
     CSV lists each worker's)."""
-    distinct = sorted({_num(v) for v in values})
-    if len(set(values)) <= 1:
-        value = next(iter(values), None)
+    if scores.count > SHOWN_VALUES:
+        return f"per worker: {scores.count} distinct scores, {scores.lowest}–{scores.highest}; see the CSV"
+    if len(scores.values) <= 1:
+        value = next(iter(scores.values), None)
         return f"{value}" if value is not None else "1 (MTurk's default)"
-    if len(distinct) <= SHOWN_VALUES:
-        return "per worker (" + ", ".join(str(v) for v in distinct) + ")"
-    return f"per worker: {len(distinct)} distinct scores, {distinct[0]}–{distinct[-1]}; see the CSV"
+    return "per worker (" + ", ".join(str(v) for v in sorted({_num(v) for v in scores.values})) + ")"
 
 
-def needs_worker_file(request: GrantRequest, workers: Sequence[WorkerOutcome]) -> bool:
+def needs_worker_file(request: GrantRequest, outcomes: OutcomeDigest) -> bool:
     """Whether the approval message leaves workers or their scores out, so its thread must list them all."""
-    return request.worker_count > SHOWN_WORKERS or len({_num(w.integer_value) for w in workers}) > SHOWN_VALUES
+    return request.worker_count > SHOWN_WORKERS or outcomes.scores.count > SHOWN_VALUES
 
 
 def _num(value: int | None) -> int:
@@ -178,7 +190,7 @@ def _context(text: str) -> Block:
 
 def request_message(
     request: GrantRequest,
-    workers: Sequence[WorkerOutcome],
+    outcomes: OutcomeDigest,
     status: str | None = None,
     change: str | None = None,
     approvers: Sequence[str] = (),
@@ -190,15 +202,13 @@ def request_message(
     `change`: the preview's change line (bot/slack/preview_blocks.py), for a request that has one. `undo_link`:
     " (<url|see it>)" to the request an undo request undoes.
     """
-    worker_ids = [w.worker_id for w in workers]
     kind = request.kind_label
-    granted_values = {w.integer_value for w in workers if w.operation is Operation.GRANT}
     fields = [
         _field(f"*Requested by*\n<@{request.requester_id}>"),
         _field(f"*Qualification type*\n{qualification_text(request)}"),
     ]
     if kind != "REVOKE":
-        fields.append(_field(f"*Value*\n{value_text(granted_values)}"))
+        fields.append(_field(f"*Value*\n{value_text(outcomes.grant_scores)}"))
         fields.append(_field(f"*Notify workers*\n{'Yes' if request.send_notification else 'No'}"))
     if kind:
         fields.append(_field(f"*Message to workers (sent by MTurk)*\n{worker_message_text(request)}"))
@@ -218,7 +228,7 @@ def request_message(
         blocks.append(_section(f":leftwards_arrow_with_hook: *Undo of request #{request.undo_of}*{undo_link}"))
     blocks += [
         {"type": "section", "fields": fields},
-        _section(f"*Workers ({request.worker_count})*\n{worker_list(worker_ids)}"),
+        _section(f"*Workers ({request.worker_count})*\n{worker_list(outcomes.workers, total=outcomes.count())}"),
     ]
     if request.reason:
         blocks.append(
@@ -585,40 +595,39 @@ def _text_input(
 
 
 def result_message(
-    request: GrantRequest, outcomes: Sequence[WorkerOutcome], elapsed: float | None, *, undo: bool = False
+    request: GrantRequest, outcomes: OutcomeDigest, elapsed: float | None, *, undo: bool = False
 ) -> tuple[str, list[Block]]:
     """The thread reply when a round ends: the counts, failures grouped by reason, Retry failed, and (`undo`) the
     Undo button of a request that changed anyone."""
-    skipped = [o for o in outcomes if o.status is WorkerStatus.SKIPPED]
-    outcomes = [o for o in outcomes if o.status is not WorkerStatus.SKIPPED]
-    granted = [o for o in outcomes if o.status is WorkerStatus.GRANTED]
-    failed = [o for o in outcomes if o.status is WorkerStatus.FAILED]
+    skipped = outcomes.count(status=WorkerStatus.SKIPPED)
+    granted = outcomes.count(status=WorkerStatus.GRANTED)
+    failed = outcomes.count(status=WorkerStatus.FAILED)
     tag = environment_tag(request.mturk_env)
     took = f" in {elapsed:.1f} s" if elapsed is not None else ""
     round_label = f" (round {request.round})" if request.round > 1 else ""
     icon = ":warning:" if failed else ":white_check_mark:"
     summary = f"{icon} {tag} {_done_text(request, outcomes)}"
     if failed:
-        summary += f"; {len(failed)} failed{took}{round_label}."
+        summary += f"; {failed} failed{took}{round_label}."
     else:
         summary += f"{took}{round_label}."
-        if any(o.operation is Operation.GRANT for o in outcomes):
+        if outcomes.called(Operation.GRANT):
             summary += (
                 " Workers were notified by email." if request.send_notification else " Workers were not notified."
             )
     if skipped:
-        summary += f" {_skipped_text(skipped)}"
+        summary += f" {_skipped_text(outcomes)}"
     blocks = [_section(summary)]  # the counts and the outcome first, whatever follows
     if failed:
-        blocks.append(_section(_failure_groups(failed)))
-    if granted and len(outcomes) <= SHOWN_WORKERS:
+        blocks.append(_section(_failure_groups(outcomes)))
+    if granted and outcomes.called() <= SHOWN_WORKERS:
         for operation, heading in ((Operation.GRANT, "Granted"), (Operation.REVOKE, "Revoked")):
-            if done := [o.worker_id for o in granted if o.operation is operation]:
+            if done := outcomes.done_workers.get(operation):
                 blocks.append(_section(f"*{heading}*\n{worker_list(done)}"))
     blocks.append(_context("Every worker's result, in MTurk's words, is in the CSV file in this thread."))
     buttons = []
     if failed:
-        buttons.append(_retry_element(request, len(failed)))
+        buttons.append(_retry_element(request, failed))
     if undo:
         buttons.append(_undo_element(request))
     if buttons:
@@ -626,37 +635,37 @@ def result_message(
     return truncate(_plain(summary), MESSAGE_TEXT_LIMIT), blocks
 
 
-def _done_text(request: GrantRequest, outcomes: Sequence[WorkerOutcome]) -> str:
-    """ "Granted `3X0…` Name (value 90) to all 2 worker(s)", "Revoked `3X0…` Name from 1 of 2 worker(s)", or both."""
+def _done_text(request: GrantRequest, outcomes: OutcomeDigest) -> str:
+    """ "Granted `3X0…` Name (value 90) to all 2 worker(s)", "Revoked `3X0…` Name from 1 of 2 worker(s)", or both;
+    of the workers called (not the skipped)."""
     parts = []
-    grants = [o for o in outcomes if o.operation is Operation.GRANT]
-    revokes = [o for o in outcomes if o.operation is Operation.REVOKE]
+    grants, revokes = outcomes.called(Operation.GRANT), outcomes.called(Operation.REVOKE)
     if grants or not revokes:
-        what = f"{qualification_text(request)} (value {value_text({o.integer_value for o in grants})})"
-        parts.append(f"Granted {what} to {_of(grants)} worker(s)")
+        what = f"{qualification_text(request)} (value {value_text(outcomes.called_grant_scores)})"
+        parts.append(f"Granted {what} to {_of(outcomes, Operation.GRANT)} worker(s)")
     if revokes:
         what = qualification_text(request) if not parts else "it"
-        parts.append(f"{'revoked' if parts else 'Revoked'} {what} from {_of(revokes)} worker(s)")
+        parts.append(f"{'revoked' if parts else 'Revoked'} {what} from {_of(outcomes, Operation.REVOKE)} worker(s)")
     return "; ".join(parts)
 
 
-def _of(outcomes: Sequence[WorkerOutcome]) -> str:
-    done = sum(o.status is WorkerStatus.GRANTED for o in outcomes)
-    return f"all {done}" if done == len(outcomes) else f"{done} of {len(outcomes)}"
+def _of(outcomes: OutcomeDigest, operation: Operation) -> str:
+    done, called = outcomes.count(operation, WorkerStatus.GRANTED), outcomes.called(operation)
+    return f"all {done}" if done == called else f"{done} of {called}"
 
 
-def _failure_groups(failed: Sequence[WorkerOutcome]) -> str:
+def _failure_groups(outcomes: OutcomeDigest) -> str:
     """The largest groups of failures, as many as fit in one section; the others are counted."""
-    groups = group_failures(failed)
+    groups = outcomes.failures
     lines = ["*Failed, by reason*"]
-    room = SECTION_TEXT_LIMIT - len(lines[0]) - len(_more_reasons(len(groups))) - 1
+    room = SECTION_TEXT_LIMIT - len(lines[0]) - len(_more_reasons(outcomes.failure_reasons)) - 1
     for group in groups[:SHOWN_FAILURE_GROUPS]:
         line = _failure_line(group)
         room -= len(line) + 1
         if room < 0:
             break
         lines.append(line)
-    if rest := len(groups) - (len(lines) - 1):
+    if rest := outcomes.failure_reasons - (len(lines) - 1):
         lines.append(_more_reasons(rest))
     return "\n".join(lines)
 
@@ -664,8 +673,8 @@ def _failure_groups(failed: Sequence[WorkerOutcome]) -> str:
 def _failure_line(group: FailureGroup) -> str:
     hint = f" — _{truncate(escape(group.hint), HINT_LIMIT)}_" if group.hint else ""
     message = truncate(escape(group.message), FAILURE_MESSAGE_LIMIT)
-    ids = worker_list(group.worker_ids, shown=FAILED_IDS_SHOWN, budget=FAILED_IDS_BUDGET)
-    return f"• {len(group.worker_ids)} × {message}{hint}\n      {ids}"
+    ids = worker_list(group.worker_ids, shown=FAILED_IDS_SHOWN, budget=FAILED_IDS_BUDGET, total=group.count)
+    return f"• {group.count} × {message}{hint}\n      {ids}"
 
 
 def _more_reasons(count: int) -> str:
@@ -741,16 +750,16 @@ def undo_requested_reply(request: GrantRequest, undone_by: str) -> str:
     )
 
 
-def _skipped_text(skipped: Sequence[WorkerOutcome]) -> str:
+def _skipped_text(outcomes: OutcomeDigest) -> str:
     """ "12 already held 80 and were not called." (the preview found their score already there)."""
-    not_held = sum(o.operation is Operation.REVOKE for o in skipped)
-    skipped = [o for o in skipped if o.operation is Operation.GRANT]
+    not_held = outcomes.count(Operation.REVOKE, WorkerStatus.SKIPPED)
+    skipped = outcomes.count(Operation.GRANT, WorkerStatus.SKIPPED)
     text = f"{not_held} did not hold it and were not called." if not_held else ""
     if not skipped:
         return text
-    values = {_num(o.integer_value) for o in skipped}
-    held = f"held {next(iter(values))}" if len(values) == 1 else "held their score"
-    return f"{len(skipped)} already {held} and were not called. {text}".strip()
+    held_scores = outcomes.skipped_grant_scores
+    held = f"held {held_scores.lowest}" if held_scores.count == 1 else "held their score"
+    return f"{skipped} already {held} and were not called. {text}".strip()
 
 
 def progress_text(request: GrantRequest, granted: int, failed: int, remaining: int, rate: float | None) -> str:

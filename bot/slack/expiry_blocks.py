@@ -3,11 +3,11 @@ the thread replies and DMs of an expiry, and the Extend modal."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 
 from bot.config import MTurkEnvironment
-from bot.requests import EXPIRY_EXAMPLES, GrantRequest, WorkerOutcome, WorkerStatus
+from bot.outcome_digest import OutcomeDigest
+from bot.requests import EXPIRY_EXAMPLES, GrantRequest, WorkerStatus
 from bot.slack.blocks import (
     MESSAGE_TEXT_LIMIT,
     Block,
@@ -120,14 +120,14 @@ def extended_reply(request: GrantRequest, actor_id: str) -> str:
 
 
 def result_message(
-    expiry: GrantRequest, outcomes: Sequence[WorkerOutcome], general: list[Block], elapsed: float | None
+    expiry: GrantRequest, outcomes: OutcomeDigest, general: list[Block], elapsed: float | None
 ) -> tuple[str, list[Block]]:
     """The expiry request's summary in the original's thread: the general summary's blocks (failures, the revoked
     list, Retry failed) under an expiry's own first line, and the workers left alone."""
-    revoked = sum(o.status is WorkerStatus.GRANTED for o in outcomes)
-    failed = sum(o.status is WorkerStatus.FAILED for o in outcomes)
-    left = [o for o in outcomes if o.status is WorkerStatus.SKIPPED]
-    called = len(outcomes) - len(left)
+    revoked = outcomes.count(status=WorkerStatus.GRANTED)
+    failed = outcomes.count(status=WorkerStatus.FAILED)
+    left = outcomes.count(status=WorkerStatus.SKIPPED)
+    called = outcomes.called()
     of = f"all {revoked}" if revoked == called else f"{revoked} of {called}"
     took = f" in {elapsed:.1f} s" if elapsed is not None else ""
     icon = ":warning:" if failed else ":hourglass:"
@@ -138,10 +138,10 @@ def result_message(
     )
     summary += f"; {failed} failed." if failed else "."
     if left:
-        summary += f" {len(left)} re-granted since by another request (or no longer holding it): left alone."
+        summary += f" {left} re-granted since by another request (or no longer holding it): left alone."
     message_blocks: list[Block] = [{"type": "section", "text": {"type": "mrkdwn", "text": truncate(summary, 3000)}}]
     if left:
-        ids = worker_list([o.worker_id for o in left])
+        ids = worker_list(outcomes.skipped_workers, total=left)
         text = f"*Left alone* (re-granted since by another request, or no longer holding it)\n{ids}"
         message_blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 3000)}})
     message_blocks += general[1:]
@@ -149,10 +149,10 @@ def result_message(
     return truncate(plain, MESSAGE_TEXT_LIMIT), message_blocks
 
 
-def result_dm(expiry: GrantRequest, outcomes: Sequence[WorkerOutcome], link: str | None) -> str:
-    revoked = sum(o.status is WorkerStatus.GRANTED for o in outcomes)
-    failed = sum(o.status is WorkerStatus.FAILED for o in outcomes)
-    left = sum(o.status is WorkerStatus.SKIPPED for o in outcomes)
+def result_dm(expiry: GrantRequest, outcomes: OutcomeDigest, link: str | None) -> str:
+    revoked = outcomes.count(status=WorkerStatus.GRANTED)
+    failed = outcomes.count(status=WorkerStatus.FAILED)
+    left = outcomes.count(status=WorkerStatus.SKIPPED)
     see = f" <{link}|See the request>" if link else ""
     return (
         f"{environment_tag(expiry.mturk_env)} Your grant #{expiry.expiry_of} ({qualification_text(expiry)}) expired: "

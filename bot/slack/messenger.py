@@ -20,6 +20,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.config import MTurkEnvironment
+from bot.outcome_digest_store import OutcomeDigestStore
 from bot.reports import workers_csv, write_preview_csv, write_results_csv
 from bot.requests import EventKind, GrantRequest, RequestEvent, RequestState, WorkerStatus
 from bot.slack import blocks, expiry_blocks, pending_blocks, preview_blocks
@@ -51,6 +52,8 @@ class SlackMessenger:
     def __init__(self, client: WebClient, store: GrantStore, approval_channel: str) -> None:
         self.client = client
         self.store = store
+        # What the messages say of a request's outcomes, read as a digest: never every worker's outcome.
+        self.digests = OutcomeDigestStore(store.engine)
         self.approval_channel = approval_channel
 
     def tell(self, event: RequestEvent) -> None:
@@ -85,7 +88,7 @@ class SlackMessenger:
         approvers = self.store.approvers(request.id) if request.approvals_required > 1 else ()
         text, message_blocks = blocks.request_message(
             request,
-            self.store.outcomes(request.id),
+            self.digests.digest(request.id),
             self._status(request, progress, approvers),
             self._change(request),
             approvers=approvers,
@@ -129,7 +132,7 @@ class SlackMessenger:
         if found is None:
             text, message_blocks = blocks.request_message(
                 request,
-                self.store.outcomes(request.id),
+                self.digests.digest(request.id),
                 change=self._change(request),
                 undo_link=self._undo_link(request),
             )
@@ -186,8 +189,8 @@ class SlackMessenger:
 
     def _result_message(self, request: GrantRequest, event: RequestEvent) -> tuple[str, list[dict[str, Any]]]:
         """A round's summary; an expiry request's says it is one, a grant that expires says when."""
-        outcomes = self.store.outcomes(request.id)
-        undo = request.undone_by is None and bool(self.store.changed_workers(request.id))
+        outcomes = self.digests.digest(request.id)
+        undo = request.undone_by is None and self.store.changed_anyone(request.id)
         elapsed = self._round_seconds(event)
         text, message_blocks = blocks.result_message(request, outcomes, elapsed, undo=undo)
         if request.expiry_of is not None:
@@ -207,7 +210,7 @@ class SlackMessenger:
         elif event.kind is EventKind.EXPIRY_NOTICE:
             text = expiry_blocks.notice_dm(request, link)
         elif request.expiry_of is not None:
-            text = expiry_blocks.result_dm(request, self.store.outcomes(request.id), link)
+            text = expiry_blocks.result_dm(request, self.digests.digest(request.id), link)
         else:
             counts = self.store.status_counts(request.id)
             granted, failed = counts[WorkerStatus.GRANTED], counts[WorkerStatus.FAILED]
@@ -297,11 +300,10 @@ class SlackMessenger:
                 request, event, filename, comment, lambda out: write_preview_csv(changes, env, out, with_file=with_file)
             )
             return
-        outcomes = self.store.outcomes(request.id)
-        if not blocks.needs_worker_file(request, outcomes):
+        if not blocks.needs_worker_file(request, self.digests.digest(request.id)):
             return
         filename = f"grant-qual-request-{request.id}-workers.csv"
-        content = workers_csv(outcomes)
+        content = workers_csv(self.store.iter_outcomes(request.id))
         comment = f"All {request.worker_count} workers this request would grant, with their scores."
         self._upload_once(request, event, filename, content, comment)
 
