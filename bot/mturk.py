@@ -130,7 +130,9 @@ class QualificationScore:
 class CallPacer(Protocol):
     """Paces calls to MTurk: waits for a slot before a call and learns from throttling."""
 
-    def acquire(self) -> None: ...
+    def acquire(self, *, again: bool = False) -> None:
+        """Wait for a slot; `again`: the call is made again after a throttle (it may go first)."""
+        ...
 
     def on_success(self) -> None: ...
 
@@ -138,7 +140,7 @@ class CallPacer(Protocol):
 
 
 class UnpacedCalls:
-    def acquire(self) -> None:
+    def acquire(self, *, again: bool = False) -> None:
         pass
 
     def on_success(self) -> None:
@@ -182,6 +184,7 @@ class MTurkGateway:
         self._types_lock = threading.Lock()
         self._owned_types: dict[str, QualificationTypeInfo] = {}
         self._owned_types_at = 0.0
+        self._throttled_before = threading.local()  # whether this thread's call is one MTurk throttled
         # Pace every HTTP attempt and learn from every answer (botocore fires these for each one).
         # The preview's reads too: a 10,000-worker preview makes hundreds of them, within the same rate as grants.
         events = client.meta.events
@@ -190,7 +193,7 @@ class MTurkGateway:
             events.register(f"needs-retry.mturk.{operation}", self._after_attempt)
 
     def _before_send(self, **_: Any) -> None:
-        self.pacer.acquire()
+        self.pacer.acquire(again=getattr(self._throttled_before, "value", False))
 
     def _after_attempt(self, response: Any = None, **_: Any) -> None:
         if not response:
@@ -234,7 +237,7 @@ class MTurkGateway:
                 if held is None:
                     continue  # MTurk could not say: calling now could grant (and email) twice
                 in_doubt = False
-            last, in_doubt = self._grant_once(target, params)
+            last, in_doubt = self._grant_once(target, params, after=last)
             if last.status is not WorkerStatus.PENDING:
                 return last
         if in_doubt and self._read_back(target, qualification_type_id):
@@ -267,7 +270,7 @@ class MTurkGateway:
                 if gone is None:
                     continue  # MTurk could not say: calling now could notify the worker twice
                 in_doubt = False
-            last, in_doubt = self._call_once(target, params, call)
+            last, in_doubt = self._call_once(target, params, call, after=last)
             if last.status is WorkerStatus.GRANTED:
                 return _revoked(target)
             if last.status is WorkerStatus.FAILED:
@@ -311,17 +314,21 @@ class MTurkGateway:
         batch (the limiter probing above the limit) kept the batch's result waiting up to 0.75 s for it. A
         throttle again backs off as any failure does, so persistent throttling still spreads the attempts.
         """
-        throttled = after is not None and after.error_code in THROTTLE_CODES
-        if attempt == 1 and throttled and not isinstance(self.pacer, UnpacedCalls):
+        if attempt == 1 and _throttled(after) and not isinstance(self.pacer, UnpacedCalls):
             return
         time.sleep(self._backoff_base * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5))
 
-    def _grant_once(self, target: WorkerTarget, params: dict[str, Any]) -> tuple[WorkerOutcome, bool]:
-        return self._call_once(target, params, self.client.associate_qualification_with_worker)
+    def _grant_once(
+        self, target: WorkerTarget, params: dict[str, Any], *, after: WorkerOutcome | None = None
+    ) -> tuple[WorkerOutcome, bool]:
+        return self._call_once(target, params, self.client.associate_qualification_with_worker, after=after)
 
-    def _call_once(self, target: WorkerTarget, params: dict[str, Any], call: Any) -> tuple[WorkerOutcome, bool]:
+    def _call_once(
+        self, target: WorkerTarget, params: dict[str, Any], call: Any, *, after: WorkerOutcome | None = None
+    ) -> tuple[WorkerOutcome, bool]:
         """One call: its outcome (PENDING: worth another attempt; GRANTED: done) and whether it may have landed
-        unanswered."""
+        unanswered. `after`: the outcome of the attempt before, if any (a throttled call goes first when paced)."""
+        self._throttled_before.value = _throttled(after)
         try:
             call(**params)
         except ClientError as error:
@@ -337,6 +344,8 @@ class MTurkGateway:
                 target.worker_id, target.integer_value, WorkerStatus.PENDING, type(error).__name__, str(error)
             )
             return pending, _may_have_landed(error)
+        finally:
+            self._throttled_before.value = False
         return WorkerOutcome(target.worker_id, target.integer_value, WorkerStatus.GRANTED), False
 
     def _classify(self, target: WorkerTarget, error: ClientError) -> WorkerOutcome:
@@ -541,6 +550,10 @@ def _qualification_score(item: dict[str, Any]) -> QualificationScore:
         str(item.get("Status", "")),
         granted_at if isinstance(granted_at, datetime) else None,
     )
+
+
+def _throttled(outcome: WorkerOutcome | None) -> bool:
+    return outcome is not None and outcome.error_code in THROTTLE_CODES
 
 
 def _may_have_landed(error: Exception) -> bool:

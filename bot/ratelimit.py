@@ -87,15 +87,16 @@ class AdaptiveRateLimiter:
         self._sent: deque[float] = deque()  # this limiter's sends in the trailing second
         self._throttled: deque[float] = deque()  # throttling answers in the trailing second
 
-    def acquire(self) -> None:
+    def acquire(self, *, again: bool = False) -> None:
         """Wait for this call's slot: one call per 1/rate seconds, at the rate of the moment, and no more
         calls in any trailing second than the rate (after a cut, the calls sent at the old pace count).
 
         Callers queue in order and only the first one waits for the clock, looking at the rate again at
         least every MAX_NAP: slots are not booked ahead at the old spacing, so when the rate rises after
-        a cut the calls speed up at once.
+        a cut the calls speed up at once. A call made `again` after MTurk throttled it goes before the
+        others waiting: it had its turn, and at the end of a batch it would otherwise hold the result back.
         """
-        with self._turns.turn():
+        with self._turns.turn(urgent=again):
             was_idle = self._wait_for_slot()
         if was_idle and self.on_busy is not None:
             self.on_busy()

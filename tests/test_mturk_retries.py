@@ -29,9 +29,11 @@ WORKER = WORKERS[0]
 class CountingPacer:
     def __init__(self) -> None:
         self.acquired = self.successes = self.throttles = 0
+        self.again: list[bool] = []  # per acquire: whether the call was made again after a throttle
 
-    def acquire(self) -> None:
+    def acquire(self, *, again: bool = False) -> None:
         self.acquired += 1
+        self.again.append(again)
 
     def on_success(self) -> None:
         self.successes += 1
@@ -95,6 +97,7 @@ def test_a_throttled_call_goes_again_at_the_pacers_next_slot_without_sleeping_fi
     fake_mturk.fail_next("ThrottlingException", times=1)
     assert grant(gateway) is WorkerStatus.GRANTED
     assert sleeps == [] and pacer.acquired == 2
+    assert pacer.again == [False, True]  # the call made again goes before the others waiting
     fake_mturk.fail_next("ThrottlingException", times=2)
     assert grant(gateway, WORKERS[1]) is WorkerStatus.GRANTED
     assert len(sleeps) == 1 and pacer.acquired == 5

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections import deque
 from itertools import pairwise
 
@@ -137,3 +139,25 @@ def test_sporadic_throttles_do_not_ratchet_the_rate_down() -> None:
             limiter.on_success()
             accepted += time.now >= 10
     assert accepted / 50 >= 15  # the limiter this replaced settled near 5/s here
+
+
+def test_a_call_made_again_after_a_throttle_goes_before_those_waiting() -> None:
+    """It had its turn; behind the others, the last throttled call of a batch held the batch's result back."""
+    limiter = AdaptiveRateLimiter(5.0)  # a slot every 0.2 s, on the real clock
+    limiter.acquire()
+    order: list[str] = []
+
+    def call(name: str, again: bool = False) -> None:
+        limiter.acquire(again=again)
+        order.append(name)
+
+    waiting = [threading.Thread(target=call, args=(f"waiting-{i}",)) for i in range(3)]
+    for thread in waiting:
+        thread.start()
+    time.sleep(0.05)  # all three queued for the next slots
+    retry = threading.Thread(target=call, args=("again", True))
+    retry.start()
+    for thread in (*waiting, retry):
+        thread.join(5)
+    # The first waiter already holds the turn, waiting for the clock; the call made again is next.
+    assert order[1] == "again" and len(order) == 4
