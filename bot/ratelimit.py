@@ -24,6 +24,7 @@ own calls at `rate / share` while `share` replicas grant at once; bot/budget.py 
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 import time
@@ -84,8 +85,10 @@ class AdaptiveRateLimiter:
         self._curve_base = 0.0  # the rate where the curve is flat: the ceiling, or just below a stale memory
         self._probe_at_once = False  # a stale memory: probe above it without the flat stretch
         self._accepted: deque[float] = deque()
-        self._sent: deque[float] = deque()  # this limiter's sends in the trailing second
+        self._sent: deque[float] = deque()  # this limiter's sends in the trailing two seconds
         self._throttled: deque[float] = deque()  # throttling answers in the trailing second
+        self._throttled_sends: deque[float] = deque()  # when the calls MTurk throttled were sent (two seconds)
+        self._slot = threading.local()  # sent_at: when this thread's latest call was given its slot
 
     def acquire(self, *, again: bool = False) -> None:
         """Wait for this call's slot: one call per 1/rate seconds, at the rate of the moment, and no more
@@ -109,10 +112,11 @@ class AdaptiveRateLimiter:
                 due = self._last_send + gap
                 self._forget_before(now - WINDOW)
                 per_window = math.ceil(self.rate / self.share)
-                if len(self._sent) >= per_window:
+                if self._sent_after(now - WINDOW) >= per_window:
                     due = max(due, self._sent[len(self._sent) - per_window] + WINDOW)
                 if now >= due:
                     self._sent.append(now)
+                    self._slot.sent_at = now
                     # Keep to the grid when only a little late (sleeps overshoot); after idling, restart it.
                     self._last_send = due if now - due < gap else now
                     was_idle = now - self.last_call_at > IDLE_AFTER
@@ -206,6 +210,9 @@ class AdaptiveRateLimiter:
             now = self._clock()
             self.throttles += 1
             self._throttled.append(now)
+            sent_at = getattr(self._slot, "sent_at", None)
+            if sent_at is not None:
+                self._throttled_sends.append(sent_at)
             if now - self._last_cut < self._cooldown:
                 return  # one cut per burst of throttles: they all describe the same overshoot
             if self._confirmed and self.ceiling is not None and self.rate < self.ceiling:
@@ -214,7 +221,7 @@ class AdaptiveRateLimiter:
                 # every such one would ratchet the rate down to nothing; the next probe above re-measures.
                 return
             self._forget_before(now - WINDOW)
-            self._cut_to(max(self.min_rate, min(self.rate, self._accepted_rate())), now)
+            self._cut_to(max(self.min_rate, min(self.rate, self._accepted_rate(now, sent_at))), now)
             self.cuts += 1
 
     def _cut_to(self, ceiling: float, now: float) -> None:
@@ -231,7 +238,7 @@ class AdaptiveRateLimiter:
         assert self.ceiling is not None
         return (max(0.0, self.ceiling - start) / self._probe_scale) ** (1.0 / 3.0)
 
-    def _accepted_rate(self) -> float:
+    def _accepted_rate(self, now: float, sent_at: float | None) -> float:
         """Calls MTurk accepted in the trailing second, times the replicas sharing the account: under a
         per-second limit, that count is the limit. (Replicas cutting for the same overshoot agree on the
         mean of their estimates, which is the account's count: bot/budget.py.)
@@ -241,8 +248,22 @@ class AdaptiveRateLimiter:
         otherwise find a ceiling a third too low. Early on, or while demand is low, the count is below the
         limit; the cubic probe then recovers.
         """
-        in_flight = max(0, len(self._sent) - len(self._accepted) - len(self._throttled))
-        return float((len(self._accepted) + in_flight) * self.share) or self.rate
+        in_flight = max(0, self._sent_after(now - WINDOW) - len(self._accepted) - len(self._throttled))
+        counted = len(self._accepted) + in_flight
+        if sent_at is not None:
+            counted = max(counted, self._accepted_before_send(sent_at))
+        return float(counted * self.share) or self.rate
+
+    def _accepted_before_send(self, sent_at: float) -> int:
+        """The calls sent in the second before the throttled call was (`sent_at`) and not throttled: the second
+        MTurk counted. The second before the throttle's answer misses the oldest call MTurk counted whenever
+        that call was sent just over a second before the answer came, and the limit came out a call low."""
+        since = sent_at - WINDOW
+        sent = self._sent_after(since) - self._sent_after(sent_at)
+        return sent - sum(1 for t in self._throttled_sends if since < t <= sent_at)
+
+    def _sent_after(self, moment: float) -> int:
+        return len(self._sent) - bisect.bisect_right(self._sent, moment)
 
     def _rate_at(self, now: float) -> float:
         if self.ceiling is None:
@@ -254,6 +275,9 @@ class AdaptiveRateLimiter:
         return min(self.max_rate, max(self.min_rate, curve))
 
     def _forget_before(self, moment: float) -> None:
-        for times in (self._accepted, self._sent, self._throttled):
-            while times and times[0] <= moment:
+        """Forget what is older than `moment`; sends a second longer (a throttle counts from its call's send)."""
+        older = moment - WINDOW
+        times_before = ((self._accepted, moment), (self._throttled, moment), (self._sent, older))
+        for times, before in (*times_before, (self._throttled_sends, older)):
+            while times and times[0] <= before:
                 times.popleft()
