@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from app import GrantQual, build, http_server
 from bot.config import load_settings
-from bot.store import create_database_engine, now
+from bot.store import GrantStore, create_database_engine, now
 from tests.fakes import FakeMTurk, FakeSlack
 from tests.slack_sender import SlackSender
 
@@ -244,6 +244,23 @@ def postgres_url() -> Iterator[str]:
     with engine.begin() as conn:
         conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_database_url(request: pytest.FixtureRequest, database_url: str) -> str:
+    """Each test twice: on SQLite, and on a fresh PostgreSQL schema (skipped without TEST_DATABASE_URL)."""
+    if request.param == "sqlite":
+        return database_url
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def store_on_any_database(any_database_url: str) -> Iterator[GrantStore]:
+    """A migrated GrantStore on SQLite, then on PostgreSQL."""
+    store = GrantStore(create_database_engine(any_database_url))
+    store.upgrade_schema()
+    yield store
+    store.engine.dispose()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from bot.budget import STALE_AFTER, LearnedCeiling, SharedBudget, SqlBudgetStore
 from bot.ratelimit import CUT_FACTOR, REMEMBERED_HEADROOM, AdaptiveRateLimiter
 from bot.requests import RequestState
-from bot.store import GrantStore, create_database_engine
+from bot.store import GrantStore
 from tests.conftest import APPROVER, QUAL, start_app
 from tests.fakes import FakeMTurk, FakeSlack
 from tests.test_ratelimit import SimulatedTime, drive
@@ -27,13 +27,9 @@ class SharedTime(SimulatedTime):
         return self.start + timedelta(seconds=self.now)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def budget_store(request: pytest.FixtureRequest, database_url: str) -> SqlBudgetStore:
-    url = database_url if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
-    store = GrantStore(create_database_engine(url))
-    store.upgrade_schema()
-    request.addfinalizer(store.engine.dispose)
-    return SqlBudgetStore(store.engine)
+@pytest.fixture
+def budget_store(store_on_any_database: GrantStore) -> SqlBudgetStore:
+    return SqlBudgetStore(store_on_any_database.engine)
 
 
 def limiter_at(time: SharedTime, max_rate: float = 200) -> AdaptiveRateLimiter:

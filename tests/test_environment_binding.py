@@ -195,13 +195,9 @@ def test_a_restarted_process_of_the_other_environment_does_not_resume_the_grant(
 # ---------------------------------------------------------------------- the store's part, on SQLite and PostgreSQL
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, database_url: str) -> Iterator[GrantStore]:
-    url = database_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    store = GrantStore(create_database_engine(url))
-    store.upgrade_schema()
-    yield store
-    store.engine.dispose()
+@pytest.fixture
+def store(store_on_any_database: GrantStore) -> GrantStore:
+    return store_on_any_database
 
 
 def approved_request(store: GrantStore, mturk_env: str) -> int:

@@ -47,13 +47,6 @@ def app(fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, clock: 
     running.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_database_url(request: pytest.FixtureRequest, database_url: str) -> str:
-    if request.param == "sqlite":
-        return database_url
-    return str(request.getfixturevalue("postgres_url"))
-
-
 def grant_expiring(app: RunningApp, expires: str = "30d", request_id: int = 1) -> dict[str, Any]:
     """Request #`request_id` grants the three workers 80, expiring; approved and done. Its approval message."""
     app.request(f"{QUAL} {' '.join(WORKERS)} value=80 expires={expires}")

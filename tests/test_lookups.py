@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -30,7 +29,7 @@ from bot.requests import (
     parse_command_text,
 )
 from bot.service import NotAllowed
-from bot.store import GrantStore, create_database_engine
+from bot.store import GrantStore
 from tests.block_kit import assert_valid_block_kit, text_objects, valid_block_kit
 from tests.conftest import APPROVER, APPROVER_2, OUTSIDER, QUAL, QUAL_NAME, REQUESTER, WORKERS, RunningApp
 from tests.test_hostile_input import HOSTILE_NAME, HOSTILE_QUAL, assert_nothing_typed_is_live
@@ -251,13 +250,9 @@ def test_look_up_words_and_their_arguments() -> None:
 # The store's look-up queries, on SQLite and PostgreSQL.
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, database_url: str) -> Iterator[GrantStore]:
-    url = database_url if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
-    grant_store = GrantStore(create_database_engine(url))
-    grant_store.upgrade_schema()
-    yield grant_store
-    grant_store.engine.dispose()
+@pytest.fixture
+def store(store_on_any_database: GrantStore) -> GrantStore:
+    return store_on_any_database
 
 
 def add(store: GrantStore, requester: str, *workers: str) -> int:

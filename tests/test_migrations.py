@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from bot.requests import GrantSpec, WorkerTarget
 from bot.store import GrantStore, create_database_engine, metadata
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_database_url(request: pytest.FixtureRequest, database_url: str) -> str:
-    if request.param == "sqlite":
-        return database_url
-    return str(request.getfixturevalue("postgres_url"))
 
 
 def test_migrations_build_exactly_the_tables_the_code_uses(any_database_url: str) -> None:

@@ -4,7 +4,7 @@ does not grow with the request's; and a round is told in Slack without reading e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -19,7 +19,7 @@ from bot.outcome_digest import (
 from bot.outcome_digest_store import OutcomeDigestStore
 from bot.preview import ChangeKind, Held, HeldStatus, WorkerChange
 from bot.requests import GrantSpec, Operation, RequestState, WorkerOutcome, WorkerStatus, WorkerTarget
-from bot.store import GrantStore, create_database_engine
+from bot.store import GrantStore
 from tests.conftest import APPROVER, QUAL, REQUESTER, WORKERS, RunningApp
 from tests.slack_sender import message_text
 
@@ -45,13 +45,9 @@ REASONS = [
 Shape = Callable[[GrantStore], int]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, database_url: str) -> Iterator[GrantStore]:
-    url = database_url if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
-    store = GrantStore(create_database_engine(url))
-    store.upgrade_schema()
-    yield store
-    store.engine.dispose()
+@pytest.fixture
+def store(store_on_any_database: GrantStore) -> GrantStore:
+    return store_on_any_database
 
 
 def carried_out(

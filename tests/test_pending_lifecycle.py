@@ -58,13 +58,6 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_database_url(request: pytest.FixtureRequest, database_url: str) -> str:
-    if request.param == "sqlite":
-        return database_url
-    return str(request.getfixturevalue("postgres_url"))
-
-
 @pytest.fixture
 def app(fake_slack: FakeSlack, fake_mturk: FakeMTurk, database_url: str, clock: FakeClock) -> Iterator[RunningApp]:
     running = start_app(fake_slack, fake_mturk, database_url, clock=clock)

@@ -13,17 +13,10 @@ import pytest
 from sqlalchemy import insert, select
 
 from bot.slack.replays import delivery_key, delivery_kind
-from bot.store import DELIVERY_KEYS_KEPT, GrantStore, create_database_engine, deliveries_taken, now
+from bot.store import DELIVERY_KEYS_KEPT, GrantStore, deliveries_taken, now
 from tests.conftest import APPROVER, CHANNEL, QUAL, REQUESTER, WORKERS, RunningApp, start_app
 from tests.fakes import FakeMTurk, FakeSlack
 from tests.slack_sender import SlackResponse, modal_values
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_database_url(request: pytest.FixtureRequest, database_url: str) -> str:
-    if request.param == "sqlite":
-        return database_url
-    return str(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture
@@ -162,11 +155,8 @@ def test_a_copy_at_another_replica_or_after_a_restart_does_nothing(
 
 
 @pytest.fixture
-def store(any_database_url: str) -> Iterator[GrantStore]:
-    store = GrantStore(create_database_engine(any_database_url))
-    store.upgrade_schema()
-    yield store
-    store.engine.dispose()
+def store(store_on_any_database: GrantStore) -> GrantStore:
+    return store_on_any_database
 
 
 def test_a_delivery_key_is_taken_once_even_by_racing_threads(store: GrantStore) -> None:
