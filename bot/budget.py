@@ -21,6 +21,11 @@ module keeps what it learns in the database, in two tables of its own:
   count), which all of them then take in place of their own. Heartbeats carry each replica's own
   clock: the replicas' clocks must agree within about a second (NTP).
 
+A cut is news that cannot wait for the next tick: the other replicas go on sending at the old pace and are
+throttled for the same overshoot, and the prober (still above the limit) again after. So a replica writes
+its cut as soon as the limiter makes it, and on PostgreSQL announces it (NOTIFY in the same transaction);
+every replica listens (LISTEN, on a connection of its own) and takes the cut within milliseconds.
+
 The budget is keyed by the MTurk environment alone: a deployment's database serves one MTurk account. The
 AWS access key ID would not do as the key: with IAM roles it rotates, and differs between replicas.
 On SQLite (one process) the ceiling is remembered and nothing is shared. A database that does not answer
@@ -33,11 +38,12 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from threading import Event
 from typing import Protocol
 
-from sqlalchemy import Boolean, Column, Engine, Float, String, Table, delete, func, select
+from sqlalchemy import Boolean, Column, Connection, Engine, Float, String, Table, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -55,6 +61,8 @@ STALE_AFTER = timedelta(days=1)
 WRITE_EVERY = timedelta(seconds=2)  # a higher limit learned without a throttle is written at most this often
 # Cuts of two replicas written this close together describe the same overshoot (a cut is written within a TICK).
 SAME_OVERSHOOT_WITHIN = timedelta(seconds=1)
+CUTS_CHANNEL = "grant_qual_mturk_cuts"  # PostgreSQL NOTIFY channel: "<mturk_env> <replica_id>" per cut written
+LISTEN_AGAIN_AFTER = 5.0  # seconds before a listener whose connection failed connects again
 
 mturk_budget = Table(
     "mturk_budget",
@@ -84,6 +92,14 @@ class GrantingReplicas:
 
 
 @dataclass(frozen=True)
+class Listener:
+    """What a replica listening for other replicas' cuts shares with the thread that listens."""
+
+    stop: Event
+    listening: Event = field(default_factory=Event)  # set while cuts are heard at once
+
+
+@dataclass(frozen=True)
 class LearnedCeiling:
     rate: float
     learned_at: datetime
@@ -104,6 +120,16 @@ class BudgetStore(Protocol):
         ...
 
     def check_out(self, replica_id: str) -> None: ...
+
+    @property
+    def announces_cuts(self) -> bool:
+        """Whether remember_cut tells listen_for_cuts on other replicas at once."""
+        ...
+
+    def listen_for_cuts(self, mturk_env: str, replica_id: str, heard: Callable[[], None], listener: Listener) -> None:
+        """Call `heard` whenever another replica writes a cut for `mturk_env`, until `listener.stop` is set;
+        `listener.listening` is set while cuts are heard."""
+        ...
 
 
 class SqlBudgetStore:
@@ -144,7 +170,36 @@ class SqlBudgetStore:
             if row.learned_by != ceiling.learned_by and same_overshoot:
                 values["ceiling_rate"] = (row.ceiling_rate + ceiling.rate) / 2
             conn.execute(mturk_budget.update().where(c.mturk_env == mturk_env).values(**values))
+            self._announce_cut(conn, mturk_env, ceiling.learned_by)
         return float(values["ceiling_rate"])
+
+    @property
+    def announces_cuts(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def _announce_cut(self, conn: Connection, mturk_env: str, replica_id: str) -> None:
+        """NOTIFY the listeners; PostgreSQL delivers it when the transaction commits, with the cut in the table."""
+        if self.announces_cuts:
+            conn.execute(select(func.pg_notify(CUTS_CHANNEL, f"{mturk_env} {replica_id}")))
+
+    def listen_for_cuts(self, mturk_env: str, replica_id: str, heard: Callable[[], None], listener: Listener) -> None:
+        """LISTEN on a connection of its own (taken out of the pool: it is held for as long as the replica runs)."""
+        raw = self.engine.raw_connection()
+        connection = raw.driver_connection
+        raw.detach()
+        try:
+            connection.rollback()  # LISTEN outside a transaction, so notices arrive as they come
+            connection.autocommit = True
+            connection.execute(f"LISTEN {CUTS_CHANNEL}")
+            listener.listening.set()
+            while not listener.stop.is_set():
+                for notice in connection.notifies(timeout=1.0):  # at least once a second: is it time to stop?
+                    env, _, writer = notice.payload.partition(" ")
+                    if env == mturk_env and writer != replica_id:
+                        heard()
+        finally:
+            listener.listening.clear()
+            raw.close()
 
     def check_in(self, replica_id: str, mturk_env: str, *, active: bool, moment: datetime) -> GrantingReplicas:
         c = mturk_replicas.c
@@ -188,6 +243,8 @@ class SharedBudget:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._listener: threading.Thread | None = None
+        self.listener = Listener(stop=self._stopping)
 
     def start_from_memory(self) -> LearnedCeiling | None:
         """Start the limiter from the remembered ceiling, if there is one; returns it."""
@@ -259,10 +316,22 @@ class SharedBudget:
         return self._seen_at is None or learned.learned_at > self._seen_at
 
     def start(self) -> None:
-        """Tick every TICK in a thread, and at once when the limiter starts work after idling."""
-        self.limiter.on_busy = self._wake.set
+        """Tick every TICK in a thread, and at once when the limiter starts work after idling, when it cuts, and
+        when another replica announces a cut."""
+        self.limiter.on_busy = self.limiter.on_cut = self._wake.set
         self._thread = threading.Thread(target=self._run, name="mturk-budget", daemon=True)
         self._thread.start()
+        if self.shared and self.store.announces_cuts:
+            self._listener = threading.Thread(target=self._listen, name="mturk-budget-listener", daemon=True)
+            self._listener.start()
+
+    def _listen(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.store.listen_for_cuts(self.mturk_env, self.replica_id, self._wake.set, self.listener)
+            except Exception as error:  # the ticks still bring every cut, only later: keep listening
+                log.warning("MTurk budget: listening for other replicas' cuts failed (%s)", type(error).__name__)
+                self._stopping.wait(LISTEN_AGAIN_AFTER)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -279,6 +348,8 @@ class SharedBudget:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(10)
+        if self._listener is not None:
+            self._listener.join(2)
         try:
             self.tick()
             if self.shared:

@@ -65,6 +65,8 @@ class AdaptiveRateLimiter:
         self.last_call_at = -1e9
         # Called (outside the lock) when a call comes after IDLE_AFTER without one: work begins.
         self.on_busy: Callable[[], None] | None = None
+        # Called (outside the lock) when a throttle has cut the rate: other replicas should hear of it at once.
+        self.on_cut: Callable[[], None] | None = None
         self._cut_factor = cut_factor
         self._cooldown = cooldown
         # calls/s³: how fast the curve leaves the ceiling (TCP CUBIC's C, which botocore's adaptive mode uses too).
@@ -207,22 +209,29 @@ class AdaptiveRateLimiter:
 
     def on_throttle(self) -> None:
         with self._lock:
-            now = self._clock()
-            self.throttles += 1
-            self._throttled.append(now)
-            sent_at = getattr(self._slot, "sent_at", None)
-            if sent_at is not None:
-                self._throttled_sends.append(sent_at)
-            if now - self._last_cut < self._cooldown:
-                return  # one cut per burst of throttles: they all describe the same overshoot
-            if self._confirmed and self.ceiling is not None and self.rate < self.ceiling:
-                # Already below the last limit found, so this is no news about our pace: a straggler
-                # sent before the cut, or a throttle MTurk would have sent at any pace. Cutting again on
-                # every such one would ratchet the rate down to nothing; the next probe above re-measures.
-                return
-            self._forget_before(now - WINDOW)
-            self._cut_to(max(self.min_rate, min(self.rate, self._accepted_rate(now, sent_at))), now)
-            self.cuts += 1
+            cut = self._throttled_here()
+        if cut and self.on_cut is not None:
+            self.on_cut()
+
+    def _throttled_here(self) -> bool:
+        """Count a throttle of this limiter's call; returns whether it cut the rate."""
+        now = self._clock()
+        self.throttles += 1
+        self._throttled.append(now)
+        sent_at = getattr(self._slot, "sent_at", None)
+        if sent_at is not None:
+            self._throttled_sends.append(sent_at)
+        if now - self._last_cut < self._cooldown:
+            return False  # one cut per burst of throttles: they all describe the same overshoot
+        if self._confirmed and self.ceiling is not None and self.rate < self.ceiling:
+            # Already below the last limit found, so this is no news about our pace: a straggler
+            # sent before the cut, or a throttle MTurk would have sent at any pace. Cutting again on
+            # every such one would ratchet the rate down to nothing; the next probe above re-measures.
+            return False
+        self._forget_before(now - WINDOW)
+        self._cut_to(max(self.min_rate, min(self.rate, self._accepted_rate(now, sent_at))), now)
+        self.cuts += 1
+        return True
 
     def _cut_to(self, ceiling: float, now: float) -> None:
         self.ceiling = self._curve_base = ceiling

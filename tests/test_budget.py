@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time as wall_time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import bot.budget
 from bot.budget import STALE_AFTER, LearnedCeiling, SharedBudget, SqlBudgetStore
 from bot.ratelimit import CUT_FACTOR, REMEMBERED_HEADROOM, AdaptiveRateLimiter
 from bot.requests import RequestState
-from bot.store import GrantStore
+from bot.store import GrantStore, create_database_engine
 from tests.conftest import APPROVER, QUAL, start_app
 from tests.fakes import FakeMTurk, FakeSlack
 from tests.test_ratelimit import SimulatedTime, drive
@@ -215,6 +217,40 @@ def test_a_throttle_seen_by_one_replica_lowers_the_other(budget_store: SqlBudget
     assert first.limiter.rate == pytest.approx(CUT_FACTOR * 50)
     first.tick()
     assert first.limiter.rate == pytest.approx(CUT_FACTOR * 50)  # taken once, not again at every tick
+
+
+def test_a_cut_reaches_the_other_replicas_at_once_not_at_their_next_tick(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until the others hear of a cut they go on at the old pace and are throttled for the same overshoot: the
+    cut is written as it is made and announced (PostgreSQL NOTIFY), and the others take it within milliseconds."""
+    monkeypatch.setattr(bot.budget, "TICK", 60.0)  # the ticks alone would bring the cut a minute late
+    store = GrantStore(create_database_engine(postgres_url))
+    store.upgrade_schema()
+    budget_store = SqlBudgetStore(store.engine)
+    first, second = (
+        SharedBudget(AdaptiveRateLimiter(200), budget_store, ENV, shared=True, replica_id=name)
+        for name in ("first", "second")
+    )
+    try:
+        for replica_budget in (first, second):
+            replica_budget.start()
+            assert replica_budget.listener.listening.wait(10)
+        for _ in range(20):
+            first.limiter.acquire()
+            first.limiter.on_success()
+        first.limiter.on_throttle()
+        found = first.limiter.ceiling
+        assert found is not None and found < 200
+        deadline = wall_time.monotonic() + 2
+        while second.limiter.ceiling is None and wall_time.monotonic() < deadline:
+            wall_time.sleep(0.01)
+        assert second.limiter.ceiling == pytest.approx(found)
+        assert second.limiter.rate == pytest.approx(CUT_FACTOR * found)
+    finally:
+        first.stop()
+        second.stop()
+        store.engine.dispose()
 
 
 def sharing(time: SharedTime, store: SqlBudgetStore) -> tuple[SharedBudget, SharedBudget]:

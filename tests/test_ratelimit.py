@@ -96,6 +96,19 @@ def test_a_burst_of_throttles_cuts_once() -> None:
     assert limiter.throttles == 10
 
 
+def test_each_cut_is_reported_once_as_it_is_made() -> None:
+    """The budget writes a cut down and tells the other replicas as soon as it is reported (bot/budget.py)."""
+    limiter, time = accepted_fifty_in_a_second()
+    reported: list[float | None] = []
+    limiter.on_cut = lambda: reported.append(limiter.ceiling)
+    for _ in range(5):  # one overshoot: one cut
+        limiter.on_throttle()
+    assert reported == [50]
+    time.now += 1.5
+    limiter.on_throttle()  # below the ceiling just found: no cut, nothing to report
+    assert reported == [50]
+
+
 def test_throttles_below_the_limit_just_found_do_not_cut_again() -> None:
     limiter, time = accepted_fifty_in_a_second()
     limiter.on_throttle()
