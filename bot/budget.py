@@ -21,10 +21,13 @@ module keeps what it learns in the database, in two tables of its own:
   count), which all of them then take in place of their own. Heartbeats carry each replica's own
   clock: the replicas' clocks must agree within about a second (NTP).
 
-A cut is news that cannot wait for the next tick: the other replicas go on sending at the old pace and are
-throttled for the same overshoot, and the prober (still above the limit) again after. So a replica writes
-its cut as soon as the limiter makes it, and on PostgreSQL announces it (NOTIFY in the same transaction);
-every replica listens (LISTEN, on a connection of its own) and takes the cut within milliseconds.
+A cut is news that cannot wait for the next tick: the other replicas go on at the old pace and are throttled
+for the same overshoot, and the prober, still probing above the limit, again a moment later. So a replica
+writes its cut as soon as the limiter makes it and on PostgreSQL announces it (NOTIFY, in the same
+transaction); every replica listens (LISTEN, on a connection of its own) and backs off within milliseconds,
+as if throttled itself. Taking only the ceiling would leave a replica whose pace is just under it where it
+is: the account would back off by half as much as one replica does, and be throttled twice as often. A cut
+only found at a tick (the announcement missed) is taken as a ceiling, as before.
 
 The budget is keyed by the MTurk environment alone: a deployment's database serves one MTurk account. The
 AWS access key ID would not do as the key: with IAM roles it rotates, and differs between replicas.
@@ -245,6 +248,7 @@ class SharedBudget:
         self._thread: threading.Thread | None = None
         self._listener: threading.Thread | None = None
         self.listener = Listener(stop=self._stopping)
+        self._cut_announced = threading.Event()  # another replica announced a cut: the next tick backs off
 
     def start_from_memory(self) -> LearnedCeiling | None:
         """Start the limiter from the remembered ceiling, if there is one; returns it."""
@@ -269,23 +273,42 @@ class SharedBudget:
         if learned_rate is not None and limiter.cuts != self._written_cuts:
             self._written_cuts = limiter.cuts
             self._write_cut(LearnedCeiling(learned_rate, moment, self.replica_id))
+        elif self.shared and self._take_news():
+            pass  # a limit found elsewhere since: what this replica had learned is superseded
         elif learned_rate is not None and self._has_risen(learned_rate, moment):
             self._written = LearnedCeiling(learned_rate, moment, self.replica_id)
             self.store.remember(self.mturk_env, self._written)
             self._seen_at = moment
-        elif self.shared:
-            learned = self.store.learned(self.mturk_env)
-            if learned and learned.learned_by != self.replica_id and self._is_news(learned):
-                self._seen_at = learned.learned_at
-                if self._describes_my_last_cut(learned):
-                    limiter.agree(learned.rate)
-                else:
-                    limiter.adopt(learned.rate)
         if self.shared:
             active = limiter.busy(ACTIVE_FOR)
             granting = self.store.check_in(self.replica_id, self.mturk_env, active=active, moment=moment)
             limiter.share = max(1, granting.count)
             limiter.probes = granting.count <= 1 or granting.prober == self.replica_id
+
+    def _take_news(self) -> bool:
+        """Take the limit another replica wrote since the last one seen here; returns whether there was one.
+
+        A cut announced by another replica means the account is over its limit now, so this one backs off too
+        (taking only the ceiling would leave it at its pace: the account would back off half as far as one
+        replica does, and be throttled twice as often). A limit found by polling is taken as a ceiling.
+        """
+        announced = self._cut_announced.is_set()
+        self._cut_announced.clear()
+        learned = self.store.learned(self.mturk_env)
+        if not learned or learned.learned_by == self.replica_id or not self._is_news(learned):
+            return False
+        self._seen_at = learned.learned_at
+        if self._describes_my_last_cut(learned):
+            self.limiter.agree(learned.rate)
+        elif announced:
+            self.limiter.back_off(learned.rate)
+        else:
+            self.limiter.adopt(learned.rate)
+        return True
+
+    def _heard_cut(self) -> None:
+        self._cut_announced.set()
+        self._wake.set()
 
     def _write_cut(self, found: LearnedCeiling) -> None:
         """Write down a ceiling this replica found; take the account's if another replica cut for the same
@@ -328,7 +351,7 @@ class SharedBudget:
     def _listen(self) -> None:
         while not self._stopping.is_set():
             try:
-                self.store.listen_for_cuts(self.mturk_env, self.replica_id, self._wake.set, self.listener)
+                self.store.listen_for_cuts(self.mturk_env, self.replica_id, self._heard_cut, self.listener)
             except Exception as error:  # the ticks still bring every cut, only later: keep listening
                 log.warning("MTurk budget: listening for other replicas' cuts failed (%s)", type(error).__name__)
                 self._stopping.wait(LISTEN_AGAIN_AFTER)

@@ -187,6 +187,14 @@ class AdaptiveRateLimiter:
             else:
                 self.ceiling = max(self.ceiling or 0.0, ceiling)
 
+    def back_off(self, ceiling: float) -> None:
+        """Cut as if throttled here: another replica was throttled just now, and the account's limit is
+        `ceiling` (bot/budget.py). Ignored within the cooldown of a cut of its own, as for `adopt`."""
+        with self._lock:
+            now = self._clock()
+            if now - self._last_cut >= self._cooldown:
+                self._cut_to(max(self.min_rate, min(self.max_rate, ceiling)), now)
+
     def agree(self, ceiling: float) -> None:
         """Replace the ceiling of this limiter's last cut by the replicas' common estimate of the same
         overshoot, as if it had cut there at the same moment: not a second cut."""

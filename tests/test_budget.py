@@ -219,11 +219,12 @@ def test_a_throttle_seen_by_one_replica_lowers_the_other(budget_store: SqlBudget
     assert first.limiter.rate == pytest.approx(CUT_FACTOR * 50)  # taken once, not again at every tick
 
 
-def test_a_cut_reaches_the_other_replicas_at_once_not_at_their_next_tick(
+def test_a_cut_reaches_the_other_replicas_at_once_and_they_back_off_too(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Until the others hear of a cut they go on at the old pace and are throttled for the same overshoot: the
-    cut is written as it is made and announced (PostgreSQL NOTIFY), and the others take it within milliseconds."""
+    cut is written as it is made and announced (PostgreSQL NOTIFY), and the others take it within milliseconds.
+    They back off as if throttled themselves, not only take the ceiling: the account is over its limit now."""
     monkeypatch.setattr(bot.budget, "TICK", 60.0)  # the ticks alone would bring the cut a minute late
     store = GrantStore(create_database_engine(postgres_url))
     store.upgrade_schema()
@@ -232,18 +233,19 @@ def test_a_cut_reaches_the_other_replicas_at_once_not_at_their_next_tick(
         SharedBudget(AdaptiveRateLimiter(200), budget_store, ENV, shared=True, replica_id=name)
         for name in ("first", "second")
     )
+    second.limiter.start_from(30)  # under the ceiling the first is about to find: taking it would not slow it
     try:
         for replica_budget in (first, second):
             replica_budget.start()
             assert replica_budget.listener.listening.wait(10)
-        for _ in range(20):
+        for _ in range(40):
             first.limiter.acquire()
             first.limiter.on_success()
         first.limiter.on_throttle()
         found = first.limiter.ceiling
-        assert found is not None and found < 200
+        assert found is not None and 40 <= found < 200
         deadline = wall_time.monotonic() + 2
-        while second.limiter.ceiling is None and wall_time.monotonic() < deadline:
+        while second.limiter.ceiling != found and wall_time.monotonic() < deadline:
             wall_time.sleep(0.01)
         assert second.limiter.ceiling == pytest.approx(found)
         assert second.limiter.rate == pytest.approx(CUT_FACTOR * found)

@@ -109,6 +109,17 @@ def test_each_cut_is_reported_once_as_it_is_made() -> None:
     assert reported == [50]
 
 
+def test_backing_off_for_another_replica_cuts_once_per_overshoot() -> None:
+    """Another replica's throttle cuts this one as its own would; not again when it has cut for it already."""
+    limiter, time = accepted_fifty_in_a_second()
+    limiter.on_throttle()  # its own cut: 50
+    limiter.back_off(40)  # the other replica's, for the same overshoot: `agree` settles on one estimate instead
+    assert limiter.ceiling == 50
+    time.now += 1.5
+    limiter.back_off(52)  # a new overshoot, seen by another replica: back off even at a pace under that ceiling
+    assert limiter.ceiling == 52 and limiter.rate == pytest.approx(CUT_FACTOR * 52)
+
+
 def test_throttles_below_the_limit_just_found_do_not_cut_again() -> None:
     limiter, time = accepted_fifty_in_a_second()
     limiter.on_throttle()
