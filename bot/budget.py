@@ -22,12 +22,11 @@ module keeps what it learns in the database, in two tables of its own:
   clock: the replicas' clocks must agree within about a second (NTP).
 
 A cut is news that cannot wait for the next tick: the other replicas go on at the old pace and are throttled
-for the same overshoot, and the prober, still probing above the limit, again a moment later. So a replica
-writes its cut as soon as the limiter makes it and on PostgreSQL announces it (NOTIFY, in the same
-transaction); every replica listens (LISTEN, on a connection of its own) and backs off within milliseconds,
-as if throttled itself. Taking only the ceiling would leave a replica whose pace is just under it where it
-is: the account would back off by half as much as one replica does, and be throttled twice as often. A cut
-only found at a tick (the announcement missed) is taken as a ceiling, as before.
+for the same overshoot, and the prober, still probing above the limit, again a moment later. So as soon as
+the limiter cuts, its replica announces the ceiling on PostgreSQL (NOTIFY), then writes it down; every
+replica listens (LISTEN, on a connection of its own) and backs off within milliseconds, as if throttled
+itself (`_heard_cut`). A cut that only reaches a replica at a tick (its listener was down) is taken as a
+ceiling, as before.
 
 The budget is keyed by the MTurk environment alone: a deployment's database serves one MTurk account. The
 AWS access key ID would not do as the key: with IAM roles it rotates, and differs between replicas.
@@ -37,6 +36,7 @@ costs only the memory: the limiter goes on learning by itself.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
@@ -44,9 +44,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from threading import Event
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import Boolean, Column, Connection, Engine, Float, String, Table, delete, func, select
+from sqlalchemy import Boolean, Column, Engine, Float, String, Table, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -64,7 +64,7 @@ STALE_AFTER = timedelta(days=1)
 WRITE_EVERY = timedelta(seconds=2)  # a higher limit learned without a throttle is written at most this often
 # Cuts of two replicas written this close together describe the same overshoot (a cut is written within a TICK).
 SAME_OVERSHOOT_WITHIN = timedelta(seconds=1)
-CUTS_CHANNEL = "grant_qual_mturk_cuts"  # PostgreSQL NOTIFY channel: "<mturk_env> <replica_id>" per cut written
+CUTS_CHANNEL = "grant_qual_mturk_cuts"  # PostgreSQL NOTIFY channel: "<mturk_env> <replica_id> <ceiling>" per cut
 LISTEN_AGAIN_AFTER = 5.0  # seconds before a listener whose connection failed connects again
 
 mturk_budget = Table(
@@ -126,12 +126,22 @@ class BudgetStore(Protocol):
 
     @property
     def announces_cuts(self) -> bool:
-        """Whether remember_cut tells listen_for_cuts on other replicas at once."""
+        """Whether announce_cut reaches listen_for_cuts on other replicas."""
         ...
 
-    def listen_for_cuts(self, mturk_env: str, replica_id: str, heard: Callable[[], None], listener: Listener) -> None:
-        """Call `heard` whenever another replica writes a cut for `mturk_env`, until `listener.stop` is set;
-        `listener.listening` is set while cuts are heard."""
+    def announce_cut(self, mturk_env: str, ceiling: LearnedCeiling) -> None:
+        """Tell the replicas listening, at once, that this one was throttled and cut at `ceiling`."""
+        ...
+
+    def close(self) -> None:
+        """Close what announce_cut keeps open."""
+        ...
+
+    def listen_for_cuts(
+        self, mturk_env: str, replica_id: str, heard: Callable[[float], None], listener: Listener
+    ) -> None:
+        """Call `heard` with the ceiling whenever another replica announces a cut for `mturk_env`, until
+        `listener.stop` is set; `listener.listening` is set while cuts are heard."""
         ...
 
 
@@ -141,6 +151,8 @@ class SqlBudgetStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        self._announcing = threading.Lock()
+        self._announcer: Any = None  # the psycopg connection announce_cut sends on, opened at the first cut
 
     def learned(self, mturk_env: str) -> LearnedCeiling | None:
         c = mturk_budget.c
@@ -173,36 +185,63 @@ class SqlBudgetStore:
             if row.learned_by != ceiling.learned_by and same_overshoot:
                 values["ceiling_rate"] = (row.ceiling_rate + ceiling.rate) / 2
             conn.execute(mturk_budget.update().where(c.mturk_env == mturk_env).values(**values))
-            self._announce_cut(conn, mturk_env, ceiling.learned_by)
         return float(values["ceiling_rate"])
 
     @property
     def announces_cuts(self) -> bool:
         return self.engine.dialect.name == "postgresql"
 
-    def _announce_cut(self, conn: Connection, mturk_env: str, replica_id: str) -> None:
-        """NOTIFY the listeners; PostgreSQL delivers it when the transaction commits, with the cut in the table."""
-        if self.announces_cuts:
-            conn.execute(select(func.pg_notify(CUTS_CHANNEL, f"{mturk_env} {replica_id}")))
+    def announce_cut(self, mturk_env: str, ceiling: LearnedCeiling) -> None:
+        """NOTIFY on a connection kept for it, before the cut is written down: one round trip, where a pooled
+        connection costs four (ping, BEGIN, NOTIFY, COMMIT) while the others send into a full second.
+        Best effort: the others still find the cut in the table at their next tick."""
+        if not self.announces_cuts:
+            return
+        payload = f"{mturk_env} {ceiling.learned_by} {ceiling.rate!r}"
+        with self._announcing:
+            try:
+                if self._announcer is None:
+                    self._announcer = self._connection_of_its_own()
+                self._announcer.execute("SELECT pg_notify(%s, %s)", (CUTS_CHANNEL, payload))
+            except Exception as error:
+                log.warning("MTurk budget: the cut could not be announced (%s)", type(error).__name__)
+                self._close_announcer()
 
-    def listen_for_cuts(self, mturk_env: str, replica_id: str, heard: Callable[[], None], listener: Listener) -> None:
-        """LISTEN on a connection of its own (taken out of the pool: it is held for as long as the replica runs)."""
+    def _close_announcer(self) -> None:
+        announcer, self._announcer = self._announcer, None
+        if announcer is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection: nothing left to do
+                announcer.close()
+
+    def close(self) -> None:
+        with self._announcing:
+            self._close_announcer()
+
+    def _connection_of_its_own(self) -> Any:
+        """A psycopg connection in autocommit, out of the pool (held for as long as the replica runs)."""
         raw = self.engine.raw_connection()
         connection = raw.driver_connection
         raw.detach()
+        connection.rollback()  # outside a transaction: LISTEN hears, and NOTIFY is sent, at once
+        connection.autocommit = True
+        return connection
+
+    def listen_for_cuts(
+        self, mturk_env: str, replica_id: str, heard: Callable[[float], None], listener: Listener
+    ) -> None:
+        """LISTEN on a connection of its own."""
+        connection = self._connection_of_its_own()
         try:
-            connection.rollback()  # LISTEN outside a transaction, so notices arrive as they come
-            connection.autocommit = True
             connection.execute(f"LISTEN {CUTS_CHANNEL}")
             listener.listening.set()
             while not listener.stop.is_set():
                 for notice in connection.notifies(timeout=1.0):  # at least once a second: is it time to stop?
-                    env, _, writer = notice.payload.partition(" ")
+                    env, writer, rate = notice.payload.split(" ")
                     if env == mturk_env and writer != replica_id:
-                        heard()
+                        heard(float(rate))
         finally:
             listener.listening.clear()
-            raw.close()
+            connection.close()
 
     def check_in(self, replica_id: str, mturk_env: str, *, active: bool, moment: datetime) -> GrantingReplicas:
         c = mturk_replicas.c
@@ -248,7 +287,6 @@ class SharedBudget:
         self._thread: threading.Thread | None = None
         self._listener: threading.Thread | None = None
         self.listener = Listener(stop=self._stopping)
-        self._cut_announced = threading.Event()  # another replica announced a cut: the next tick backs off
 
     def start_from_memory(self) -> LearnedCeiling | None:
         """Start the limiter from the remembered ceiling, if there is one; returns it."""
@@ -272,7 +310,10 @@ class SharedBudget:
         learned_rate = limiter.learned_rate
         if learned_rate is not None and limiter.cuts != self._written_cuts:
             self._written_cuts = limiter.cuts
-            self._write_cut(LearnedCeiling(learned_rate, moment, self.replica_id))
+            found = LearnedCeiling(learned_rate, moment, self.replica_id)
+            if self.shared:
+                self.store.announce_cut(self.mturk_env, found)
+            self._write_cut(found)
         elif self.shared and self._take_news():
             pass  # a limit found elsewhere since: what this replica had learned is superseded
         elif learned_rate is not None and self._has_risen(learned_rate, moment):
@@ -287,27 +328,22 @@ class SharedBudget:
 
     def _take_news(self) -> bool:
         """Take the limit another replica wrote since the last one seen here; returns whether there was one.
-
-        A cut announced by another replica means the account is over its limit now, so this one backs off too
-        (taking only the ceiling would leave it at its pace: the account would back off half as far as one
-        replica does, and be throttled twice as often). A limit found by polling is taken as a ceiling.
-        """
-        announced = self._cut_announced.is_set()
-        self._cut_announced.clear()
+        A cut heard of already has backed this replica off (`_heard_cut`): `adopt` does not cut again for it."""
         learned = self.store.learned(self.mturk_env)
         if not learned or learned.learned_by == self.replica_id or not self._is_news(learned):
             return False
         self._seen_at = learned.learned_at
         if self._describes_my_last_cut(learned):
             self.limiter.agree(learned.rate)
-        elif announced:
-            self.limiter.back_off(learned.rate)
         else:
             self.limiter.adopt(learned.rate)
         return True
 
-    def _heard_cut(self) -> None:
-        self._cut_announced.set()
+    def _heard_cut(self, ceiling: float) -> None:
+        """Another replica was throttled just now: the account is over its limit, so back off at once, as if
+        throttled here. Taking only the ceiling would leave this replica at its pace when that is just under
+        it: the account would back off half as far as one replica does, and be throttled twice as often."""
+        self.limiter.back_off(ceiling)
         self._wake.set()
 
     def _write_cut(self, found: LearnedCeiling) -> None:
@@ -379,3 +415,4 @@ class SharedBudget:
                 self.store.check_out(self.replica_id)
         except SQLAlchemyError as error:
             log.warning("MTurk budget: the database did not answer at shutdown (%s)", type(error).__name__)
+        self.store.close()
