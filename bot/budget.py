@@ -333,6 +333,7 @@ class SharedBudget:
         if not learned or learned.learned_by == self.replica_id or not self._is_news(learned):
             return False
         self._seen_at = learned.learned_at
+        self._written = learned  # known to all: only a clear rise above it is worth writing
         if self._describes_my_last_cut(learned):
             self.limiter.agree(learned.rate)
         else:
@@ -344,6 +345,8 @@ class SharedBudget:
         throttled here. Taking only the ceiling would leave this replica at its pace when that is just under
         it: the account would back off half as far as one replica does, and be throttled twice as often."""
         self.limiter.back_off(ceiling)
+        # Known to all: written again by this replica, it would read as a second cut (and be averaged with one).
+        self._written = LearnedCeiling(ceiling, self._clock(), self.replica_id)
         self._wake.set()
 
     def _write_cut(self, found: LearnedCeiling) -> None:
