@@ -280,7 +280,9 @@ class SharedBudget:
         self._clock = clock
         self._written_cuts = limiter.cuts
         self._written: LearnedCeiling | None = None
-        self._seen_at: datetime | None = None  # learned_at of the newest ceiling taken or written
+        # The budget's row as this replica last read or wrote it. Another row is news whatever its time: replicas
+        # writing at once stamp their rows in either order, and the later write may carry the earlier time.
+        self._seen: LearnedCeiling | None = None
         self._cut_written_at: datetime | None = None  # when this replica last wrote a ceiling it cut at
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -298,8 +300,7 @@ class SharedBudget:
         if learned is not None:
             stale = self._clock() - learned.learned_at > STALE_AFTER
             self.limiter.start_from(learned.rate, stale=stale)
-            self._seen_at = learned.learned_at
-            self._written = learned  # raised when MTurk accepts clearly more, as any limit this process learns
+            self._seen = self._written = learned  # raised when MTurk accepts clearly more, as a limit learned here
             log.info("MTurk budget: starting at %.1f calls/s (learned %s)", learned.rate, learned.learned_at)
         return learned
 
@@ -319,7 +320,7 @@ class SharedBudget:
         elif learned_rate is not None and self._has_risen(learned_rate, moment):
             self._written = LearnedCeiling(learned_rate, moment, self.replica_id)
             self.store.remember(self.mturk_env, self._written)
-            self._seen_at = moment
+            self._seen = self._written
         if self.shared:
             active = limiter.busy(ACTIVE_FOR)
             granting = self.store.check_in(self.replica_id, self.mturk_env, active=active, moment=moment)
@@ -330,10 +331,9 @@ class SharedBudget:
         """Take the limit another replica wrote since the last one seen here; returns whether there was one.
         A cut heard of already has backed this replica off (`_heard_cut`): `adopt` does not cut again for it."""
         learned = self.store.learned(self.mturk_env)
-        if not learned or learned.learned_by == self.replica_id or not self._is_news(learned):
+        if not learned or learned.learned_by == self.replica_id or learned == self._seen:
             return False
-        self._seen_at = learned.learned_at
-        self._written = learned  # known to all: only a clear rise above it is worth writing
+        self._seen = self._written = learned  # known to all: only a clear rise above it is worth writing
         if self._describes_my_last_cut(learned):
             self.limiter.agree(learned.rate)
         else:
@@ -357,8 +357,8 @@ class SharedBudget:
             agreed = found.rate
         else:
             agreed = self.store.remember_cut(self.mturk_env, found)
-        self._written = LearnedCeiling(agreed, found.learned_at, found.learned_by)
-        self._seen_at = self._cut_written_at = found.learned_at
+        self._seen = self._written = LearnedCeiling(agreed, found.learned_at, found.learned_by)
+        self._cut_written_at = found.learned_at
         if agreed != found.rate:
             self.limiter.agree(agreed)
 
@@ -373,9 +373,6 @@ class SharedBudget:
         if written is None:
             return True
         return learned_rate >= written.rate * 1.02 + 0.5 and moment - written.learned_at >= WRITE_EVERY
-
-    def _is_news(self, learned: LearnedCeiling) -> bool:
-        return self._seen_at is None or learned.learned_at > self._seen_at
 
     def start(self) -> None:
         """Tick every TICK in a thread, and at once when the limiter starts work after idling, when it cuts, and

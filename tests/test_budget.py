@@ -315,6 +315,25 @@ def test_replicas_that_cut_for_the_same_overshoot_agree_on_the_mean(budget_store
     assert first.limiter.ceiling == pytest.approx(50)
 
 
+def test_the_mean_is_taken_when_it_is_written_second_but_stamped_first(budget_store: SqlBudgetStore) -> None:
+    """Replicas writing at once stamp their rows at the start of their ticks: the second write may carry the
+    earlier time. It is news all the same."""
+    time = SharedTime()
+    first, second = sharing(time, budget_store)
+    throttled_at(first.limiter, time, accepted=26)
+    for _ in range(24):
+        second.limiter.on_success()
+    second.limiter.on_throttle()
+    time.now += 0.005
+    first.tick()  # stamped 5 ms after the second's tick began, and written first
+    time.now -= 0.005
+    second.tick()
+    assert budget_store.learned(ENV).rate == pytest.approx(50)  # type: ignore[union-attr]
+    time.now += 0.5
+    first.tick()
+    assert first.limiter.ceiling == pytest.approx(50)
+
+
 def test_cuts_for_different_overshoots_are_not_averaged(budget_store: SqlBudgetStore) -> None:
     time = SharedTime()
     first, second = sharing(time, budget_store)
