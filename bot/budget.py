@@ -63,8 +63,10 @@ FORGET_REPLICAS_AFTER = timedelta(hours=1)
 STALE_AFTER = timedelta(days=1)
 WRITE_EVERY = timedelta(seconds=2)  # a higher limit learned without a throttle is written at most this often
 # Cuts of two replicas written this close together describe the same overshoot (a cut is written within a TICK).
-SAME_OVERSHOOT_WITHIN = timedelta(seconds=1)
-CUTS_CHANNEL = "grant_qual_mturk_cuts"  # PostgreSQL NOTIFY channel: "<mturk_env> <replica_id> <ceiling>" per cut
+SAME_OVERSHOOT_SECONDS = 1.0
+SAME_OVERSHOOT_WITHIN = timedelta(seconds=SAME_OVERSHOOT_SECONDS)
+CUTS_CHANNEL = "grant_qual_mturk_cuts"  # PostgreSQL NOTIFY channel of CutNews
+AGREE_WITHIN_DELTA = timedelta(seconds=0.2)  # a cut waits this long for the replicas' count to be written down
 LISTEN_AGAIN_AFTER = 5.0  # seconds before a listener whose connection failed connects again
 
 mturk_budget = Table(
@@ -103,6 +105,35 @@ class Listener:
 
 
 @dataclass(frozen=True)
+class CutNews:
+    """What replicas tell each other at once about an overshoot of the account's limit.
+
+    "cut": `replica_id` was throttled; `count` is the calls it had MTurk accept in the second before, and
+    `ceiling` its estimate of the account's limit (count × share). "agreed": the replicas' counts for that
+    second added up, the account's limit. `sent_at` names the overshoot: when the throttled call was sent
+    (seconds since the epoch; replicas' clocks agree to milliseconds on one machine, and under NTP).
+    """
+
+    kind: str
+    mturk_env: str
+    replica_id: str
+    sent_at: float
+    count: int
+    ceiling: float
+
+    def encode(self) -> str:
+        return f"{self.kind} {self.mturk_env} {self.replica_id} {self.sent_at!r} {self.count} {self.ceiling!r}"
+
+    @classmethod
+    def decode(cls, payload: str) -> CutNews | None:
+        try:
+            kind, mturk_env, replica_id, sent_at, count, ceiling = payload.split(" ")
+            return cls(kind, mturk_env, replica_id, float(sent_at), int(count), float(ceiling))
+        except ValueError:
+            return None  # not ours (another version of the app on the same database): the ticks still bring cuts
+
+
+@dataclass(frozen=True)
 class LearnedCeiling:
     rate: float
     learned_at: datetime
@@ -129,19 +160,17 @@ class BudgetStore(Protocol):
         """Whether announce_cut reaches listen_for_cuts on other replicas."""
         ...
 
-    def announce_cut(self, mturk_env: str, ceiling: LearnedCeiling) -> None:
-        """Tell the replicas listening, at once, that this one was throttled and cut at `ceiling`."""
+    def announce_cut(self, news: str) -> None:
+        """Tell the replicas listening, at once, about an overshoot (a CutNews, encoded)."""
         ...
 
     def close(self) -> None:
         """Close what announce_cut keeps open."""
         ...
 
-    def listen_for_cuts(
-        self, mturk_env: str, replica_id: str, heard: Callable[[float], None], listener: Listener
-    ) -> None:
-        """Call `heard` with the ceiling whenever another replica announces a cut for `mturk_env`, until
-        `listener.stop` is set; `listener.listening` is set while cuts are heard."""
+    def listen_for_cuts(self, heard: Callable[[str], None], listener: Listener) -> None:
+        """Call `heard` with each announcement (this replica's own too), until `listener.stop` is set;
+        `listener.listening` is set while announcements are heard."""
         ...
 
 
@@ -191,18 +220,17 @@ class SqlBudgetStore:
     def announces_cuts(self) -> bool:
         return self.engine.dialect.name == "postgresql"
 
-    def announce_cut(self, mturk_env: str, ceiling: LearnedCeiling) -> None:
+    def announce_cut(self, news: str) -> None:
         """NOTIFY on a connection kept for it, before the cut is written down: one round trip, where a pooled
         connection costs four (ping, BEGIN, NOTIFY, COMMIT) while the others send into a full second.
         Best effort: the others still find the cut in the table at their next tick."""
         if not self.announces_cuts:
             return
-        payload = f"{mturk_env} {ceiling.learned_by} {ceiling.rate!r}"
         with self._announcing:
             try:
                 if self._announcer is None:
                     self._announcer = self._connection_of_its_own()
-                self._announcer.execute("SELECT pg_notify(%s, %s)", (CUTS_CHANNEL, payload))
+                self._announcer.execute("SELECT pg_notify(%s, %s)", (CUTS_CHANNEL, news))
             except Exception as error:
                 log.warning("MTurk budget: the cut could not be announced (%s)", type(error).__name__)
                 self._close_announcer()
@@ -226,9 +254,7 @@ class SqlBudgetStore:
         connection.autocommit = True
         return connection
 
-    def listen_for_cuts(
-        self, mturk_env: str, replica_id: str, heard: Callable[[float], None], listener: Listener
-    ) -> None:
+    def listen_for_cuts(self, heard: Callable[[str], None], listener: Listener) -> None:
         """LISTEN on a connection of its own."""
         connection = self._connection_of_its_own()
         try:
@@ -236,9 +262,7 @@ class SqlBudgetStore:
             listener.listening.set()
             while not listener.stop.is_set():
                 for notice in connection.notifies(timeout=1.0):  # at least once a second: is it time to stop?
-                    env, writer, rate = notice.payload.split(" ")
-                    if env == mturk_env and writer != replica_id:
-                        heard(float(rate))
+                    heard(notice.payload)
         finally:
             listener.listening.clear()
             connection.close()
@@ -284,6 +308,8 @@ class SharedBudget:
         # writing at once stamp their rows in either order, and the later write may carry the earlier time.
         self._seen: LearnedCeiling | None = None
         self._cut_written_at: datetime | None = None  # when this replica last wrote a ceiling it cut at
+        self._cut_found_at: datetime | None = None  # a cut of this replica's not written down yet
+        self._agreed_for: float | None = None  # the overshoot (CutNews.sent_at) this replica last added up
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -311,10 +337,13 @@ class SharedBudget:
         learned_rate = limiter.learned_rate
         if learned_rate is not None and limiter.cuts != self._written_cuts:
             self._written_cuts = limiter.cuts
-            found = LearnedCeiling(learned_rate, moment, self.replica_id)
-            if self.shared:
-                self.store.announce_cut(self.mturk_env, found)
-            self._write_cut(found)
+            self._cut_found_at = moment
+            if self.shared:  # at once; written down once the replicas have added up their counts
+                self._announce("cut", limiter.last_cut_sent_at, limiter.last_cut_count, learned_rate)
+        if self._cut_found_at is not None:
+            if learned_rate is not None and self._time_to_write_cut(moment):
+                self._write_cut(LearnedCeiling(learned_rate, self._cut_found_at, self.replica_id))
+                self._cut_found_at = None
         elif self.shared and self._take_news():
             pass  # a limit found elsewhere since: what this replica had learned is superseded
         elif learned_rate is not None and self._has_risen(learned_rate, moment):
@@ -340,14 +369,56 @@ class SharedBudget:
             self.limiter.adopt(learned.rate)
         return True
 
-    def _heard_cut(self, ceiling: float) -> None:
+    def _time_to_write_cut(self, moment: datetime) -> bool:
+        """Written down at once alone; shared, once the others' counts have come (or at the last tick)."""
+        assert self._cut_found_at is not None
+        return not self.shared or self._stopping.is_set() or moment - self._cut_found_at >= AGREE_WITHIN_DELTA
+
+    def _announce(self, kind: str, sent_at: float, count: int, ceiling: float) -> None:
+        """Announce an overshoot; `sent_at` on the limiter's clock."""
+        epoch = self._clock().timestamp() - (self.limiter.now() - sent_at)
+        self.store.announce_cut(CutNews(kind, self.mturk_env, self.replica_id, epoch, count, ceiling).encode())
+
+    def _heard(self, payload: str) -> None:
+        news = CutNews.decode(payload)
+        if news is None or news.mturk_env != self.mturk_env or news.replica_id == self.replica_id:
+            return
+        if news.kind == "cut":
+            self._heard_cut(news)
+        elif news.kind == "agreed":
+            self._heard_agreed(news)
+
+    def _heard_cut(self, news: CutNews) -> None:
         """Another replica was throttled just now: the account is over its limit, so back off at once, as if
         throttled here. Taking only the ceiling would leave this replica at its pace when that is just under
-        it: the account would back off half as far as one replica does, and be throttled twice as often."""
-        self.limiter.back_off(ceiling)
+        it: the account would back off half as far as one replica does, and be throttled twice as often.
+
+        Its estimate is its own count times the share, one or two calls off the account's count: a replica
+        granting too adds its own count for the same second, and announces the sum, which all then take.
+        """
+        limiter = self.limiter
+        ceiling = news.ceiling
+        if limiter.busy(ACTIVE_FOR):
+            mine = limiter.accepted_before(limiter.now() - (self._clock().timestamp() - news.sent_at))
+            ceiling = float(news.count + mine * (max(2, limiter.share) - 1))
+            self._agreed_for = news.sent_at
+        limiter.back_off(ceiling)
         # Known to all: written again by this replica, it would read as a second cut (and be averaged with one).
         self._written = LearnedCeiling(ceiling, self._clock(), self.replica_id)
-        self._wake.set()
+        if self._agreed_for == news.sent_at:
+            self._announce_agreed(news.sent_at, ceiling)
+
+    def _announce_agreed(self, epoch: float, ceiling: float) -> None:
+        self.store.announce_cut(CutNews("agreed", self.mturk_env, self.replica_id, epoch, 0, ceiling).encode())
+
+    def _heard_agreed(self, news: CutNews) -> None:
+        """The replicas' count for an overshoot. Where several replicas added it up (both were throttled, or
+        more than two grant), the smallest replica ID's stands, so all settle on one."""
+        added_up_too = self._agreed_for is not None and abs(news.sent_at - self._agreed_for) < SAME_OVERSHOOT_SECONDS
+        if added_up_too and news.replica_id > self.replica_id:
+            return
+        self.limiter.back_off(news.ceiling)
+        self._written = LearnedCeiling(news.ceiling, self._clock(), self.replica_id)
 
     def _write_cut(self, found: LearnedCeiling) -> None:
         """Write down a ceiling this replica found; take the account's if another replica cut for the same
@@ -387,7 +458,7 @@ class SharedBudget:
     def _listen(self) -> None:
         while not self._stopping.is_set():
             try:
-                self.store.listen_for_cuts(self.mturk_env, self.replica_id, self._heard_cut, self.listener)
+                self.store.listen_for_cuts(self._heard, self.listener)
             except Exception as error:  # the ticks still bring every cut, only later: keep listening
                 log.warning("MTurk budget: listening for other replicas' cuts failed (%s)", type(error).__name__)
                 self._stopping.wait(LISTEN_AGAIN_AFTER)

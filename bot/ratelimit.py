@@ -38,6 +38,7 @@ MAX_NAP = 0.05  # a waiting call looks at the rate again at least this often
 REMEMBERED_HEADROOM = 0.98  # a remembered ceiling is started just below: the limit may have moved since
 CUT_FACTOR = 0.97  # at a throttle, the rate goes to this share of what MTurk accepted (see above)
 IDLE_AFTER = 1.0  # seconds without a call after which the next call counts as the start of new work
+NEVER = -1e9  # the time of what has not happened yet
 
 
 class AdaptiveRateLimiter:
@@ -58,6 +59,10 @@ class AdaptiveRateLimiter:
         self.ceiling: float | None = None  # the accepted rate when MTurk last throttled
         self.throttles = 0
         self.cuts = 0  # ceilings found here by throttling (bot/budget.py writes each one down)
+        # Of the last cut found here: when the throttled call was sent, and the calls this limiter had MTurk
+        # accept in the second before (replicas add up theirs for the account's count: bot/budget.py).
+        self.last_cut_sent_at = 0.0
+        self.last_cut_count = 0
         self.share = 1  # replicas granting for this MTurk account at once: this one paces at rate / share
         # Whether the rate may rise above the ceiling. Of replicas granting at once, one probes for all: each
         # probing on its own would be throttled in turn, once per curve, where one replica is throttled once.
@@ -76,7 +81,7 @@ class AdaptiveRateLimiter:
         self._lock = threading.Lock()
         self._last_send = -1e9
         self._turns = TurnQueue()  # callers waiting for a slot, first in first out
-        self._last_cut = -1e9
+        self._last_cut = NEVER
         self._curve_from = -1e9  # where the cubic curve starts: the last cut, or a ceiling remembered or adopted
         # A ceiling found or adopted while running; a remembered one is unconfirmed, so a throttle below it cuts.
         self._confirmed = False
@@ -189,18 +194,32 @@ class AdaptiveRateLimiter:
 
     def back_off(self, ceiling: float) -> None:
         """Cut as if throttled here: another replica was throttled just now, and the account's limit is
-        `ceiling` (bot/budget.py). Ignored within the cooldown of a cut of its own, as for `adopt`."""
+        `ceiling` (bot/budget.py). Within the cooldown of a cut (its own, or another back-off) it describes
+        the same overshoot: it replaces that cut's ceiling (`agree`), and is not a second cut."""
         with self._lock:
             now = self._clock()
+            ceiling = max(self.min_rate, min(self.max_rate, ceiling))
             if now - self._last_cut >= self._cooldown:
-                self._cut_to(max(self.min_rate, min(self.max_rate, ceiling)), now)
+                self._cut_to(ceiling, now)
+            else:
+                self._cut_to(ceiling, self._last_cut)
+                self.rate = self._rate_at(now)
+
+    def now(self) -> float:
+        """This limiter's clock (monotonic seconds)."""
+        return self._clock()
+
+    def accepted_before(self, sent_at: float) -> int:
+        """The calls this limiter had MTurk accept in the second before `sent_at` (on its clock)."""
+        with self._lock:
+            return self._accepted_before_send(sent_at)
 
     def agree(self, ceiling: float) -> None:
-        """Replace the ceiling of this limiter's last cut by the replicas' common estimate of the same
-        overshoot, as if it had cut there at the same moment: not a second cut."""
+        """Replace the ceiling of this limiter's last cut (its own, or a back-off) by the replicas' common
+        estimate of the same overshoot, as if it had cut there at the same moment: not a second cut."""
         with self._lock:
-            if self.cuts == 0:
-                return  # no cut of its own to replace
+            if self._last_cut == NEVER:
+                return  # no cut to replace
             self._cut_to(max(self.min_rate, min(self.max_rate, ceiling)), self._last_cut)
             self.rate = self._rate_at(self._clock())
 
@@ -237,7 +256,10 @@ class AdaptiveRateLimiter:
             # every such one would ratchet the rate down to nothing; the next probe above re-measures.
             return False
         self._forget_before(now - WINDOW)
-        self._cut_to(max(self.min_rate, min(self.rate, self._accepted_rate(now, sent_at))), now)
+        self.last_cut_sent_at = now if sent_at is None else sent_at
+        self.last_cut_count = self._accepted_count(now, sent_at)
+        accepted_rate = float(self.last_cut_count * self.share) or self.rate
+        self._cut_to(max(self.min_rate, min(self.rate, accepted_rate)), now)
         self.cuts += 1
         return True
 
@@ -255,10 +277,9 @@ class AdaptiveRateLimiter:
         assert self.ceiling is not None
         return (max(0.0, self.ceiling - start) / self._probe_scale) ** (1.0 / 3.0)
 
-    def _accepted_rate(self, now: float, sent_at: float | None) -> float:
-        """Calls MTurk accepted in the trailing second, times the replicas sharing the account: under a
-        per-second limit, that count is the limit. (Replicas cutting for the same overshoot agree on the
-        mean of their estimates, which is the account's count: bot/budget.py.)
+    def _accepted_count(self, now: float, sent_at: float | None) -> int:
+        """Calls MTurk accepted in the trailing second: under a per-second limit, that count (times the
+        replicas sharing the account, each with its own count: bot/budget.py adds them up) is the limit.
 
         Calls sent and not answered yet count as accepted: a throttle comes back at once while the calls
         sent just before it (accepted) are still being served, and the first throttle of a run would
@@ -269,7 +290,7 @@ class AdaptiveRateLimiter:
         counted = len(self._accepted) + in_flight
         if sent_at is not None:
             counted = max(counted, self._accepted_before_send(sent_at))
-        return float(counted * self.share) or self.rate
+        return counted
 
     def _accepted_before_send(self, sent_at: float) -> int:
         """The calls sent in the second before the throttled call was (`sent_at`) and not throttled: the second

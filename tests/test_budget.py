@@ -34,6 +34,13 @@ def budget_store(store_on_any_database: GrantStore) -> SqlBudgetStore:
     return SqlBudgetStore(store_on_any_database.engine)
 
 
+@pytest.fixture
+def cuts_written_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared replica's cut is written down AGREE_WITHIN after it is announced, once the replicas have added
+    up their counts; tests of what the table alone carries write it at the next tick."""
+    monkeypatch.setattr(bot.budget, "AGREE_WITHIN_DELTA", timedelta(0))
+
+
 def limiter_at(time: SharedTime, max_rate: float = 200) -> AdaptiveRateLimiter:
     return AdaptiveRateLimiter(max_rate, clock=time.clock, sleep=time.sleep)
 
@@ -201,7 +208,9 @@ def test_replicas_granting_at_once_each_take_a_share(budget_store: SqlBudgetStor
     assert first.limiter.share == 1
 
 
-def test_a_throttle_seen_by_one_replica_lowers_the_other(budget_store: SqlBudgetStore) -> None:
+def test_a_throttle_seen_by_one_replica_lowers_the_other(
+    budget_store: SqlBudgetStore, cuts_written_at_once: None
+) -> None:
     time = SharedTime()
     first, second = replica(time, budget_store, "first"), replica(time, budget_store, "second")
     for budget in (first, second):
@@ -255,6 +264,44 @@ def test_a_cut_reaches_the_other_replicas_at_once_and_they_back_off_too(
         store.engine.dispose()
 
 
+def test_replicas_granting_at_once_add_up_their_counts_for_the_account(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A throttled replica estimates the account's count as its own times the share: 26 × 2 = 52 when the
+    other had 24 calls accepted in that second. The other adds its count to the first's, and both take the sum."""
+    monkeypatch.setattr(bot.budget, "TICK", 60.0)
+    store = GrantStore(create_database_engine(postgres_url))
+    store.upgrade_schema()
+    budget_store = SqlBudgetStore(store.engine)
+    first, second = (
+        SharedBudget(AdaptiveRateLimiter(200), budget_store, ENV, shared=True, replica_id=name)
+        for name in ("first", "second")
+    )
+    try:
+        for replica_budget in (first, second):
+            replica_budget.start()
+            assert replica_budget.listener.listening.wait(10)
+            replica_budget.limiter.acquire()  # granting: checks in at once
+        wall_time.sleep(1.1)  # those calls leave the second that counts
+        first.limiter.share = second.limiter.share = 2
+        for call in range(50):
+            limiter = first.limiter if call % 2 == 0 or call >= 48 else second.limiter
+            limiter.acquire()
+            limiter.on_success()
+        first.limiter.acquire()
+        first.limiter.on_throttle()
+        assert first.limiter.ceiling == pytest.approx(52)
+        deadline = wall_time.monotonic() + 2
+        while (first.limiter.ceiling, second.limiter.ceiling) != (50, 50) and wall_time.monotonic() < deadline:
+            wall_time.sleep(0.01)
+        assert (first.limiter.ceiling, second.limiter.ceiling) == (50, 50)
+        assert first.limiter.cuts == 1 and second.limiter.cuts == 0  # the sum replaces the cut: not a second one
+    finally:
+        first.stop()
+        second.stop()
+        store.engine.dispose()
+
+
 def sharing(time: SharedTime, store: SqlBudgetStore) -> tuple[SharedBudget, SharedBudget]:
     """Two replicas granting at once: each paces at half the account's rate."""
     first, second = replica(time, store, "first"), replica(time, store, "second")
@@ -289,7 +336,9 @@ def test_of_replicas_granting_at_once_one_probes_above_the_limit(budget_store: S
     assert second.limiter.rate > 50
 
 
-def test_replicas_that_cut_for_the_same_overshoot_agree_on_the_mean(budget_store: SqlBudgetStore) -> None:
+def test_replicas_that_cut_for_the_same_overshoot_agree_on_the_mean(
+    budget_store: SqlBudgetStore, cuts_written_at_once: None
+) -> None:
     """Each counts its own calls times two, one high and one low (26 and 24 of 50): the lower of them would
     pace the pair under the limit, the mean is the account's count. Neither cuts a second time for it."""
     time = SharedTime()
@@ -315,7 +364,9 @@ def test_replicas_that_cut_for_the_same_overshoot_agree_on_the_mean(budget_store
     assert first.limiter.ceiling == pytest.approx(50)
 
 
-def test_the_mean_is_taken_when_it_is_written_second_but_stamped_first(budget_store: SqlBudgetStore) -> None:
+def test_the_mean_is_taken_when_it_is_written_second_but_stamped_first(
+    budget_store: SqlBudgetStore, cuts_written_at_once: None
+) -> None:
     """Replicas writing at once stamp their rows at the start of their ticks: the second write may carry the
     earlier time. It is news all the same."""
     time = SharedTime()
@@ -334,7 +385,9 @@ def test_the_mean_is_taken_when_it_is_written_second_but_stamped_first(budget_st
     assert first.limiter.ceiling == pytest.approx(50)
 
 
-def test_cuts_for_different_overshoots_are_not_averaged(budget_store: SqlBudgetStore) -> None:
+def test_cuts_for_different_overshoots_are_not_averaged(
+    budget_store: SqlBudgetStore, cuts_written_at_once: None
+) -> None:
     time = SharedTime()
     first, second = sharing(time, budget_store)
     throttled_at(first.limiter, time, accepted=26)
@@ -345,6 +398,20 @@ def test_cuts_for_different_overshoots_are_not_averaged(budget_store: SqlBudgetS
     assert budget_store.learned(ENV).rate == pytest.approx(40)  # type: ignore[union-attr]
     first.tick()
     assert first.limiter.ceiling == pytest.approx(40)  # taken as a cut of its own
+
+
+def test_a_shared_cut_is_written_down_once_the_replicas_could_add_up_their_counts(
+    budget_store: SqlBudgetStore,
+) -> None:
+    time = SharedTime()
+    first, _ = sharing(time, budget_store)
+    throttled_at(first.limiter, time, accepted=26)
+    first.tick()  # announced at once
+    assert budget_store.learned(ENV) is None
+    first.limiter.back_off(50)  # the replicas' count, announced by the other
+    time.now += 0.2
+    first.tick()
+    assert budget_store.learned(ENV).rate == pytest.approx(50)  # type: ignore[union-attr]
 
 
 def test_a_replica_alone_writes_its_own_cut(budget_store: SqlBudgetStore) -> None:

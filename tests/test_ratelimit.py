@@ -110,11 +110,12 @@ def test_each_cut_is_reported_once_as_it_is_made() -> None:
 
 
 def test_backing_off_for_another_replica_cuts_once_per_overshoot() -> None:
-    """Another replica's throttle cuts this one as its own would; not again when it has cut for it already."""
+    """Another replica's throttle cuts this one as its own would. For an overshoot this one has cut for
+    already, it is the replicas' better estimate of the same one: it replaces the cut's ceiling, once."""
     limiter, time = accepted_fifty_in_a_second()
     limiter.on_throttle()  # its own cut: 50
-    limiter.back_off(40)  # the other replica's, for the same overshoot: `agree` settles on one estimate instead
-    assert limiter.ceiling == 50
+    limiter.back_off(49)  # the replicas' count for the same overshoot
+    assert limiter.ceiling == 49 and limiter.rate == pytest.approx(CUT_FACTOR * 49) and limiter.cuts == 1
     time.now += 1.5
     limiter.back_off(52)  # a new overshoot, seen by another replica: back off even at a pace under that ceiling
     assert limiter.ceiling == 52 and limiter.rate == pytest.approx(CUT_FACTOR * 52)
