@@ -46,7 +46,7 @@ from datetime import datetime, timedelta
 from threading import Event
 from typing import Any, Protocol
 
-from sqlalchemy import Boolean, Column, Engine, Float, String, Table, delete, func, select
+from sqlalchemy import Boolean, Column, Engine, Float, String, Table, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -94,6 +94,7 @@ class GrantingReplicas:
 
     count: int
     prober: str | None  # the one that probes above the limit for all of them (the smallest replica ID)
+    rank: int = 0  # of the asking replica, among them by ID: where its calls fall in the account's pace
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,8 @@ class SqlBudgetStore:
             try:
                 if self._announcer is None:
                     self._announcer = self._connection_of_its_own()
-                self._announcer.execute("SELECT pg_notify(%s, %s)", (CUTS_CHANNEL, news))
+                # Channels are the database's, not the schema's: deployments in other schemas hear it too.
+                self._announcer.execute("SELECT pg_notify(%s, current_schema() || ' ' || %s)", (CUTS_CHANNEL, news))
             except Exception as error:
                 log.warning("MTurk budget: the cut could not be announced (%s)", type(error).__name__)
                 self._close_announcer()
@@ -255,14 +257,16 @@ class SqlBudgetStore:
         return connection
 
     def listen_for_cuts(self, heard: Callable[[str], None], listener: Listener) -> None:
-        """LISTEN on a connection of its own."""
+        """LISTEN on a connection of its own, to this deployment's schema's announcements."""
         connection = self._connection_of_its_own()
         try:
+            ours = f"{connection.execute('SELECT current_schema()').fetchone()[0]} "
             connection.execute(f"LISTEN {CUTS_CHANNEL}")
             listener.listening.set()
             while not listener.stop.is_set():
                 for notice in connection.notifies(timeout=1.0):  # at least once a second: is it time to stop?
-                    heard(notice.payload)
+                    if notice.payload.startswith(ours):
+                        heard(notice.payload.removeprefix(ours))
         finally:
             listener.listening.clear()
             connection.close()
@@ -275,8 +279,9 @@ class SqlBudgetStore:
             conn.execute(statement.on_conflict_do_update(index_elements=["replica_id"], set_=values))
             conn.execute(delete(mturk_replicas).where(c.last_seen < moment - FORGET_REPLICAS_AFTER))
             active_now = (c.mturk_env == mturk_env, c.active, c.last_seen >= moment - LIVE_FOR)
-            count, prober = conn.execute(select(func.count(), func.min(c.replica_id)).where(*active_now)).one()
-            return GrantingReplicas(int(count), prober)
+            active_ids = conn.execute(select(c.replica_id).where(*active_now).order_by(c.replica_id)).scalars().all()
+        rank = sum(1 for other in active_ids if other < replica_id)
+        return GrantingReplicas(len(active_ids), active_ids[0] if active_ids else None, rank)
 
     def check_out(self, replica_id: str) -> None:
         with self.engine.begin() as conn:
@@ -355,6 +360,7 @@ class SharedBudget:
             granting = self.store.check_in(self.replica_id, self.mturk_env, active=active, moment=moment)
             limiter.share = max(1, granting.count)
             limiter.probes = granting.count <= 1 or granting.prober == self.replica_id
+            limiter.rank = granting.rank
 
     def _take_news(self) -> bool:
         """Take the limit another replica wrote since the last one seen here; returns whether there was one.

@@ -52,6 +52,7 @@ class AdaptiveRateLimiter:
         probe_scale: float = 0.4,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.max_rate = max_rate
         self.min_rate = min_rate
@@ -67,6 +68,7 @@ class AdaptiveRateLimiter:
         # Whether the rate may rise above the ceiling. Of replicas granting at once, one probes for all: each
         # probing on its own would be throttled in turn, once per curve, where one replica is throttled once.
         self.probes = True
+        self.rank = 0  # this replica's place among those sharing (by ID): its calls fall between the others'
         self.last_call_at = -1e9
         # Called (outside the lock) when a call comes after IDLE_AFTER without one: work begins.
         self.on_busy: Callable[[], None] | None = None
@@ -78,6 +80,8 @@ class AdaptiveRateLimiter:
         self._probe_scale = probe_scale
         self._clock = clock
         self._sleep = sleep
+        self._wall = wall  # a clock the replicas share (NTP), to interleave their calls
+        self._interleaved_after: float | None = None  # the last call before the idle stretch just interleaved
         self._lock = threading.Lock()
         self._last_send = -1e9
         self._turns = TurnQueue()  # callers waiting for a slot, first in first out
@@ -116,6 +120,13 @@ class AdaptiveRateLimiter:
             with self._lock:
                 now = self._clock()
                 gap = self.share / self.rate
+                if (
+                    now - self.last_call_at > IDLE_AFTER
+                    and self.share > 1
+                    and self._interleaved_after != self.last_call_at
+                ):
+                    self._interleaved_after = self.last_call_at
+                    self._last_send = self._interleaved_slot(now) - gap
                 due = self._last_send + gap
                 self._forget_before(now - WINDOW)
                 per_window = math.ceil(self.rate / self.share)
@@ -134,6 +145,20 @@ class AdaptiveRateLimiter:
                             self._restart_curve(now)
                     return was_idle
             self._sleep(min(due - now, MAX_NAP))
+
+    def _interleaved_slot(self, now: float) -> float:
+        """The first slot from `now` (on this limiter's clock) of this replica's share of the account's pace.
+
+        Replicas starting work together would otherwise send in step: at a first overshoot, each sends into the
+        full second a millisecond after the other, before it can hear of the other's throttle, and both are
+        throttled. The account's slots are the wall clock's multiples of 1/rate; this replica takes every
+        share-th of them from its rank, so the others' calls fall between its own (a cut reaches them in
+        a few milliseconds; at 200 calls/s the calls are 5 ms apart).
+        """
+        account_gap = 1.0 / self.rate
+        wall = self._wall()
+        turn = math.ceil((wall / account_gap - self.rank) / self.share)
+        return now + (turn * self.share + self.rank) * account_gap - wall
 
     def busy(self, within: float) -> bool:
         """Whether a call was made in the last `within` seconds."""

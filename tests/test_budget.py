@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time as wall_time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 import bot.budget
-from bot.budget import STALE_AFTER, LearnedCeiling, SharedBudget, SqlBudgetStore
+from bot.budget import STALE_AFTER, CutNews, LearnedCeiling, Listener, SharedBudget, SqlBudgetStore
 from bot.ratelimit import CUT_FACTOR, REMEMBERED_HEADROOM, AdaptiveRateLimiter
 from bot.requests import RequestState
 from bot.store import GrantStore, create_database_engine
@@ -42,7 +45,7 @@ def cuts_written_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def limiter_at(time: SharedTime, max_rate: float = 200) -> AdaptiveRateLimiter:
-    return AdaptiveRateLimiter(max_rate, clock=time.clock, sleep=time.sleep)
+    return AdaptiveRateLimiter(max_rate, clock=time.clock, sleep=time.sleep, wall=time.clock)
 
 
 def replica(time: SharedTime, store: SqlBudgetStore, name: str, *, shared: bool = True) -> SharedBudget:
@@ -264,6 +267,44 @@ def test_a_cut_reaches_the_other_replicas_at_once_and_they_back_off_too(
         store.engine.dispose()
 
 
+def test_announcements_stay_within_their_deployments_schema(postgres_url: str) -> None:
+    """NOTIFY channels are the database's: a deployment in another schema of the same database must not back
+    off for this one's cuts (nor the tests running beside each other)."""
+    other_url = f"{postgres_url.rsplit('%3D', 1)[0]}%3D{'o_' + uuid.uuid4().hex[:12]}"
+    schema = other_url.rsplit("%3D", 1)[1]
+    engine = create_database_engine(os.environ["TEST_DATABASE_URL"])
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    stores = [SqlBudgetStore(create_database_engine(url)) for url in (postgres_url, other_url)]
+    heard: list[list[str]] = [[], []]
+    listeners = [Listener(stop=threading.Event()) for _ in stores]
+    threads = [
+        threading.Thread(target=store.listen_for_cuts, args=(heard[i].append, listeners[i]), daemon=True)
+        for i, store in enumerate(stores)
+    ]
+    try:
+        for thread, listener in zip(threads, listeners, strict=True):
+            thread.start()
+            assert listener.listening.wait(10)
+        stores[0].announce_cut("news for the first deployment")
+        deadline = wall_time.monotonic() + 2
+        while not heard[0] and wall_time.monotonic() < deadline:
+            wall_time.sleep(0.01)
+        wall_time.sleep(0.1)
+        assert heard == [["news for the first deployment"], []]
+    finally:
+        for listener in listeners:
+            listener.stop.set()
+        for thread in threads:
+            thread.join(5)
+        for store in stores:
+            store.close()
+            store.engine.dispose()
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
 def test_replicas_granting_at_once_add_up_their_counts_for_the_account(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -398,6 +439,12 @@ def test_cuts_for_different_overshoots_are_not_averaged(
     assert budget_store.learned(ENV).rate == pytest.approx(40)  # type: ignore[union-attr]
     first.tick()
     assert first.limiter.ceiling == pytest.approx(40)  # taken as a cut of its own
+
+
+def test_an_announcement_reads_back_as_sent_and_a_stranger_is_ignored() -> None:
+    news = CutNews("cut", ENV, "a1b2c3", 1764480000.123456, 26, 52.0)
+    assert CutNews.decode(news.encode()) == news
+    assert CutNews.decode("another app's notice on this channel") is None
 
 
 def test_a_shared_cut_is_written_down_once_the_replicas_could_add_up_their_counts(

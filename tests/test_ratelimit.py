@@ -86,6 +86,24 @@ def accepted_fifty_in_a_second() -> tuple[AdaptiveRateLimiter, SimulatedTime]:
     return limiter, time
 
 
+def test_replicas_starting_work_together_send_between_each_other() -> None:
+    """Sending in step, two replicas each send into the first full second before hearing of the other's
+    throttle; interleaved, a cut reaches the other between two of its calls."""
+    time = SimulatedTime()
+    time.now = 5.0037  # any moment: the slots are the shared clock's, not the start's
+    replicas = [AdaptiveRateLimiter(100, clock=time.clock, sleep=time.sleep, wall=time.clock) for _ in range(2)]
+    sent: list[tuple[float, int]] = []
+    for rank, limiter in enumerate(replicas):
+        limiter.share, limiter.rank = 2, rank
+    for _ in range(5):
+        for rank, limiter in enumerate(replicas):
+            limiter.acquire()
+            sent.append((time.now, rank))
+    sent.sort()
+    assert [rank for _, rank in sent] == [0, 1] * 5
+    assert [later - earlier for (earlier, _), (later, _) in pairwise(sent)] == pytest.approx([0.01] * 9)
+
+
 def test_a_burst_of_throttles_cuts_once() -> None:
     limiter, _ = accepted_fifty_in_a_second()
     for _ in range(10):
