@@ -86,6 +86,7 @@ class AdaptiveRateLimiter:
         self._last_send = -1e9
         self._turns = TurnQueue()  # callers waiting for a slot, first in first out
         self._last_cut = NEVER
+        self._held_until = NEVER  # after another replica's throttle: no call before this (see back_off)
         self._curve_from = -1e9  # where the cubic curve starts: the last cut, or a ceiling remembered or adopted
         # A ceiling found or adopted while running; a remembered one is unconfirmed, so a throttle below it cuts.
         self._confirmed = False
@@ -132,6 +133,7 @@ class AdaptiveRateLimiter:
                 per_window = math.ceil(self.rate / self.share)
                 if self._sent_after(now - WINDOW) >= per_window:
                     due = max(due, self._sent[len(self._sent) - per_window] + WINDOW)
+                due = max(due, self._held_until)
                 if now >= due:
                     self._sent.append(now)
                     self._slot.sent_at = now
@@ -226,9 +228,19 @@ class AdaptiveRateLimiter:
             ceiling = max(self.min_rate, min(self.max_rate, ceiling))
             if now - self._last_cut >= self._cooldown:
                 self._cut_to(ceiling, now)
+                self._wait_for_the_window(now)
             else:
                 self._cut_to(ceiling, self._last_cut)
                 self.rate = self._rate_at(now)
+
+    def _wait_for_the_window(self, now: float) -> None:
+        """No call until this limiter's oldest call of the trailing second has left it. MTurk's second is full
+        (another replica was just throttled), but this limiter counts only its own calls in it: under its share
+        of the new rate, it would send into that full second at once. (Its own cut needs no more: the calls it
+        sent at the old pace count against the new rate.)"""
+        in_window = self._sent_after(now - WINDOW)
+        if in_window:
+            self._held_until = self._sent[len(self._sent) - in_window] + WINDOW
 
     def now(self) -> float:
         """This limiter's clock (monotonic seconds)."""

@@ -139,6 +139,22 @@ def test_backing_off_for_another_replica_cuts_once_per_overshoot() -> None:
     assert limiter.ceiling == 52 and limiter.rate == pytest.approx(CUT_FACTOR * 52)
 
 
+def test_after_another_replicas_throttle_no_call_goes_into_the_full_second() -> None:
+    """MTurk's second is full when another replica is throttled; this one counts only its own calls in it, and
+    under its share of the new rate (24 of 25) would send at once, into the full second."""
+    time = SimulatedTime()
+    limiter = AdaptiveRateLimiter(200, clock=time.clock, sleep=time.sleep)
+    limiter.share = 2
+    first_sent = time.now
+    for _ in range(24):
+        limiter.acquire()
+        limiter.on_success()
+        time.now += 0.01
+    limiter.back_off(50)  # the other replica had 26 accepted: the account's 50
+    limiter.acquire()
+    assert time.now >= first_sent + 1.0  # once this limiter's oldest call has left MTurk's second
+
+
 def test_throttles_below_the_limit_just_found_do_not_cut_again() -> None:
     limiter, time = accepted_fifty_in_a_second()
     limiter.on_throttle()
