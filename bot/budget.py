@@ -22,11 +22,18 @@ module keeps what it learns in the database, in two tables of its own:
   clock: the replicas' clocks must agree within about a second (NTP).
 
 A cut is news that cannot wait for the next tick: the other replicas go on at the old pace and are throttled
-for the same overshoot, and the prober, still probing above the limit, again a moment later. So as soon as
-the limiter cuts, its replica announces the ceiling on PostgreSQL (NOTIFY), then writes it down; every
-replica listens (LISTEN, on a connection of its own) and backs off within milliseconds, as if throttled
-itself (`_heard_cut`). A cut that only reaches a replica at a tick (its listener was down) is taken as a
-ceiling, as before.
+for the same overshoot, and the prober, still probing above the limit, again a moment later. So the replicas
+talk on PostgreSQL (NOTIFY, heard by LISTEN on a connection of each replica's own, within the deployment's
+schema), in CutNews:
+- As soon as its limiter cuts, a replica announces the cut: when the throttled call was sent, and how many
+  calls MTurk had accepted from it in the second before.
+- Every replica backs off within milliseconds, as if throttled itself (`_heard_cut`). A replica granting too
+  adds its own count for that same second, and announces the sum: the account's count, which all take
+  (each replica's count times the share is a call or two off, one high, one low).
+- The throttled replica writes the cut down AGREE_WITHIN_DELTA later, once the sum has come. A cut that
+  reaches a replica only at a tick (its listener was down) is taken as a ceiling, as before.
+Replicas starting work together interleave their calls by rank on the shared wall clock (bot/ratelimit.py),
+so at a first overshoot the announcement reaches the other replica between two of its calls.
 
 The budget is keyed by the MTurk environment alone: a deployment's database serves one MTurk account. The
 AWS access key ID would not do as the key: with IAM roles it rotates, and differs between replicas.

@@ -19,7 +19,9 @@ about the limit after a pause.
 
 The rate is MTurk's for the whole account. A limiter can start from a ceiling learned before (`start_from`,
 by an earlier process) instead of `max_rate`, take one found by another replica (`adopt`), and pace its
-own calls at `rate / share` while `share` replicas grant at once; bot/budget.py keeps those in the database.
+own calls at `rate / share` while `share` replicas grant at once, between theirs (`rank`); bot/budget.py
+keeps those in the database. When another replica is throttled it backs off as if throttled itself
+(`back_off`), and replicas settle on one count of the overshoot (`agree`): bot/budget.py carries the news.
 """
 
 from __future__ import annotations
