@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
 from bot.budget import SharedBudget, SqlBudgetStore
+from bot.budget_news import PostgresNews
 from bot.config import Settings, SettingsError, load_settings
 from bot.executor import GrantExecutor
 from bot.expiry import GrantExpiry
@@ -130,7 +131,8 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = now) -> GrantQu
     pacer = AdaptiveRateLimiter(settings.mturk_max_tps)
     # One budget per MTurk account: start from the rate learned before; with PostgreSQL, share it with replicas.
     shared = store.engine.dialect.name != "sqlite"
-    budget = SharedBudget(pacer, SqlBudgetStore(store.engine), settings.mturk_env.value, shared=shared)
+    news = PostgresNews(store.engine) if shared else None  # replicas hear of each other's throttles at once
+    budget = SharedBudget(pacer, SqlBudgetStore(store.engine), settings.mturk_env.value, shared=shared, news=news)
     budget.start_from_memory()
     gateway = MTurkGateway(create_mturk_client(settings), settings.mturk_env, pacer=pacer)
     metrics = AppMetrics()

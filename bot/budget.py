@@ -23,8 +23,7 @@ module keeps what it learns in the database, in two tables of its own:
 
 A cut is news that cannot wait for the next tick: the other replicas go on at the old pace and are throttled
 for the same overshoot, and the prober, still probing above the limit, again a moment later. So the replicas
-talk on PostgreSQL (NOTIFY, heard by LISTEN on a connection of each replica's own, within the deployment's
-schema), in CutNews:
+talk on PostgreSQL (NOTIFY and LISTEN, within the deployment's schema: bot/budget_news.py), in CutNews:
 - As soon as its limiter cuts, a replica announces the cut: when the throttled call was sent, and how many
   calls MTurk had accepted from it in the second before.
 - Every replica backs off within milliseconds, as if throttled itself (`_heard_cut`). A replica granting too
@@ -43,21 +42,20 @@ costs only the memory: the limiter goes on learning by itself.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from threading import Event
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import Boolean, Column, Engine, Float, String, Table, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.budget_news import CutNews, Listener, NewsChannel
 from bot.ratelimit import AdaptiveRateLimiter
 from bot.store import UtcDateTime, metadata, now
 
@@ -72,7 +70,6 @@ WRITE_EVERY = timedelta(seconds=2)  # a higher limit learned without a throttle 
 # Cuts of two replicas written this close together describe the same overshoot (a cut is written within a TICK).
 SAME_OVERSHOOT_SECONDS = 1.0
 SAME_OVERSHOOT_WITHIN = timedelta(seconds=SAME_OVERSHOOT_SECONDS)
-CUTS_CHANNEL = "grant_qual_mturk_cuts"  # PostgreSQL NOTIFY channel of CutNews
 AGREE_WITHIN_DELTA = timedelta(seconds=0.2)  # a cut waits this long for the replicas' count to be written down
 LISTEN_AGAIN_AFTER = 5.0  # seconds before a listener whose connection failed connects again
 
@@ -105,43 +102,6 @@ class GrantingReplicas:
 
 
 @dataclass(frozen=True)
-class Listener:
-    """What a replica listening for other replicas' cuts shares with the thread that listens."""
-
-    stop: Event
-    listening: Event = field(default_factory=Event)  # set while cuts are heard at once
-
-
-@dataclass(frozen=True)
-class CutNews:
-    """What replicas tell each other at once about an overshoot of the account's limit.
-
-    "cut": `replica_id` was throttled; `count` is the calls it had MTurk accept in the second before, and
-    `ceiling` its estimate of the account's limit (count × share). "agreed": the replicas' counts for that
-    second added up, the account's limit. `sent_at` names the overshoot: when the throttled call was sent
-    (seconds since the epoch; replicas' clocks agree to milliseconds on one machine, and under NTP).
-    """
-
-    kind: str
-    mturk_env: str
-    replica_id: str
-    sent_at: float
-    count: int
-    ceiling: float
-
-    def encode(self) -> str:
-        return f"{self.kind} {self.mturk_env} {self.replica_id} {self.sent_at!r} {self.count} {self.ceiling!r}"
-
-    @classmethod
-    def decode(cls, payload: str) -> CutNews | None:
-        try:
-            kind, mturk_env, replica_id, sent_at, count, ceiling = payload.split(" ")
-            return cls(kind, mturk_env, replica_id, float(sent_at), int(count), float(ceiling))
-        except ValueError:
-            return None  # not ours (another version of the app on the same database): the ticks still bring cuts
-
-
-@dataclass(frozen=True)
 class LearnedCeiling:
     rate: float
     learned_at: datetime
@@ -163,24 +123,6 @@ class BudgetStore(Protocol):
 
     def check_out(self, replica_id: str) -> None: ...
 
-    @property
-    def announces_cuts(self) -> bool:
-        """Whether announce_cut reaches listen_for_cuts on other replicas."""
-        ...
-
-    def announce_cut(self, news: str) -> None:
-        """Tell the replicas listening, at once, about an overshoot (a CutNews, encoded)."""
-        ...
-
-    def close(self) -> None:
-        """Close what announce_cut keeps open."""
-        ...
-
-    def listen_for_cuts(self, heard: Callable[[str], None], listener: Listener) -> None:
-        """Call `heard` with each announcement (this replica's own too), until `listener.stop` is set;
-        `listener.listening` is set while announcements are heard."""
-        ...
-
 
 class SqlBudgetStore:
     """BudgetStore on the app's database (SQLite or PostgreSQL)."""
@@ -188,8 +130,6 @@ class SqlBudgetStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
-        self._announcing = threading.Lock()
-        self._announcer: Any = None  # the psycopg connection announce_cut sends on, opened at the first cut
 
     def learned(self, mturk_env: str) -> LearnedCeiling | None:
         c = mturk_budget.c
@@ -224,60 +164,6 @@ class SqlBudgetStore:
             conn.execute(mturk_budget.update().where(c.mturk_env == mturk_env).values(**values))
         return float(values["ceiling_rate"])
 
-    @property
-    def announces_cuts(self) -> bool:
-        return self.engine.dialect.name == "postgresql"
-
-    def announce_cut(self, news: str) -> None:
-        """NOTIFY on a connection kept for it, before the cut is written down: one round trip, where a pooled
-        connection costs four (ping, BEGIN, NOTIFY, COMMIT) while the others send into a full second.
-        Best effort: the others still find the cut in the table at their next tick."""
-        if not self.announces_cuts:
-            return
-        with self._announcing:
-            try:
-                if self._announcer is None:
-                    self._announcer = self._connection_of_its_own()
-                # Channels are the database's, not the schema's: deployments in other schemas hear it too.
-                self._announcer.execute("SELECT pg_notify(%s, current_schema() || ' ' || %s)", (CUTS_CHANNEL, news))
-            except Exception as error:
-                log.warning("MTurk budget: the cut could not be announced (%s)", type(error).__name__)
-                self._close_announcer()
-
-    def _close_announcer(self) -> None:
-        announcer, self._announcer = self._announcer, None
-        if announcer is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection: nothing left to do
-                announcer.close()
-
-    def close(self) -> None:
-        with self._announcing:
-            self._close_announcer()
-
-    def _connection_of_its_own(self) -> Any:
-        """A psycopg connection in autocommit, out of the pool (held for as long as the replica runs)."""
-        raw = self.engine.raw_connection()
-        connection = raw.driver_connection
-        raw.detach()
-        connection.rollback()  # outside a transaction: LISTEN hears, and NOTIFY is sent, at once
-        connection.autocommit = True
-        return connection
-
-    def listen_for_cuts(self, heard: Callable[[str], None], listener: Listener) -> None:
-        """LISTEN on a connection of its own, to this deployment's schema's announcements."""
-        connection = self._connection_of_its_own()
-        try:
-            ours = f"{connection.execute('SELECT current_schema()').fetchone()[0]} "
-            connection.execute(f"LISTEN {CUTS_CHANNEL}")
-            listener.listening.set()
-            while not listener.stop.is_set():
-                for notice in connection.notifies(timeout=1.0):  # at least once a second: is it time to stop?
-                    if notice.payload.startswith(ours):
-                        heard(notice.payload.removeprefix(ours))
-        finally:
-            listener.listening.clear()
-            connection.close()
-
     def check_in(self, replica_id: str, mturk_env: str, *, active: bool, moment: datetime) -> GrantingReplicas:
         c = mturk_replicas.c
         values = {"mturk_env": mturk_env, "last_seen": moment, "active": active}
@@ -305,11 +191,13 @@ class SharedBudget:
         mturk_env: str,
         *,
         shared: bool,
+        news: NewsChannel | None = None,
         replica_id: str | None = None,
         clock: Callable[[], datetime] = now,
     ) -> None:
         self.limiter = limiter
         self.store = store
+        self.news = news if shared else None  # how replicas hear of each other's throttles at once
         self.mturk_env = mturk_env
         self.shared = shared
         self.replica_id = replica_id or uuid.uuid4().hex[:12]
@@ -390,7 +278,7 @@ class SharedBudget:
     def _announce(self, kind: str, sent_at: float, count: int, ceiling: float) -> None:
         """Announce an overshoot; `sent_at` on the limiter's clock."""
         epoch = self._clock().timestamp() - (self.limiter.now() - sent_at)
-        self.store.announce_cut(CutNews(kind, self.mturk_env, self.replica_id, epoch, count, ceiling).encode())
+        self._tell(CutNews(kind, self.mturk_env, self.replica_id, epoch, count, ceiling))
 
     def _heard(self, payload: str) -> None:
         news = CutNews.decode(payload)
@@ -422,7 +310,11 @@ class SharedBudget:
             self._announce_agreed(news.sent_at, ceiling)
 
     def _announce_agreed(self, epoch: float, ceiling: float) -> None:
-        self.store.announce_cut(CutNews("agreed", self.mturk_env, self.replica_id, epoch, 0, ceiling).encode())
+        self._tell(CutNews("agreed", self.mturk_env, self.replica_id, epoch, 0, ceiling))
+
+    def _tell(self, news: CutNews) -> None:
+        if self.news is not None:
+            self.news.announce(news.encode())
 
     def _heard_agreed(self, news: CutNews) -> None:
         """The replicas' count for an overshoot. Where several replicas added it up (both were throttled, or
@@ -464,14 +356,15 @@ class SharedBudget:
         self.limiter.on_busy = self.limiter.on_cut = self._wake.set
         self._thread = threading.Thread(target=self._run, name="mturk-budget", daemon=True)
         self._thread.start()
-        if self.shared and self.store.announces_cuts:
+        if self.news is not None:
             self._listener = threading.Thread(target=self._listen, name="mturk-budget-listener", daemon=True)
             self._listener.start()
 
     def _listen(self) -> None:
+        assert self.news is not None
         while not self._stopping.is_set():
             try:
-                self.store.listen_for_cuts(self._heard, self.listener)
+                self.news.listen(self._heard, self.listener)
             except Exception as error:  # the ticks still bring every cut, only later: keep listening
                 log.warning("MTurk budget: listening for other replicas' cuts failed (%s)", type(error).__name__)
                 self._stopping.wait(LISTEN_AGAIN_AFTER)
@@ -499,4 +392,5 @@ class SharedBudget:
                 self.store.check_out(self.replica_id)
         except SQLAlchemyError as error:
             log.warning("MTurk budget: the database did not answer at shutdown (%s)", type(error).__name__)
-        self.store.close()
+        if self.news is not None:
+            self.news.close()

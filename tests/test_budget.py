@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import text
 
 import bot.budget
-from bot.budget import STALE_AFTER, CutNews, LearnedCeiling, Listener, SharedBudget, SqlBudgetStore
+from bot.budget import STALE_AFTER, LearnedCeiling, SharedBudget, SqlBudgetStore
+from bot.budget_news import CutNews, Listener, PostgresNews
 from bot.ratelimit import CUT_FACTOR, REMEMBERED_HEADROOM, AdaptiveRateLimiter
 from bot.requests import RequestState
 from bot.store import GrantStore, create_database_engine
@@ -240,9 +241,9 @@ def test_a_cut_reaches_the_other_replicas_at_once_and_they_back_off_too(
     monkeypatch.setattr(bot.budget, "TICK", 60.0)  # the ticks alone would bring the cut a minute late
     store = GrantStore(create_database_engine(postgres_url))
     store.upgrade_schema()
-    budget_store = SqlBudgetStore(store.engine)
+    budget_store, news = SqlBudgetStore(store.engine), PostgresNews(store.engine)
     first, second = (
-        SharedBudget(AdaptiveRateLimiter(200), budget_store, ENV, shared=True, replica_id=name)
+        SharedBudget(AdaptiveRateLimiter(200), budget_store, ENV, shared=True, news=news, replica_id=name)
         for name in ("first", "second")
     )
     second.limiter.start_from(30)  # under the ceiling the first is about to find: taking it would not slow it
@@ -275,18 +276,18 @@ def test_announcements_stay_within_their_deployments_schema(postgres_url: str) -
     engine = create_database_engine(os.environ["TEST_DATABASE_URL"])
     with engine.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    stores = [SqlBudgetStore(create_database_engine(url)) for url in (postgres_url, other_url)]
+    stores = [PostgresNews(create_database_engine(url)) for url in (postgres_url, other_url)]
     heard: list[list[str]] = [[], []]
     listeners = [Listener(stop=threading.Event()) for _ in stores]
     threads = [
-        threading.Thread(target=store.listen_for_cuts, args=(heard[i].append, listeners[i]), daemon=True)
+        threading.Thread(target=store.listen, args=(heard[i].append, listeners[i]), daemon=True)
         for i, store in enumerate(stores)
     ]
     try:
         for thread, listener in zip(threads, listeners, strict=True):
             thread.start()
             assert listener.listening.wait(10)
-        stores[0].announce_cut("news for the first deployment")
+        stores[0].announce("news for the first deployment")
         deadline = wall_time.monotonic() + 2
         while not heard[0] and wall_time.monotonic() < deadline:
             wall_time.sleep(0.01)
@@ -313,9 +314,9 @@ def test_replicas_granting_at_once_add_up_their_counts_for_the_account(
     monkeypatch.setattr(bot.budget, "TICK", 60.0)
     store = GrantStore(create_database_engine(postgres_url))
     store.upgrade_schema()
-    budget_store = SqlBudgetStore(store.engine)
+    budget_store, news = SqlBudgetStore(store.engine), PostgresNews(store.engine)
     first, second = (
-        SharedBudget(AdaptiveRateLimiter(200), budget_store, ENV, shared=True, replica_id=name)
+        SharedBudget(AdaptiveRateLimiter(200), budget_store, ENV, shared=True, news=news, replica_id=name)
         for name in ("first", "second")
     )
     try:
