@@ -299,8 +299,8 @@ class SharedBudget:
         """
         limiter = self.limiter
         ceiling = news.ceiling
-        if limiter.busy(ACTIVE_FOR):
-            mine = limiter.accepted_before(limiter.now() - (self._clock().timestamp() - news.sent_at))
+        mine = limiter.accepted_before(limiter.now() - (self._clock().timestamp() - news.sent_at))
+        if mine and news.count:  # both counted calls in that second; else the announcer's estimate is all there is
             ceiling = float(news.count + mine * (max(2, limiter.share) - 1))
             self._agreed_for = news.sent_at
         limiter.back_off(ceiling)

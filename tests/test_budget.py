@@ -448,6 +448,22 @@ def test_an_announcement_reads_back_as_sent_and_a_stranger_is_ignored() -> None:
     assert CutNews.decode("another app's notice on this channel") is None
 
 
+def test_a_replica_with_no_calls_in_that_second_takes_the_announcers_estimate(budget_store: SqlBudgetStore) -> None:
+    """Adding up needs both counts: a replica whose calls all left the second (or the announcer's, when its
+    first call was throttled) would make a sum of nothing, and back off to a crawl."""
+    time = SharedTime()
+    _, second = sharing(time, budget_store)
+    time.now += 1.5  # its calls have left the second; it still counts as granting
+    second._heard(CutNews("cut", ENV, "first", time.wall().timestamp(), 26, 52.0).encode())
+    assert second.limiter.ceiling == pytest.approx(52)
+    time.now += 3.0
+    for _ in range(3):
+        second.limiter.acquire()
+        second.limiter.on_success()
+    second._heard(CutNews("cut", ENV, "first", time.wall().timestamp(), 0, 50.0).encode())
+    assert second.limiter.ceiling == pytest.approx(50)  # not 0 + its 3
+
+
 def test_a_shared_cut_is_written_down_once_the_replicas_could_add_up_their_counts(
     budget_store: SqlBudgetStore,
 ) -> None:
