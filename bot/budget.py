@@ -29,7 +29,7 @@ talk on PostgreSQL (NOTIFY and LISTEN, within the deployment's schema: bot/budge
 - Every replica backs off within milliseconds, as if throttled itself (`_heard_cut`). A replica granting too
   adds its own count for that same second, and announces the sum: the account's count, which all take
   (each replica's count times the share is a call or two off, one high, one low).
-- The throttled replica writes the cut down AGREE_WITHIN_DELTA later, once the sum has come. A cut that
+- The throttled replica writes the cut down AGREE_WITHIN later, once the sum has come. A cut that
   reaches a replica only at a tick (its listener was down) is taken as a ceiling, as before.
 Replicas starting work together interleave their calls by rank on the shared wall clock (bot/ratelimit.py),
 so at a first overshoot the announcement reaches the other replica between two of its calls.
@@ -68,9 +68,8 @@ FORGET_REPLICAS_AFTER = timedelta(hours=1)
 STALE_AFTER = timedelta(days=1)
 WRITE_EVERY = timedelta(seconds=2)  # a higher limit learned without a throttle is written at most this often
 # Cuts of two replicas written this close together describe the same overshoot (a cut is written within a TICK).
-SAME_OVERSHOOT_SECONDS = 1.0
-SAME_OVERSHOOT_WITHIN = timedelta(seconds=SAME_OVERSHOOT_SECONDS)
-AGREE_WITHIN_DELTA = timedelta(seconds=0.2)  # a cut waits this long for the replicas' count to be written down
+SAME_OVERSHOOT_WITHIN = timedelta(seconds=1)
+AGREE_WITHIN = timedelta(seconds=0.2)  # a cut waits this long for the replicas' count to be written down
 LISTEN_AGAIN_AFTER = 5.0  # seconds before a listener whose connection failed connects again
 
 mturk_budget = Table(
@@ -273,7 +272,7 @@ class SharedBudget:
     def _time_to_write_cut(self, moment: datetime) -> bool:
         """Written down at once alone; shared, once the others' counts have come (or at the last tick)."""
         assert self._cut_found_at is not None
-        return not self.shared or self._stopping.is_set() or moment - self._cut_found_at >= AGREE_WITHIN_DELTA
+        return not self.shared or self._stopping.is_set() or moment - self._cut_found_at >= AGREE_WITHIN
 
     def _announce(self, kind: str, sent_at: float, count: int, ceiling: float) -> None:
         """Announce an overshoot; `sent_at` on the limiter's clock."""
@@ -319,7 +318,10 @@ class SharedBudget:
     def _heard_agreed(self, news: CutNews) -> None:
         """The replicas' count for an overshoot. Where several replicas added it up (both were throttled, or
         more than two grant), the smallest replica ID's stands, so all settle on one."""
-        added_up_too = self._agreed_for is not None and abs(news.sent_at - self._agreed_for) < SAME_OVERSHOOT_SECONDS
+        added_up_too = (
+            self._agreed_for is not None
+            and abs(news.sent_at - self._agreed_for) < SAME_OVERSHOOT_WITHIN.total_seconds()
+        )
         if added_up_too and news.replica_id > self.replica_id:
             return
         self.limiter.back_off(news.ceiling)

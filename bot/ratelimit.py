@@ -176,7 +176,7 @@ class AdaptiveRateLimiter:
         a `stale` one (the limit may have moved a lot) is probed above at once, from just below it.
         """
         with self._lock:
-            self.ceiling = max(self.min_rate, min(self.max_rate, ceiling))
+            self.ceiling = self._bounded(ceiling)
             self._probe_at_once = stale
             self._restart_curve(self._clock())
 
@@ -213,7 +213,7 @@ class AdaptiveRateLimiter:
         """
         with self._lock:
             now = self._clock()
-            ceiling = max(self.min_rate, min(self.max_rate, ceiling))
+            ceiling = self._bounded(ceiling)
             if now - self._last_cut < self._cooldown:
                 return
             if ceiling < self.rate:
@@ -227,13 +227,11 @@ class AdaptiveRateLimiter:
         the same overshoot: it replaces that cut's ceiling (`agree`), and is not a second cut."""
         with self._lock:
             now = self._clock()
-            ceiling = max(self.min_rate, min(self.max_rate, ceiling))
             if now - self._last_cut >= self._cooldown:
-                self._cut_to(ceiling, now)
+                self._cut_to(self._bounded(ceiling), now)
                 self._wait_for_the_window(now)
             else:
-                self._cut_to(ceiling, self._last_cut)
-                self.rate = self._rate_at(now)
+                self._replace_last_cut(ceiling, now)
 
     def _wait_for_the_window(self, now: float) -> None:
         """No call until this limiter's oldest call of the trailing second has left it. MTurk's second is full
@@ -257,10 +255,8 @@ class AdaptiveRateLimiter:
         """Replace the ceiling of this limiter's last cut (its own, or a back-off) by the replicas' common
         estimate of the same overshoot, as if it had cut there at the same moment: not a second cut."""
         with self._lock:
-            if self._last_cut == NEVER:
-                return  # no cut to replace
-            self._cut_to(max(self.min_rate, min(self.max_rate, ceiling)), self._last_cut)
-            self.rate = self._rate_at(self._clock())
+            if self._last_cut != NEVER:  # else no cut to replace
+                self._replace_last_cut(ceiling, self._clock())
 
     def on_success(self) -> None:
         with self._lock:
@@ -301,6 +297,14 @@ class AdaptiveRateLimiter:
         self._cut_to(max(self.min_rate, min(self.rate, accepted_rate)), now)
         self.cuts += 1
         return True
+
+    def _replace_last_cut(self, ceiling: float, now: float) -> None:
+        """As if the last cut had found `ceiling`: the curve from that cut's moment, not a second cut."""
+        self._cut_to(self._bounded(ceiling), self._last_cut)
+        self.rate = self._rate_at(now)
+
+    def _bounded(self, rate: float) -> float:
+        return max(self.min_rate, min(self.max_rate, rate))
 
     def _cut_to(self, ceiling: float, now: float) -> None:
         self.ceiling = self._curve_base = ceiling

@@ -42,7 +42,7 @@ def budget_store(store_on_any_database: GrantStore) -> SqlBudgetStore:
 def cuts_written_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """A shared replica's cut is written down AGREE_WITHIN after it is announced, once the replicas have added
     up their counts; tests of what the table alone carries write it at the next tick."""
-    monkeypatch.setattr(bot.budget, "AGREE_WITHIN_DELTA", timedelta(0))
+    monkeypatch.setattr(bot.budget, "AGREE_WITHIN", timedelta(0))
 
 
 def limiter_at(time: SharedTime, max_rate: float = 200) -> AdaptiveRateLimiter:
