@@ -6,6 +6,8 @@ import os
 import threading
 import time as wall_time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -239,33 +241,17 @@ def test_a_cut_reaches_the_other_replicas_at_once_and_they_back_off_too(
     cut is written as it is made and announced (PostgreSQL NOTIFY), and the others take it within milliseconds.
     They back off as if throttled themselves, not only take the ceiling: the account is over its limit now."""
     monkeypatch.setattr(bot.budget, "TICK", 60.0)  # the ticks alone would bring the cut a minute late
-    store = GrantStore(create_database_engine(postgres_url))
-    store.upgrade_schema()
-    budget_store, news = SqlBudgetStore(store.engine), PostgresNews(store.engine)
-    first, second = (
-        SharedBudget(AdaptiveRateLimiter(200), budget_store, ENV, shared=True, news=news, replica_id=name)
-        for name in ("first", "second")
-    )
-    second.limiter.start_from(30)  # under the ceiling the first is about to find: taking it would not slow it
-    try:
-        for replica_budget in (first, second):
-            replica_budget.start()
-            assert replica_budget.listener.listening.wait(10)
+    with two_replicas_listening(postgres_url) as (first, second):
+        second.limiter.start_from(30)  # under the ceiling the first is about to find: taking it would not slow it
         for _ in range(40):
             first.limiter.acquire()
             first.limiter.on_success()
         first.limiter.on_throttle()
         found = first.limiter.ceiling
         assert found is not None and 40 <= found < 200
-        deadline = wall_time.monotonic() + 2
-        while second.limiter.ceiling != found and wall_time.monotonic() < deadline:
-            wall_time.sleep(0.01)
+        wait_until(lambda: second.limiter.ceiling == found)
         assert second.limiter.ceiling == pytest.approx(found)
         assert second.limiter.rate == pytest.approx(CUT_FACTOR * found)
-    finally:
-        first.stop()
-        second.stop()
-        store.engine.dispose()
 
 
 def test_announcements_stay_within_their_deployments_schema(postgres_url: str) -> None:
@@ -288,9 +274,7 @@ def test_announcements_stay_within_their_deployments_schema(postgres_url: str) -
             thread.start()
             assert listener.listening.wait(10)
         stores[0].announce("news for the first deployment")
-        deadline = wall_time.monotonic() + 2
-        while not heard[0] and wall_time.monotonic() < deadline:
-            wall_time.sleep(0.01)
+        wait_until(lambda: bool(heard[0]))
         wall_time.sleep(0.1)
         assert heard == [["news for the first deployment"], []]
     finally:
@@ -312,17 +296,8 @@ def test_replicas_granting_at_once_add_up_their_counts_for_the_account(
     """A throttled replica estimates the account's count as its own times the share: 26 × 2 = 52 when the
     other had 24 calls accepted in that second. The other adds its count to the first's, and both take the sum."""
     monkeypatch.setattr(bot.budget, "TICK", 60.0)
-    store = GrantStore(create_database_engine(postgres_url))
-    store.upgrade_schema()
-    budget_store, news = SqlBudgetStore(store.engine), PostgresNews(store.engine)
-    first, second = (
-        SharedBudget(AdaptiveRateLimiter(200), budget_store, ENV, shared=True, news=news, replica_id=name)
-        for name in ("first", "second")
-    )
-    try:
+    with two_replicas_listening(postgres_url) as (first, second):
         for replica_budget in (first, second):
-            replica_budget.start()
-            assert replica_budget.listener.listening.wait(10)
             replica_budget.limiter.acquire()  # granting: checks in at once
         wall_time.sleep(1.1)  # those calls leave the second that counts
         first.limiter.share = second.limiter.share = 2
@@ -333,15 +308,39 @@ def test_replicas_granting_at_once_add_up_their_counts_for_the_account(
         first.limiter.acquire()
         first.limiter.on_throttle()
         assert first.limiter.ceiling == pytest.approx(52)
-        deadline = wall_time.monotonic() + 2
-        while (first.limiter.ceiling, second.limiter.ceiling) != (50, 50) and wall_time.monotonic() < deadline:
-            wall_time.sleep(0.01)
+        wait_until(lambda: (first.limiter.ceiling, second.limiter.ceiling) == (50, 50))
         assert (first.limiter.ceiling, second.limiter.ceiling) == (50, 50)
         assert first.limiter.cuts == 1 and second.limiter.cuts == 0  # the sum replaces the cut: not a second one
+
+
+@contextmanager
+def two_replicas_listening(postgres_url: str) -> Iterator[tuple[SharedBudget, SharedBudget]]:
+    """Two replicas on a fresh PostgreSQL schema, each announcing on its own connection, started and listening."""
+    store = GrantStore(create_database_engine(postgres_url))
+    store.upgrade_schema()
+    budget_store = SqlBudgetStore(store.engine)
+    first, second = (
+        SharedBudget(
+            AdaptiveRateLimiter(200), budget_store, ENV, shared=True, news=PostgresNews(store.engine), replica_id=name
+        )
+        for name in ("first", "second")
+    )
+    try:
+        for replica_budget in (first, second):
+            replica_budget.start()
+            assert replica_budget.listener.listening.wait(10)
+        yield first, second
     finally:
         first.stop()
         second.stop()
         store.engine.dispose()
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 2.0) -> None:
+    """Until `condition` holds, or `seconds` have passed: the caller asserts what it expected."""
+    deadline = wall_time.monotonic() + seconds
+    while not condition() and wall_time.monotonic() < deadline:
+        wall_time.sleep(0.01)
 
 
 def sharing(time: SharedTime, store: SqlBudgetStore) -> tuple[SharedBudget, SharedBudget]:
